@@ -1,0 +1,86 @@
+"""Figures of results: mean ± std over seeds, one line per model.
+
+All functions take plain rows (dicts, as read back from ``results.csv`` / ``metrics.jsonl``), so
+figures can be redrawn from files without retraining, and return the matplotlib ``Figure``.
+"""
+
+import collections
+import os
+from typing import Iterable, Mapping, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")  # figures are files; no display is needed (or available in CI)
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def mean_std_band(ax, x: Sequence[float], ys: np.ndarray, label: str, **kwargs) -> None:
+    """Plot the mean of ``ys: [seed, len(x)]`` as a line with a ± std band on ``ax``."""
+    ys = np.asarray(ys, dtype=float)
+    mean, std = ys.mean(axis=0), ys.std(axis=0)
+    (line,) = ax.plot(x, mean, label=f"{label} (n={ys.shape[0]})", **kwargs)
+    ax.fill_between(x, mean - std, mean + std, color=line.get_color(), alpha=0.2, linewidth=0)
+
+
+def save(fig, path: os.PathLike) -> None:
+    """Write ``fig`` as a PNG (directories created) and close it."""
+    os.makedirs(os.path.dirname(os.fspath(path)) or ".", exist_ok=True)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+
+
+def accuracy_vs_length(
+    rows: Iterable[Mapping[str, str]], metric: str = "eval_accuracy", group: str = "model", title: str = ""
+):
+    """Final accuracy vs sequence length, one line per ``group`` value, mean ± std over seeds.
+
+    Args:
+      rows: result rows with ``group``, ``length`` and ``metric`` columns (one row per seed).
+      metric: the column to plot.
+      group: the column that names a line.
+      title: figure title.
+    """
+    by_group = collections.defaultdict(lambda: collections.defaultdict(list))
+    for row in rows:
+        by_group[row[group]][int(row["length"])].append(float(row[metric]))
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, by_length in by_group.items():
+        lengths = sorted(by_length)
+        n = min(len(by_length[t]) for t in lengths)
+        ys = np.array([by_length[t][:n] for t in lengths]).T
+        mean_std_band(ax, lengths, ys, name, marker="o")
+    ax.axhline(0.99, color="gray", linestyle=":", linewidth=1)
+    ax.set_xlabel("sequence length T")
+    ax.set_ylabel("accuracy on a fresh batch")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_title(title or "accuracy vs sequence length (mean ± std over seeds)")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def training_curves(rows: Iterable[Mapping], group: str = "model", metrics=("loss", "accuracy"), title: str = ""):
+    """Per-step curves (one panel per metric), one line per ``group`` value, mean ± std over seeds.
+
+    Args:
+      rows: metric rows with ``group``, ``seed``, ``step`` and the ``metrics`` columns.
+    """
+    series = collections.defaultdict(lambda: collections.defaultdict(dict))
+    for row in rows:
+        series[row[group]][row["seed"]][row["step"]] = row
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 3.6))
+    for name, by_seed in series.items():
+        steps = sorted(set.intersection(*(set(s) for s in by_seed.values())))
+        for ax, metric in zip(np.atleast_1d(axes), metrics):
+            ys = np.array([[by_seed[s][t][metric] for t in steps] for s in sorted(by_seed)])
+            mean_std_band(ax, steps, ys, str(name))
+    for ax, metric in zip(np.atleast_1d(axes), metrics):
+        ax.set_xlabel("training step")
+        ax.set_ylabel(metric)
+        ax.grid(alpha=0.3)
+        if metric == "loss":
+            ax.set_yscale("log")
+    np.atleast_1d(axes)[-1].legend()
+    fig.suptitle(title)
+    return fig

@@ -1,0 +1,146 @@
+"""Sequence models built on any :mod:`jaxseq.models.cells` cell.
+
+:func:`scan_cell` is the one place a cell is run over time: it applies the cell's input
+projection to all time steps in one matmul, then ``nn.scan``s only the recurrent step.
+"""
+
+from typing import Optional
+
+import jax
+import jax.numpy as jnp
+from flax import linen as nn
+
+from jaxseq.models.cells import RecurrentCell
+from jaxseq.registry import lookup
+
+ENCODINGS = ("raw", "onehot", "embed")
+
+
+def _scan_body(cell: RecurrentCell, carry, inputs):
+    x_proj, perturbation = inputs
+    carry, h = cell.step(carry, x_proj)
+    if perturbation is not None:
+        h = h + perturbation
+        carry = cell.with_hidden(carry, h)
+    return carry, h
+
+
+_scan = nn.scan(
+    _scan_body,
+    variable_broadcast="params",
+    split_rngs={"params": False},
+    in_axes=1,
+    out_axes=1,
+)
+
+
+def scan_cell(
+    cell: RecurrentCell,
+    x: jax.Array,
+    carry=None,
+    reverse: bool = False,
+    perturbations: Optional[jax.Array] = None,
+):
+    """Run ``cell`` over a batch of sequences.
+
+    Args:
+      cell: a bound cell module (an attribute or submodule of the calling module).
+      x: inputs ``[batch, time, d]``.
+      carry: initial state (zeros if None).
+      reverse: run from the last time step to the first (outputs stay in input order).
+      perturbations: optional ``[batch, time, H]`` added to ``h_t`` after each step (and to the
+        state carried forward); zeros leave the function unchanged, and differentiating with
+        respect to them gives ``dL/dh_t`` for every ``t`` in one backward pass.
+    Returns:
+      ``(final_carry, hs)`` with ``hs: [batch, time, H]``.
+    """
+    if carry is None:
+        carry = cell.initialize_carry(jax.random.key(0), x[:, 0].shape)
+    x_proj = cell.project_inputs(x)
+    if reverse:
+        x_proj = jnp.flip(x_proj, axis=1)
+        if perturbations is not None:
+            perturbations = jnp.flip(perturbations, axis=1)
+    carry, hs = _scan(cell, carry, (x_proj, perturbations))
+    if reverse:
+        hs = jnp.flip(hs, axis=1)
+    return carry, hs
+
+
+class TokenEncoder(nn.Module):
+    """Map integer tokens ``[batch, time]`` to input vectors ``[batch, time, d]``.
+
+    Attributes:
+      vocab_size: number of distinct input tokens.
+      encoding: ``"raw"`` (the token value as one float, d = 1: the classic set-up),
+        ``"onehot"`` (d = vocab_size) or ``"embed"`` (a learned table, d = embed_dim).
+      embed_dim: width of the learned embedding.
+    """
+
+    vocab_size: int
+    encoding: str = "onehot"
+    embed_dim: int = 16
+
+    @nn.compact
+    def __call__(self, tokens: jax.Array) -> jax.Array:
+        if self.encoding == "raw":
+            return tokens[..., None].astype(jnp.float32)
+        if self.encoding == "onehot":
+            return jax.nn.one_hot(tokens, self.vocab_size)
+        if self.encoding == "embed":
+            return nn.Embed(self.vocab_size, self.embed_dim, name="embed")(tokens)
+        raise ValueError(f"unknown encoding {self.encoding!r}; choose one of: {', '.join(ENCODINGS)}")
+
+
+class SequenceClassifier(nn.Module):
+    """Classify a sequence from the last hidden state: ``p = h_T W_ph + b_p``.
+
+    Attributes:
+      cell: the recurrent cell (initial state zeros).
+      num_classes: ``C``.
+      vocab_size, encoding, embed_dim: see :class:`TokenEncoder`.
+    """
+
+    cell: RecurrentCell
+    num_classes: int
+    vocab_size: int
+    encoding: str = "onehot"
+    embed_dim: int = 16
+
+    @nn.compact
+    def __call__(self, tokens: jax.Array, perturbations: Optional[jax.Array] = None) -> jax.Array:
+        """``tokens: [batch, time]`` ints -> logits ``[batch, C]``.
+
+        ``perturbations``: optional ``[batch, time, H]`` added to each ``h_t`` (see :func:`scan_cell`).
+        """
+        x = TokenEncoder(self.vocab_size, self.encoding, self.embed_dim, name="encoder")(tokens)
+        _, hs = scan_cell(self.cell, x, perturbations=perturbations)
+        return nn.Dense(self.num_classes, name="head")(hs[:, -1])
+
+
+class BidirectionalClassifier(nn.Module):
+    """Two cells read the sequence in opposite directions; the head sees both final states.
+
+    ``p = [h_T^fwd ; h_1^bwd] W_ph + b_p`` where ``h_1^bwd`` is the backward cell's state after it
+    has read the whole sequence from ``x_T`` down to ``x_1``.
+
+    Attributes:
+      forward_cell, backward_cell: two cells of the same hidden size (separate parameters).
+      num_classes, vocab_size, encoding, embed_dim: as in :class:`SequenceClassifier`.
+    """
+
+    forward_cell: RecurrentCell
+    backward_cell: RecurrentCell
+    num_classes: int
+    vocab_size: int
+    encoding: str = "onehot"
+    embed_dim: int = 16
+
+    @nn.compact
+    def __call__(self, tokens: jax.Array, perturbations: Optional[jax.Array] = None) -> jax.Array:
+        """``tokens: [batch, time]`` -> logits ``[batch, C]``; ``perturbations`` (forward cell only)."""
+        x = TokenEncoder(self.vocab_size, self.encoding, self.embed_dim, name="encoder")(tokens)
+        _, hs_fwd = scan_cell(self.forward_cell, x, perturbations=perturbations)
+        _, hs_bwd = scan_cell(self.backward_cell, x, reverse=True)
+        last = jnp.concatenate([hs_fwd[:, -1], hs_bwd[:, 0]], axis=-1)
+        return nn.Dense(self.num_classes, name="head")(last)

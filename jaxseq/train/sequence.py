@@ -1,0 +1,207 @@
+"""Training sequence classifiers on the on-device tasks: one pure, jit-able, vmappable run.
+
+``make_train(config)`` does the Python-side setup once and returns a :class:`SequenceTrainer`
+whose methods are pure functions of JAX values:
+
+- ``init(rng) -> RunState``
+- ``run_chunk(run_state) -> (run_state, metrics)``: ``config.train.chunk_steps`` steps as one
+  ``lax.scan``; per-step metrics ``[chunk]`` (``loss``, ``accuracy``, ``grad_norm``,
+  ``param_norm``, ``active``).
+- ``evaluate(run_state) -> metrics`` on a large fresh batch.
+- ``train(rng) -> (run_state, metrics)``: the whole run (all chunks, then ``evaluate``).
+
+Several seeds train in one program with ``jax.jit(jax.vmap(trainer.train))(keys)``. Each seed
+stops by itself, inside the compiled program, by masking its updates once it has converged
+(windowed accuracy >= ``stop_accuracy``) or once its windowed loss has not improved for
+``patience`` steps; it then records the step it stopped at.
+"""
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import optax
+from flax import struct
+
+from jaxseq.data.sequences import get_task
+from jaxseq.models.registry import make_classifier
+from jaxseq.train.optim import make_optimizer
+from jaxseq.train.state import TrainState, param_norm, where_tree
+
+_EVAL_SALT = 0x5EED  # folded into the run key for the evaluation batch, apart from all step keys
+
+
+@struct.dataclass
+class RunState:
+    """Everything one seed's run carries from step to step.
+
+    Attributes:
+      train_state: parameters and optimiser state.
+      rng: the run's key; step ``s`` uses ``fold_in(rng, s)``.
+      step: number of steps executed (updates applied or masked), int32.
+      active: False once the seed has stopped.
+      converged_step: step at which the windowed accuracy reached the target, -1 if never.
+      stopped_step: step at which the seed stopped updating, -1 while active.
+      recent_acc, recent_loss: ring buffers ``[window]`` of the last accuracies and losses.
+      best_loss: best windowed loss so far; since_best: steps since it improved.
+    """
+
+    train_state: TrainState
+    rng: jax.Array
+    step: jax.Array
+    active: jax.Array
+    converged_step: jax.Array
+    stopped_step: jax.Array
+    recent_acc: jax.Array
+    recent_loss: jax.Array
+    best_loss: jax.Array
+    since_best: jax.Array
+
+
+def cross_entropy(logits: jax.Array, labels: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Mean cross-entropy and accuracy of ``logits [B, C]`` against integer ``labels [B]``."""
+    loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+    accuracy = (jnp.argmax(logits, axis=-1) == labels).mean()
+    return loss, accuracy
+
+
+class SequenceTrainer:
+    """Pure training functions for one (model, task, length) setting; see the module docstring.
+
+    Args:
+      config: a config with ``model``, ``optim``, ``data`` and ``train`` sections
+        (``configs/palindrome.py`` documents every field). It is read, never modified.
+    """
+
+    def __init__(self, config: ml_collections.ConfigDict):
+        data, train = config.data, config.train
+        self.task = get_task(data.task)
+        self.length = data.length
+        self.batch_size = data.batch_size
+        self.eval_batch_size = data.get("eval_batch_size", 4096)
+        # check the data arguments once, eagerly, with clear errors
+        self.task.sample(jax.random.key(0), self.batch_size, self.length)
+        if train.num_steps <= 0 or train.chunk_steps <= 0:
+            raise ValueError("train.num_steps and train.chunk_steps must be positive")
+        self.num_steps = train.num_steps
+        self.chunk_steps = min(train.chunk_steps, train.num_steps)
+        self.window = train.get("window", 50)
+        self.stop_accuracy = train.get("stop_accuracy", 1.1)  # > 1 disables
+        self.patience = train.get("patience", 0)  # 0 disables
+        self.model = make_classifier(
+            config.model, self.task.vocab_size(self.length), self.task.num_classes(self.length)
+        )
+        self.tx = make_optimizer(config.optim, self.num_steps)
+
+    # -- data --------------------------------------------------------------------------
+    def get_batch(self, key: jax.Array, batch_size: int | None = None):
+        """A fresh batch ``(inputs [B, time], labels [B])`` from ``key``."""
+        return self.task.sample(key, batch_size or self.batch_size, self.length)
+
+    # -- one step ----------------------------------------------------------------------
+    def train_step(self, state: TrainState, batch, rng: jax.Array) -> tuple[TrainState, dict[str, jax.Array]]:
+        """One optimiser update on ``batch``; returns the new state and scalar metrics."""
+        inputs, labels = batch
+
+        def loss_fn(params):
+            logits = state.apply_fn({"params": params}, inputs)
+            return cross_entropy(logits, labels)
+
+        (loss, accuracy), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+        metrics = {
+            "loss": loss,
+            "accuracy": accuracy,
+            "grad_norm": optax.global_norm(grads),
+            "param_norm": param_norm(state.params),
+        }
+        return state.apply_gradients(grads=grads), metrics
+
+    # -- a run -------------------------------------------------------------------------
+    def init(self, rng: jax.Array) -> RunState:
+        """Fresh parameters, optimiser state and stopping bookkeeping for one seed."""
+        init_key, run_key = jax.random.split(rng)
+        inputs, _ = self.get_batch(jax.random.key(0), 1)
+        params = self.model.init(init_key, inputs)["params"]
+        state = TrainState.create(apply_fn=self.model.apply, params=params, tx=self.tx)
+        return RunState(
+            train_state=state,
+            rng=run_key,
+            step=jnp.int32(0),
+            active=jnp.bool_(True),
+            converged_step=jnp.int32(-1),
+            stopped_step=jnp.int32(-1),
+            recent_acc=jnp.zeros(self.window),
+            recent_loss=jnp.full(self.window, jnp.inf),
+            best_loss=jnp.float32(jnp.inf),
+            since_best=jnp.int32(0),
+        )
+
+    def _one_step(self, run: RunState, _) -> tuple[RunState, dict[str, jax.Array]]:
+        step = run.step + 1  # 1-based number of the step being taken
+        active = run.active & (step <= self.num_steps)
+        step_key = jax.random.fold_in(run.rng, step)
+        data_key, step_rng = jax.random.split(step_key)
+        new_state, metrics = self.train_step(run.train_state, self.get_batch(data_key), step_rng)
+
+        slot = (step - 1) % self.window
+        recent_acc = run.recent_acc.at[slot].set(metrics["accuracy"])
+        recent_loss = run.recent_loss.at[slot].set(metrics["loss"])
+        full_window = step >= self.window
+        converged = active & full_window & (recent_acc.mean() >= self.stop_accuracy)
+        window_loss = recent_loss.mean()
+        improved = window_loss < run.best_loss
+        since_best = jnp.where(improved, 0, run.since_best + 1)
+        plateau = active & full_window & (self.patience > 0) & (since_best >= self.patience)
+        stops = converged | plateau | (active & (step == self.num_steps))
+        # the metrics were measured before this step's update: a seed that stops here keeps the
+        # parameters that earned them (one more update could undo a solved task)
+        apply_update = active & ~(converged | plateau)
+
+        run = run.replace(
+            train_state=where_tree(apply_update, new_state, run.train_state),
+            step=step,
+            active=active & ~stops,
+            converged_step=jnp.where(converged & (run.converged_step < 0), step, run.converged_step),
+            stopped_step=jnp.where(stops, step, run.stopped_step),
+            recent_acc=recent_acc,
+            recent_loss=recent_loss,
+            best_loss=jnp.where(improved, window_loss, run.best_loss),
+            since_best=since_best,
+        )
+        return run, {**metrics, "active": apply_update}
+
+    def run_chunk(self, run: RunState) -> tuple[RunState, dict[str, jax.Array]]:
+        """``chunk_steps`` steps as one scan; metrics ``[chunk]``, ``active`` marks real updates."""
+        return jax.lax.scan(self._one_step, run, None, length=self.chunk_steps)
+
+    @property
+    def num_chunks(self) -> int:
+        """Chunks needed to cover ``num_steps`` (the last one may be partly masked)."""
+        return -(-self.num_steps // self.chunk_steps)
+
+    def evaluate(self, run: RunState) -> dict[str, jax.Array]:
+        """Loss and accuracy on one fresh batch of ``eval_batch_size`` sequences."""
+        key = jax.random.fold_in(run.rng, _EVAL_SALT)
+        inputs, labels = self.get_batch(key, self.eval_batch_size)
+        logits = run.train_state.apply_fn({"params": run.train_state.params}, inputs)
+        loss, accuracy = cross_entropy(logits, labels)
+        return {"eval_loss": loss, "eval_accuracy": accuracy}
+
+    def train(self, rng: jax.Array) -> tuple[RunState, dict[str, Any]]:
+        """The whole run as one pure function: ``rng -> (final RunState, metrics)``.
+
+        ``metrics`` holds per-step arrays ``[num_chunks * chunk_steps]`` and the evaluation scalars.
+        """
+
+        def chunk(run, _):
+            return self.run_chunk(run)
+
+        run, steps = jax.lax.scan(chunk, self.init(rng), None, length=self.num_chunks)
+        steps = jax.tree.map(lambda x: x.reshape(-1), steps)
+        return run, {**steps, **self.evaluate(run)}
+
+
+def make_train(config: ml_collections.ConfigDict) -> SequenceTrainer:
+    """Set up a run once (task, model, optimiser) from ``config``; see :class:`SequenceTrainer`."""
+    return SequenceTrainer(config)

@@ -1,0 +1,95 @@
+"""Sweeps over (model, sequence length) settings: configs per setting and result rows."""
+
+from typing import Any
+
+import ml_collections
+import numpy as np
+
+from jaxseq.models.registry import MODELS
+from jaxseq.registry import lookup
+from jaxseq.train.multiseed import SeedResults
+from jaxseq.train.periodic import is_time
+
+
+def parse_list(text: str, cast=str, what: str = "value") -> list:
+    """``"a,b,c" -> [cast(a), cast(b), cast(c)]`` with a clear error for an empty or bad list."""
+    items = [item.strip() for item in str(text).split(",") if item.strip()]
+    if not items:
+        raise ValueError(f"empty list of {what}s: {text!r}")
+    try:
+        return [cast(item) for item in items]
+    except ValueError as error:
+        raise ValueError(f"bad {what} in {text!r}: {error}") from None
+
+
+def sweep_settings(config: ml_collections.ConfigDict) -> list[tuple[str, int]]:
+    """The ``(model, length)`` pairs of ``config.sweep``, validated before anything trains."""
+    models = parse_list(config.sweep.models, str, "model")
+    for model in models:
+        lookup(MODELS, model, "model")
+    lengths = parse_list(config.sweep.lengths, int, "length")
+    for length in lengths:
+        if length < 2:
+            raise ValueError(f"sequence length must be >= 2, got {length} in sweep.lengths")
+    return [(model, length) for model in models for length in lengths]
+
+
+def setting_config(config: ml_collections.ConfigDict, **fields: Any) -> ml_collections.ConfigDict:
+    """A locked copy of ``config`` with dotted fields replaced, e.g. ``**{"model.name": "gru"}``.
+
+    The input config is never modified; an unknown field is an error.
+    """
+    copy = ml_collections.ConfigDict(config.to_dict())
+    for dotted, value in fields.items():
+        section, _, name = dotted.rpartition(".")
+        target = copy[section] if section else copy
+        if name not in target:
+            raise KeyError(f"config has no field {dotted!r}")
+        target[name] = value
+    copy.lock()
+    return copy
+
+
+def result_rows(results: SeedResults, **columns: Any) -> list[dict[str, Any]]:
+    """One summary row per seed: the given columns, then the final metrics and wall time.
+
+    ``final_train_loss`` is the loss of the last step whose update was applied.
+    """
+    steps, final = results.steps, results.final
+    num_seeds = len(final["steps"])
+    last = np.maximum(final["steps"] - 1, 0)
+    rows = []
+    for seed in range(num_seeds):
+        rows.append(
+            {
+                **columns,
+                "seed": seed,
+                "eval_accuracy": float(final["eval_accuracy"][seed]),
+                "eval_loss": float(final["eval_loss"][seed]),
+                "final_train_loss": float(steps["loss"][seed, last[seed]]),
+                "steps": int(final["steps"][seed]),
+                "converged_step": int(final["converged_step"][seed]),
+                "wall_time_s": round(results.wall_time, 2),
+            }
+        )
+    return rows
+
+
+def metric_rows(results: SeedResults, every: int, keys=("loss", "accuracy", "grad_norm", "param_norm"), **columns):
+    """Per-step rows (every ``every`` steps and the last) for ``metrics.jsonl``, all seeds.
+
+    Steps after a seed stopped are included with ``active: False`` (the frozen model's metrics on
+    fresh batches), so curves of all seeds cover the same steps.
+    """
+    steps = results.steps
+    num_seeds, total = steps["loss"].shape
+    rows = []
+    for index in range(total):
+        step = index + 1
+        if not is_time(step, every, total):
+            continue
+        for seed in range(num_seeds):
+            row = {**columns, "seed": seed, "step": step, "active": bool(steps["active"][seed, index])}
+            row.update({k: float(steps[k][seed, index]) for k in keys})
+            rows.append(row)
+    return rows
