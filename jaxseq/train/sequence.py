@@ -112,7 +112,7 @@ class SequenceTrainer:
         metrics = {
             "loss": loss,
             "accuracy": accuracy,
-            "grad_norm": optax.global_norm(grads),
+            "grad_norm": optax.tree.norm(grads),
             "param_norm": param_norm(state.params),
         }
         return state.apply_gradients(grads=grads), metrics

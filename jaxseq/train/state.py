@@ -17,4 +17,4 @@ def where_tree(condition: jax.Array, new, old):
 
 def param_norm(params) -> jax.Array:
     """Global L2 norm of all parameters (a scalar)."""
-    return optax.global_norm(params)
+    return optax.tree.norm(params)

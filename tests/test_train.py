@@ -1,0 +1,161 @@
+"""The multi-seed trainer: vmap equals separate runs, it learns, it stops, it fails clearly."""
+
+import chex
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+import pytest
+
+from jaxseq.config import load_config
+from jaxseq.train.checks import check_finite
+from jaxseq.train.multiseed import MultiSeedRunner
+from jaxseq.train.optim import OPTIMIZERS, make_optimizer
+from jaxseq.train.periodic import is_time
+from jaxseq.train.sequence import make_train
+from jaxseq.train.sweep import setting_config
+
+
+def quick(**fields):
+    """The quick palindrome config with dotted overrides."""
+    return setting_config(load_config("configs/palindrome.py:quick"), **fields)
+
+
+def test_vmapped_seeds_equal_separate_runs():
+    trainer = make_train(quick(**{"model.name": "lstm", "data.length": 6, "train.num_steps": 20, "train.chunk_steps": 10}))
+    keys = jax.random.split(jax.random.key(3), 3)
+    batched, batched_metrics = jax.jit(jax.vmap(trainer.train))(keys)
+    single = jax.jit(trainer.train)
+    for i in range(3):
+        run, metrics = single(keys[i])
+        chex.assert_trees_all_close(
+            jax.tree.map(lambda x: x[i], batched.train_state.params), run.train_state.params, rtol=1e-5, atol=1e-6
+        )
+        np.testing.assert_allclose(batched_metrics["loss"][i], metrics["loss"], rtol=1e-5)
+    # different seeds really are different runs
+    assert not np.allclose(batched_metrics["loss"][0], batched_metrics["loss"][1])
+
+
+def test_chunked_runner_equals_the_pure_whole_run():
+    trainer = make_train(quick(**{"model.name": "rnn", "data.length": 5, "train.num_steps": 30, "train.chunk_steps": 10}))
+    key = jax.random.key(0)
+    results = MultiSeedRunner(trainer).run(key, 2)
+    whole, metrics = jax.jit(jax.vmap(trainer.train))(jax.random.split(key, 2))
+    chex.assert_trees_all_close(results.run.train_state.params, whole.train_state.params, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(results.final["eval_accuracy"], metrics["eval_accuracy"])
+
+
+@pytest.mark.parametrize("model", ["rnn", "lstm"])
+def test_short_run_learns_length_5_palindromes(model):
+    config = quick(**{"model.name": model, "data.length": 5, "train.num_steps": 600})
+    results = MultiSeedRunner(make_train(config)).run(jax.random.key(0), 2)
+    assert np.all(results.final["eval_accuracy"] >= 0.99), results.final
+    # each seed stopped by itself once converged, and kept the parameters that converged
+    assert np.all(results.final["converged_step"] > 0)
+    assert np.all(results.final["steps"] < 600)
+    np.testing.assert_array_equal(results.final["steps"], results.final["converged_step"] - 1)
+
+
+def test_without_a_stopping_rule_every_seed_uses_the_whole_budget():
+    config = quick(**{"train.num_steps": 25, "train.chunk_steps": 10, "train.stop_accuracy": 2.0})
+    results = MultiSeedRunner(make_train(config)).run(jax.random.key(0), 2)
+    np.testing.assert_array_equal(results.final["steps"], [25, 25])
+    np.testing.assert_array_equal(results.final["converged_step"], [-1, -1])
+    assert results.steps["loss"].shape == (2, 30)  # 3 chunks of 10, the last 5 steps masked
+    assert not results.steps["active"][:, 25:].any()
+
+
+def test_patience_stops_a_seed_whose_loss_stopped_improving():
+    # learning rate zero: the loss cannot improve, so the seed stops after window + patience steps
+    config = quick(**{"optim.name": "sgd", "optim.lr": 1e-30, "train.num_steps": 200, "train.window": 5, "train.patience": 10})
+    results = MultiSeedRunner(make_train(config)).run(jax.random.key(0), 1)
+    assert results.final["stopped_step"][0] < 60
+    assert results.final["converged_step"][0] == -1
+
+
+def test_one_step_changes_every_parameter_leaf():
+    for model in ["rnn", "lstm", "gru", "peephole_lstm", "bilstm"]:
+        trainer = make_train(quick(**{"model.name": model, "model.encoding": "embed"}))
+        run = trainer.init(jax.random.key(0))
+        state, metrics = trainer.train_step(run.train_state, trainer.get_batch(jax.random.key(1)), jax.random.key(2))
+        changed = jax.tree.map(lambda a, b: bool(jnp.any(a != b)), state.params, run.train_state.params)
+        assert all(jax.tree.leaves(changed)), (model, changed)
+        assert set(metrics) >= {"loss", "accuracy", "grad_norm", "param_norm"}
+
+
+def test_compiled_chunk_is_traced_once():
+    trainer = make_train(quick(**{"train.num_steps": 20, "train.chunk_steps": 10}))
+    chunk = jax.jit(chex.assert_max_traces(trainer.run_chunk, n=1))
+    run = trainer.init(jax.random.key(0))
+    for _ in range(3):
+        run, _ = chunk(run)
+    assert int(run.step) == 30
+
+
+def test_non_finite_loss_names_step_and_seed():
+    config = quick(**{"optim.name": "sgd", "optim.lr": float("inf"), "optim.clip_norm": 0.0, "train.num_steps": 100})
+    with pytest.raises(FloatingPointError, match=r"non-finite loss .* at step \d+ in seed \d"):
+        MultiSeedRunner(make_train(config)).run(jax.random.key(0), 2)
+
+
+def test_check_finite_points_at_the_first_bad_entry():
+    losses = np.ones((3, 5))
+    losses[2, 3] = np.nan
+    with pytest.raises(FloatingPointError, match="at step 14 in seed 2"):
+        check_finite(losses, first_step=11)
+    check_finite(np.ones(4))
+
+
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        ({"model.name": "transformer"}, "unknown model 'transformer'"),
+        ({"optim.name": "lbfgs"}, "unknown optimizer 'lbfgs'; choose one of: adam, adamw, momentum, rmsprop, sgd"),
+        ({"optim.lr": 0.0}, "optim.lr must be > 0"),
+        ({"data.batch_size": 0}, "batch_size must be a positive int"),
+        ({"data.length": 1}, "sequence length must be an int >= 2"),
+        ({"train.num_steps": 0}, "num_steps and train.chunk_steps must be positive"),
+        ({"optim.schedule": "linear"}, "unknown schedule 'linear'"),
+    ],
+)
+def test_bad_config_is_a_clear_error(fields, message):
+    with pytest.raises(ValueError, match=message):
+        make_train(quick(**fields))
+
+
+def test_config_typos_are_errors():
+    config = load_config("configs/palindrome.py:quick")
+    with pytest.raises(AttributeError):
+        config.optim.learning_rate = 1.0
+    with pytest.raises(KeyError, match="no field 'optim.learning_rate'"):
+        setting_config(config, **{"optim.learning_rate": 1.0})
+    with pytest.raises(ValueError, match="unknown variant 'tiny'"):
+        load_config("configs/palindrome.py:tiny")
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+@pytest.mark.parametrize("schedule", ["constant", "cosine", "warmup_cosine", "exponential"])
+def test_every_optimizer_and_schedule_descends_a_quadratic(name, schedule):
+    cfg = ml_collections.ConfigDict(dict(name=name, lr=0.1, schedule=schedule, clip_norm=10.0, momentum=0.9))
+    tx = make_optimizer(cfg, total_steps=100)
+    params = jnp.array([3.0, -2.0])
+    state = tx.init(params)
+    loss = lambda p: jnp.sum(p**2)  # noqa: E731
+    for _ in range(50):
+        updates, state = tx.update(jax.grad(loss)(params), state, params)
+        params = optax.apply_updates(params, updates)
+    assert loss(params) < 13.0 * 0.5
+
+
+def test_gradient_clipping_bounds_the_update():
+    cfg = ml_collections.ConfigDict(dict(name="sgd", lr=1.0, clip_norm=2.0))
+    tx = make_optimizer(cfg)
+    updates, _ = tx.update(jnp.array([30.0, 40.0]), tx.init(jnp.zeros(2)))
+    np.testing.assert_allclose(updates, [-1.2, -1.6], rtol=1e-6)
+
+
+def test_is_time_never_skips_the_last_step():
+    assert [s for s in range(1, 11) if is_time(s, 4, 10)] == [4, 8, 10]
+    assert [s for s in range(1, 6) if is_time(s, 0, 5)] == [5]
+    assert [s for s in range(1, 7) if is_time(s, 3, 6)] == [3, 6]
