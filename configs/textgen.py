@@ -1,0 +1,57 @@
+"""Character-level text generation: a two-layer LSTM (2 x 256) trained on a book.
+
+Train (defaults: Grimms' Fairy Tales from ../shared/data, or --data=PATH):
+
+    .venv/bin/python scripts/train_textgen.py --config=configs/textgen.py --out=results/textgen/grimm
+    .venv/bin/python scripts/generate.py --run=results/textgen/grimm --prompt="Sleeping beauty is" --length=300
+
+Variants (``configs/textgen.py:<variant>``):
+  grimm (default): B = 64, T = 30, 2 x 256, Adam 2e-3 with cosine decay to 5%, clip 5, dropout 0.05,
+    2,500 steps.
+  democracy: the same on Democracy in America, Volume 1.
+  quick: a tiny model and a few steps, for tests and CI.
+
+Measured (grimm, seed 0, 2,500 steps, 18.7 min on the shared 2-core CPU): validation loss 1.516
+nats/char (2.187 bits/char), validation accuracy 55.1%, training loss 1.458, training accuracy
+55.7%; still improving when the schedule ends (more steps are needed for the classic 64-70%).
+Details and samples: docs/textgen.md.
+"""
+
+import ml_collections
+
+
+def get_config(arg=None) -> ml_collections.ConfigDict:
+    variant = arg or "grimm"
+    if variant not in ("grimm", "democracy", "quick"):
+        raise ValueError(f"unknown textgen variant {variant!r}; choose one of: democracy, grimm, quick")
+    config = ml_collections.ConfigDict()
+    config.seed = 0
+
+    config.model = ml_collections.ConfigDict(
+        dict(name="char_lstm", hidden_size=256, num_layers=2, embed_dim=64, dropout=0.05, forget_bias=1.0)
+    )
+    config.optim = ml_collections.ConfigDict(
+        dict(name="adam", lr=2e-3, schedule="cosine", final_lr_fraction=0.05, clip_norm=5.0)
+    )
+    config.data = ml_collections.ConfigDict(
+        dict(book="grimm", val_fraction=0.05, gutenberg=True, batch_size=64, seq_len=30)
+    )
+    config.train = ml_collections.ConfigDict(
+        dict(
+            num_steps=2500,
+            steps_per_call=50,  # training steps per compiled call (one lax.scan)
+            eval_every=250,
+            checkpoint_every=500,
+            keep_checkpoints=2,
+            num_samples=5,  # greedy samples at 1/3, 2/3 and 3/3 of the run
+            sample_length=30,
+        )
+    )
+
+    if variant == "democracy":
+        config.data.book = "democracy"
+    elif variant == "quick":
+        config.model.update(hidden_size=32, embed_dim=8, dropout=0.0)
+        config.data.update(batch_size=8, seq_len=12, val_fraction=0.1)
+        config.train.update(num_steps=30, steps_per_call=10, eval_every=10, checkpoint_every=10, sample_length=12)
+    return config

@@ -1,0 +1,259 @@
+"""Character-level text corpora: load a book, build a vocabulary, sample batches on device.
+
+A corpus is a UTF-8 text file. :func:`load_corpus` reads it, strips a byte-order mark, turns
+``\\r\\n`` and ``\\r`` into ``\\n``, optionally cuts the Project Gutenberg licence header and
+footer, builds a sorted character vocabulary and holds out the *last* ``val_fraction`` of the
+text for validation (the end of a book, never seen in training).
+
+Batches are cut from the encoded ``int32`` array on device: :func:`sample_batch` draws ``B``
+random offsets and gathers ``[B, T + 1]`` windows in one indexing operation; the inputs are
+``window[:, :-1]`` and the targets (the next character at every position) ``window[:, 1:]``.
+
+Books are found by :func:`find_book`: a file or directory the user names (``--data`` or the
+``JAXSEQ_DATA`` environment variable), then ``../shared/data`` beside the repository. The known
+books are checked against the ``SHA256SUMS`` file of the data directory.
+"""
+
+import dataclasses
+import functools
+import hashlib
+import os
+import pathlib
+import re
+from typing import NamedTuple, Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxseq.config import REPO_ROOT
+from jaxseq.registry import lookup
+
+# book name -> path relative to a data directory (the layout of ../shared/data)
+BOOKS = {
+    "grimm": "books/book_EN_grimms_fairy_tails.txt",
+    "democracy": "books/book_EN_democracy_in_the_US.txt",
+}
+DEFAULT_DATA_DIR = REPO_ROOT.parent / "shared" / "data"
+DATA_ENV = "JAXSEQ_DATA"
+
+_GUTENBERG_START = re.compile(r"^\*\*\* ?START OF (THIS|THE) PROJECT GUTENBERG.*$", re.MULTILINE)
+_GUTENBERG_END = re.compile(r"^\*\*\* ?END OF (THIS|THE) PROJECT GUTENBERG.*$", re.MULTILINE)
+
+
+def _data_dirs(data: Optional[str]) -> list[pathlib.Path]:
+    candidates = [data, os.environ.get(DATA_ENV), DEFAULT_DATA_DIR]
+    return [pathlib.Path(c).expanduser() for c in candidates if c]
+
+
+def find_book(book: str, data: Optional[str] = None) -> pathlib.Path:
+    """The text file to train on.
+
+    Args:
+      book: a known book name (one of :data:`BOOKS`) or a path to any UTF-8 text file.
+      data: a file (used as is) or a directory to look in first; then ``$JAXSEQ_DATA``, then
+        ``../shared/data`` beside the repository.
+    Returns:
+      The path of an existing file.
+    Raises:
+      FileNotFoundError: naming every place that was searched.
+    """
+    if data and not pathlib.Path(data).expanduser().exists():
+        raise FileNotFoundError(f"--data {data!r} not found; pass an existing text file or data directory")
+    for candidate in _data_dirs(data):
+        if candidate.is_file():
+            return candidate
+    if pathlib.Path(book).expanduser().is_file():
+        return pathlib.Path(book).expanduser()
+    relative = BOOKS.get(book)
+    if relative is None and pathlib.Path(book).suffix:
+        raise FileNotFoundError(f"text file {book!r} not found; pass an existing file with --data")
+    relative = lookup(BOOKS, book, "book")
+    searched = []
+    for directory in _data_dirs(data):
+        path = directory / relative
+        searched.append(str(path))
+        if path.is_file():
+            return path
+    raise FileNotFoundError(
+        f"book {book!r} not found (looked for {', '.join(searched)}); pass --data=DIR_OR_FILE or set {DATA_ENV}"
+    )
+
+
+def verify_checksum(path: os.PathLike) -> bool:
+    """Check ``path`` against the ``SHA256SUMS`` of its data directory, when it is listed there.
+
+    Returns:
+      True when the file is listed and matches, False when no ``SHA256SUMS`` lists it (a user's
+      own text file).
+    Raises:
+      ValueError: the file is listed but its SHA-256 differs (a corrupted or edited copy).
+    """
+    path = pathlib.Path(path).resolve()
+    for directory in path.parents:
+        sums = directory / "SHA256SUMS"
+        if not sums.is_file():
+            continue
+        relative = path.relative_to(directory).as_posix()
+        for line in sums.read_text().splitlines():
+            expected, _, name = line.strip().partition("  ")
+            if name.removeprefix("./") == relative:
+                actual = hashlib.sha256(path.read_bytes()).hexdigest()
+                if actual != expected:
+                    raise ValueError(f"{path} has SHA-256 {actual}, {sums} expects {expected}; restore the file")
+                return True
+        return False
+    return False
+
+
+def normalize_text(text: str) -> str:
+    """Strip a leading byte-order mark and turn ``\\r\\n`` / ``\\r`` line endings into ``\\n``."""
+    return text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
+
+
+def strip_gutenberg(text: str) -> str:
+    """The text between Project Gutenberg's ``*** START OF ...`` and ``*** END OF ...`` lines.
+
+    Text without those markers is returned unchanged.
+    """
+    start = _GUTENBERG_START.search(text)
+    end = _GUTENBERG_END.search(text)
+    begin = start.end() if start else 0
+    finish = end.start() if end and end.start() > begin else len(text)
+    return text[begin:finish].strip("\n") + "\n"
+
+
+@dataclasses.dataclass(frozen=True)
+class CharVocab:
+    """A sorted character vocabulary: id ``i`` is ``chars[i]``."""
+
+    chars: tuple[str, ...]
+
+    @classmethod
+    def from_text(cls, text: str) -> "CharVocab":
+        return cls(tuple(sorted(set(text))))
+
+    @property
+    def size(self) -> int:
+        return len(self.chars)
+
+    @functools.cached_property
+    def _index(self) -> dict[str, int]:
+        return {c: i for i, c in enumerate(self.chars)}
+
+    def unknown(self, text: str) -> list[str]:
+        """The distinct characters of ``text`` that are not in the vocabulary, in order of appearance."""
+        return list(dict.fromkeys(c for c in text if c not in self._index))
+
+    def encode(self, text: str) -> np.ndarray:
+        """``str -> int32 [len(text)]``.
+
+        Raises:
+          ValueError: naming the characters that are not in the vocabulary.
+        """
+        missing = self.unknown(text)
+        if missing:
+            raise ValueError(
+                f"characters not in the vocabulary: {', '.join(repr(c) for c in missing)}; "
+                "use only characters of the training text"
+            )
+        return np.fromiter((self._index[c] for c in text), dtype=np.int32, count=len(text))
+
+    def decode(self, ids) -> str:
+        """``int [n] -> str``."""
+        return "".join(self.chars[int(i)] for i in np.asarray(ids).reshape(-1))
+
+
+class TextCorpus(NamedTuple):
+    """An encoded book: ``train`` and ``val`` are ``int32`` arrays of character ids."""
+
+    vocab: CharVocab
+    train: np.ndarray
+    val: np.ndarray
+    source: str
+
+
+def check_length(ids, seq_len: int, what: str = "corpus") -> None:
+    """Raise unless ``ids`` holds at least one window of ``seq_len + 1`` characters."""
+    if seq_len < 1:
+        raise ValueError(f"sequence length must be >= 1, got {seq_len}")
+    if len(ids) < seq_len + 1:
+        raise ValueError(
+            f"{what} has {len(ids)} characters, fewer than seq_len + 1 = {seq_len + 1}; "
+            "use a longer text or a shorter data.seq_len"
+        )
+
+
+def corpus_from_text(
+    text: str, val_fraction: float = 0.05, seq_len: int = 1, source: str = "<text>"
+) -> TextCorpus:
+    """Encode ``text`` and split off the last ``val_fraction`` of it for validation.
+
+    Raises:
+      ValueError: empty text, a fraction outside [0, 1), or a split shorter than ``seq_len + 1``.
+    """
+    if not text.strip():
+        raise ValueError(f"{source} is empty; give a text file with some characters in it")
+    if not 0.0 <= val_fraction < 1.0:
+        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    vocab = CharVocab.from_text(text)
+    ids = vocab.encode(text)
+    num_val = int(round(len(ids) * val_fraction))
+    train, val = ids[: len(ids) - num_val], ids[len(ids) - num_val :]
+    check_length(train, seq_len, f"the training split of {source}")
+    if num_val:
+        check_length(val, seq_len, f"the validation split of {source}")
+    return TextCorpus(vocab, train, val, source)
+
+
+def load_corpus(
+    path: os.PathLike, val_fraction: float = 0.05, seq_len: int = 1, gutenberg: bool = True
+) -> TextCorpus:
+    """Read a UTF-8 text file into a :class:`TextCorpus` (see :func:`corpus_from_text`).
+
+    Args:
+      path: the file; known books are checked against ``SHA256SUMS`` first.
+      val_fraction: the share at the end of the text held out for validation.
+      seq_len: ``T``; each split must hold at least ``T + 1`` characters.
+      gutenberg: cut the Project Gutenberg header and footer when present.
+    Raises:
+      FileNotFoundError, ValueError: with a one-line message naming the file and the fix.
+    """
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"text file {str(path)!r} not found; pass an existing file with --data")
+    verify_checksum(path)
+    try:
+        text = normalize_text(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path} is not UTF-8 ({err.reason} at byte {err.start}); convert it to UTF-8") from None
+    if gutenberg:
+        text = strip_gutenberg(text)
+    return corpus_from_text(text, val_fraction, seq_len, source=str(path))
+
+
+@functools.partial(jax.jit, static_argnames=("batch_size", "seq_len"))
+def sample_batch(key: jax.Array, data: jax.Array, batch_size: int, seq_len: int) -> tuple[jax.Array, jax.Array]:
+    """``B`` windows at random offsets of ``data: int32 [N]``.
+
+    Returns:
+      ``(inputs, targets)``, each ``int32 [batch, seq_len]``, with ``targets[:, t] == inputs[:, t + 1]``
+      and ``targets[:, -1]`` the character after the window.
+    """
+    offsets = jax.random.randint(key, (batch_size,), 0, data.shape[0] - seq_len)
+    windows = data[offsets[:, None] + jnp.arange(seq_len + 1)]
+    return windows[:, :-1], windows[:, 1:]
+
+
+def sequential_windows(data, seq_len: int) -> tuple[np.ndarray, np.ndarray]:
+    """Cut ``data`` into consecutive windows so every character but the first is a target once.
+
+    Returns:
+      ``(inputs, targets)``, each ``[num_windows, seq_len]`` (a remainder shorter than a window is dropped).
+    """
+    data = np.asarray(data)
+    check_length(data, seq_len, "the evaluation split")
+    num = (len(data) - 1) // seq_len
+    inputs = data[: num * seq_len].reshape(num, seq_len)
+    targets = data[1 : num * seq_len + 1].reshape(num, seq_len)
+    return inputs, targets

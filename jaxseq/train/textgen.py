@@ -1,0 +1,343 @@
+"""Train a :class:`jaxseq.models.charlm.CharLSTM` on a text corpus, with checkpoints and resume.
+
+The run is a sequence of compiled chunks: :func:`train_chunk` ``lax.scan``s
+``train.steps_per_call`` steps of :func:`make_train_step` in one call, so Python (progress bar,
+logging, validation, checkpoints) runs only between chunks. Every random number of step ``s``
+(the batch offsets and the dropout masks) is derived from the run's seed and ``s`` with
+``jax.random.fold_in``, so a run resumed from a checkpoint gives exactly the parameters of an
+uninterrupted run.
+
+Loss: mean cross-entropy (nats) over all ``T`` positions of all ``B`` windows; bits per character
+are nats / ln 2. Accuracy: the fraction of next characters that are the model's argmax.
+"""
+
+import dataclasses
+import functools
+import json
+import math
+import os
+import pathlib
+import re
+import time
+from typing import Any, Callable, Optional
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+from flax import serialization, traverse_util
+from flax.training import train_state
+
+from jaxseq.data.text import CharVocab, TextCorpus, sample_batch, sequential_windows
+from jaxseq.models.charlm import CharLSTM, make_char_lstm
+from jaxseq.train.checks import check_finite
+from jaxseq.train.optim import make_optimizer, make_schedule
+from jaxseq.train.periodic import is_time
+from jaxseq.train.results import RunDir, write_json_atomic
+
+CHECKPOINT_DIR = "checkpoints"
+_CHECKPOINT_NAME = re.compile(r"^step_(\d+)\.msgpack$")
+SAMPLE_FRACTIONS = (1 / 3, 2 / 3, 1.0)
+
+
+class TrainState(train_state.TrainState):
+    """Flax ``TrainState`` (step, params, optimiser state); the data and dropout keys are derived from ``step``."""
+
+
+@functools.partial(jax.jit, static_argnames=("model", "seq_len"))
+def init_params(model: CharLSTM, key: jax.Array, seq_len: int):
+    """Fresh parameters of ``model`` (compiled once per model and ``T``)."""
+    return model.init(key, jnp.zeros((1, seq_len), jnp.int32))["params"]
+
+
+@functools.lru_cache(maxsize=16)
+def _optimizer(optim_json: str, total_steps: int) -> optax.GradientTransformation:
+    # One object per optimiser config: the compiled train_chunk is keyed on the state's static
+    # fields, so equal configs must give the same ``tx`` to reuse the compilation across runs.
+    return make_optimizer(ml_collections.ConfigDict(json.loads(optim_json)), total_steps)
+
+
+def create_train_state(model: CharLSTM, config: ml_collections.ConfigDict, key: jax.Array) -> TrainState:
+    """Initialise parameters and the optax optimiser ``config.optim`` describes (schedule over ``train.num_steps``)."""
+    params = init_params(model, key, config.data.seq_len)
+    tx = _optimizer(config.optim.to_json(), config.train.num_steps)
+    # apply_fn=None: a bound method compares by identity and would defeat the compilation cache
+    return TrainState.create(apply_fn=None, params=params, tx=tx)
+
+
+def next_char_metrics(logits: jax.Array, targets: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """``logits [..., V]``, ``targets int [...]`` -> (mean cross-entropy in nats, accuracy)."""
+    loss = optax.softmax_cross_entropy_with_integer_labels(logits, targets).mean()
+    accuracy = (jnp.argmax(logits, axis=-1) == targets).mean()
+    return loss, accuracy
+
+
+def make_train_step(model: CharLSTM) -> Callable:
+    """``train_step(state, (inputs, targets), rng) -> (state, metrics)``; dropout key ``fold_in(rng, step)``."""
+
+    def train_step(state: TrainState, batch, rng: jax.Array):
+        inputs, targets = batch
+        dropout_key = jax.random.fold_in(rng, state.step)
+
+        def loss_fn(params):
+            _, logits = model.apply({"params": params}, inputs, train=True, rngs={"dropout": dropout_key})
+            loss, accuracy = next_char_metrics(logits, targets)
+            return loss, {"accuracy": accuracy}
+
+        (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+        state = state.apply_gradients(grads=grads)
+        metrics = {
+            "loss": loss,
+            "accuracy": aux["accuracy"],
+            "grad_norm": optax.tree.norm(grads),
+            "param_norm": optax.tree.norm(state.params),
+        }
+        return state, metrics
+
+    return train_step
+
+
+@functools.partial(jax.jit, static_argnames=("model", "batch_size", "seq_len", "num_steps"))
+def train_chunk(
+    model: CharLSTM, state: TrainState, data: jax.Array, rng: jax.Array, batch_size: int, seq_len: int, num_steps: int
+) -> tuple[TrainState, dict[str, jax.Array]]:
+    """``num_steps`` training steps in one compiled ``lax.scan``; metrics come back as ``[num_steps]``.
+
+    Step ``s`` trains on ``sample_batch(fold_in(data_rng, s), data, B, T)`` with dropout key
+    ``fold_in(dropout_rng, s)`` where ``data_rng, dropout_rng = split(rng)``. Compiled once per
+    (model, B, T, num_steps) and reused across runs in one process.
+    """
+    train_step = make_train_step(model)
+    data_rng, dropout_rng = jax.random.split(rng)
+
+    def one_step(state, _):
+        batch = sample_batch(jax.random.fold_in(data_rng, state.step), data, batch_size, seq_len)
+        return train_step(state, batch, dropout_rng)
+
+    return jax.lax.scan(one_step, state, length=num_steps)
+
+
+@functools.partial(jax.jit, static_argnames="model")
+def evaluate(model: CharLSTM, params, inputs: jax.Array, targets: jax.Array) -> dict[str, jax.Array]:
+    """``{loss, bpc, accuracy}`` of next-character prediction on windows ``inputs, targets: [N, T]``.
+
+    Each window starts from zero states, as in training (see :func:`sequential_windows`).
+    """
+    _, logits = model.apply({"params": params}, inputs)
+    loss, accuracy = next_char_metrics(logits, targets)
+    return {"loss": loss, "bpc": loss / math.log(2.0), "accuracy": accuracy}
+
+
+# ---------------------------------------------------------------------------------------------
+# checkpoints
+
+
+def checkpoint_path(run_path: os.PathLike, step: int) -> pathlib.Path:
+    return pathlib.Path(run_path) / CHECKPOINT_DIR / f"step_{step:08d}.msgpack"
+
+
+def save_checkpoint(run_path: os.PathLike, state: TrainState, keep: int = 2) -> pathlib.Path:
+    """Write ``state`` to ``<run>/checkpoints/step_<step>.msgpack`` atomically; keep the newest ``keep``."""
+    path = checkpoint_path(run_path, int(state.step))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "wb") as f:
+        f.write(serialization.to_bytes(state))
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    for old in list_checkpoints(run_path)[:-keep] if keep > 0 else []:
+        old.unlink()
+    return path
+
+
+def list_checkpoints(run_path: os.PathLike) -> list[pathlib.Path]:
+    """Checkpoint files of a run, oldest first."""
+    directory = pathlib.Path(run_path) / CHECKPOINT_DIR
+    if not directory.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in directory.iterdir() if (m := _CHECKPOINT_NAME.match(p.name))]
+    return [p for _, p in sorted(found)]
+
+
+def latest_checkpoint(run_path: os.PathLike) -> Optional[pathlib.Path]:
+    """The newest checkpoint of a run, or None."""
+    found = list_checkpoints(run_path)
+    return found[-1] if found else None
+
+
+def restore_checkpoint(path: os.PathLike, template: TrainState) -> TrainState:
+    """Load a checkpoint into a state shaped like ``template``.
+
+    Raises:
+      ValueError: the checkpoint's parameter names or shapes differ from the template's (a
+        checkpoint written with another config), naming the first difference.
+    """
+    raw = serialization.msgpack_restore(pathlib.Path(path).read_bytes())
+    expected = traverse_util.flatten_dict(serialization.to_state_dict(template), sep="/")
+    found = traverse_util.flatten_dict(raw, sep="/")
+    hint = f"checkpoint {path} does not match the config"
+    for name in sorted(set(expected) | set(found)):
+        if name not in found:
+            raise ValueError(f"{hint}: it has no {name}; use the config.json saved with it")
+        if name not in expected:
+            raise ValueError(f"{hint}: it has {name}, which the config's model lacks; use the config.json saved with it")
+        want, got = np.shape(expected[name]), np.shape(found[name])
+        if want != got:
+            raise ValueError(f"{hint}: {name} has shape {got}, the config expects {want}; use the config.json saved with it")
+    return serialization.from_state_dict(template, raw)
+
+
+# ---------------------------------------------------------------------------------------------
+# the training loop
+
+
+@dataclasses.dataclass
+class Callbacks:
+    """Optional hooks called between compiled chunks.
+
+    Attributes:
+      on_chunk: ``(step, row)`` after every chunk; ``row`` holds the chunk means, chars/s and,
+        when due, the validation metrics (``val_loss``, ``val_bpc``, ``val_accuracy``).
+      on_sample: ``(step, state)`` at 1/3, 2/3 and 3/3 of the run.
+    """
+
+    on_chunk: Optional[Callable[[int, dict[str, Any]], None]] = None
+    on_sample: Optional[Callable[[int, TrainState], None]] = None
+
+
+def _due(every: int, first: int, last: int, total: int) -> bool:
+    """Whether a periodic action fell due at any step in ``first..last`` (inclusive)."""
+    return any(is_time(s, every, total) for s in range(first, last + 1))
+
+
+def sample_steps(total: int) -> list[int]:
+    """The steps at 1/3, 2/3 and 3/3 of a run of ``total`` steps."""
+    return sorted({max(1, round(total * f)) for f in SAMPLE_FRACTIONS})
+
+
+def _save_vocab(run: RunDir, vocab: CharVocab, resume: bool) -> None:
+    path = run.file("vocab.json")
+    if resume and path.exists():
+        saved = tuple(json.loads(path.read_text())["chars"])
+        if saved != vocab.chars:
+            raise ValueError(f"the corpus vocabulary differs from {path}; resume with the same --data")
+    write_json_atomic(path, {"chars": list(vocab.chars)})
+
+
+def load_vocab(run_path: os.PathLike) -> CharVocab:
+    """The vocabulary saved in a run directory."""
+    path = pathlib.Path(run_path) / "vocab.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found; is {run_path} a train_textgen.py run directory?")
+    return CharVocab(tuple(json.loads(path.read_text())["chars"]))
+
+
+def _drop_metrics_after(run: RunDir, step: int) -> None:
+    """On resume, forget logged rows the restored checkpoint has not seen (they will be redone)."""
+    rows = [r for r in run.read_metrics() if r.get("step", 0) <= step]
+    tmp = run.file("metrics.jsonl.tmp")
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    os.replace(tmp, run.file("metrics.jsonl"))
+
+
+def fit(
+    config: ml_collections.ConfigDict,
+    corpus: TextCorpus,
+    run: Optional[RunDir] = None,
+    resume: bool = False,
+    callbacks: Optional[Callbacks] = None,
+) -> tuple[TrainState, list[dict[str, Any]]]:
+    """Train for ``config.train.num_steps`` steps (from the latest checkpoint of ``run`` if ``resume``).
+
+    Writes ``config.json``, ``vocab.json``, ``metrics.jsonl`` and ``checkpoints/`` into ``run``
+    (when given). Ctrl-C saves a checkpoint of the last finished chunk, then re-raises.
+
+    Returns:
+      ``(state, rows)``: the final state and the logged rows (one per chunk) of this call.
+    Raises:
+      FloatingPointError: a non-finite loss, naming the step.
+      FileExistsError: ``run`` already holds checkpoints and ``resume`` is False.
+    """
+    callbacks = callbacks or Callbacks()
+    cfg = config.train
+    batch_size, seq_len, total = config.data.batch_size, config.data.seq_len, cfg.num_steps
+    model = make_char_lstm(config.model, corpus.vocab.size)
+    init_key, train_rng = jax.random.split(jax.random.key(config.seed))
+    state = create_train_state(model, config, init_key)
+    if run is not None:
+        if not resume and latest_checkpoint(run.path) is not None:
+            raise FileExistsError(f"{run.path} already holds checkpoints; pass --resume to continue it or choose another --out")
+        run.write_config(config)
+        _save_vocab(run, corpus.vocab, resume)
+        latest = latest_checkpoint(run.path) if resume else None
+        if latest is not None:
+            state = restore_checkpoint(latest, state)
+            _drop_metrics_after(run, int(state.step))
+    val_windows = None
+    if len(corpus.val) > seq_len:
+        val_windows = tuple(jnp.asarray(a) for a in sequential_windows(corpus.val, seq_len))
+    schedule = make_schedule(config.optim, total)
+    data = jnp.asarray(corpus.train)
+    rows = []
+    step = int(state.step)
+    try:
+        while step < total:
+            num_steps = min(cfg.steps_per_call, total - step)
+            start = time.perf_counter()
+            new_state, metrics = train_chunk(model, state, data, train_rng, batch_size, seq_len, num_steps)
+            metrics = jax.device_get(metrics)
+            seconds = time.perf_counter() - start
+            check_finite(metrics["loss"], first_step=step + 1)
+            state, first, step = new_state, step + 1, step + num_steps
+            row = {"step": step, **{k: float(np.mean(v)) for k, v in metrics.items()}}
+            row.update(lr=float(schedule(step - 1)), chars_per_s=num_steps * batch_size * seq_len / seconds)
+            if val_windows is not None and _due(cfg.eval_every, first, step, total):
+                row.update({f"val_{k}": float(v) for k, v in evaluate(model, state.params, *val_windows).items()})
+            rows.append(row)
+            if run is not None:
+                run.append_metrics([row])
+                if _due(cfg.checkpoint_every, first, step, total):
+                    save_checkpoint(run.path, state, cfg.keep_checkpoints)
+            if callbacks.on_chunk:
+                callbacks.on_chunk(step, row)
+            if callbacks.on_sample and any(first <= s <= step for s in sample_steps(total)):
+                callbacks.on_sample(step, state)
+    except KeyboardInterrupt:
+        if run is not None:
+            path = save_checkpoint(run.path, state, cfg.keep_checkpoints)
+            print(f"\ninterrupted: saved {path}; continue with --resume")
+        raise
+    return state, rows
+
+
+def load_run(
+    run_path: os.PathLike,
+    config: Optional[ml_collections.ConfigDict] = None,
+    checkpoint: Optional[os.PathLike] = None,
+) -> tuple[CharLSTM, Any, CharVocab, int]:
+    """Model, parameters, vocabulary and step of a trained run, for generation.
+
+    Args:
+      run_path: a directory written by :func:`fit`.
+      config: the config to rebuild the model from (default: the run's ``config.json``).
+      checkpoint: a checkpoint file (default: the run's latest).
+    Raises:
+      FileNotFoundError: no run files or no checkpoint.
+      ValueError: the checkpoint does not match the config (see :func:`restore_checkpoint`).
+    """
+    run_path = pathlib.Path(run_path)
+    vocab = load_vocab(run_path)
+    if config is None:
+        config_file = run_path / "config.json"
+        if not config_file.is_file():
+            raise FileNotFoundError(f"{config_file} not found; is {run_path} a train_textgen.py run directory?")
+        config = ml_collections.ConfigDict(json.loads(config_file.read_text()))
+    checkpoint = checkpoint or latest_checkpoint(run_path)
+    if checkpoint is None or not pathlib.Path(checkpoint).is_file():
+        raise FileNotFoundError(f"no checkpoint found in {run_path / CHECKPOINT_DIR}; train first (or pass --checkpoint)")
+    model = make_char_lstm(config.model, vocab.size)
+    template = create_train_state(model, config, jax.random.key(0))
+    state = restore_checkpoint(checkpoint, template)
+    return model, state.params, vocab, int(state.step)

@@ -1,0 +1,115 @@
+"""Train a character-level LSTM on a book and watch it learn.
+
+    .venv/bin/python scripts/train_textgen.py --config=configs/textgen.py --out=results/textgen/grimm
+    .venv/bin/python scripts/train_textgen.py --config=configs/textgen.py:quick --data=my_book.txt --out=/tmp/tg
+    .venv/bin/python scripts/train_textgen.py --config=configs/textgen.py --out=results/textgen/grimm --resume
+
+Writes into --out: config.json, vocab.json, metrics.jsonl (one row per compiled chunk, validation
+columns every train.eval_every steps), results.csv (one summary row), samples.txt (greedy samples
+at 1/3, 2/3 and 3/3 of the run), curves.png and checkpoints/. Ctrl-C saves a checkpoint.
+"""
+
+import time
+
+import jax
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+from absl import app, flags  # noqa: E402
+from ml_collections import config_flags  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+from jaxseq.data.text import find_book, load_corpus  # noqa: E402
+from jaxseq.models.charlm import make_char_lstm  # noqa: E402
+from jaxseq.train.results import RunDir  # noqa: E402
+from jaxseq.train.sampling import complete, random_first_chars  # noqa: E402
+from jaxseq.train.textgen import Callbacks, fit  # noqa: E402
+
+_CONFIG = config_flags.DEFINE_config_file("config", "configs/textgen.py", "experiment config (path[:variant])")
+_OUT = flags.DEFINE_string("out", "results/textgen/grimm", "run directory")
+_DATA = flags.DEFINE_string("data", None, "a text file, or a directory holding books/ (default: $JAXSEQ_DATA, ../shared/data)")
+_RESUME = flags.DEFINE_bool("resume", False, "continue from the latest checkpoint in --out")
+
+
+def plot_curves(rows, path) -> None:
+    """Training (per chunk) and validation loss and accuracy against the step."""
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4))
+    steps = [r["step"] for r in rows]
+    val = [r for r in rows if "val_loss" in r]
+    ax_loss.plot(steps, [r["loss"] for r in rows], label="train", alpha=0.7)
+    ax_loss.plot([r["step"] for r in val], [r["val_loss"] for r in val], "o-", label="validation")
+    ax_acc.plot(steps, [r["accuracy"] for r in rows], label="train", alpha=0.7)
+    ax_acc.plot([r["step"] for r in val], [r["val_accuracy"] for r in val], "o-", label="validation")
+    ax_loss.set(xlabel="step", ylabel="cross-entropy (nats/char)", title="loss")
+    ax_acc.set(xlabel="step", ylabel="next-character accuracy", title="accuracy")
+    for ax in (ax_loss, ax_acc):
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv):
+    del argv
+    config = _CONFIG.value
+    run = RunDir(_OUT.value)
+    path = find_book(config.data.book, _DATA.value)
+    corpus = load_corpus(path, config.data.val_fraction, config.data.seq_len, config.data.gutenberg)
+    print(f"{path}: {len(corpus.train):,} training / {len(corpus.val):,} validation characters, "
+          f"vocabulary {corpus.vocab.size}")
+    model = make_char_lstm(config.model, corpus.vocab.size)
+    total = config.train.num_steps
+    bar = tqdm(total=total, unit="step", dynamic_ncols=True)
+    last_val = {}
+
+    def on_chunk(step, row):
+        if "val_loss" in row:
+            last_val.update(val_loss=row["val_loss"], val_acc=row["val_accuracy"])
+        bar.update(step - bar.n)
+        bar.set_postfix(loss=f"{row['loss']:.3f}", acc=f"{row['accuracy']:.3f}",
+                        chars_s=f"{row['chars_per_s']:.0f}", **{k: f"{v:.3f}" for k, v in last_val.items()})
+
+    def on_sample(step, state):
+        key = jax.random.fold_in(jax.random.key(config.seed + 1), step)
+        firsts = random_first_chars(key, corpus.train, corpus.vocab, config.train.num_samples)
+        texts = complete(model, state.params, corpus.vocab, firsts, config.train.sample_length - 1)
+        with open(run.file("samples.txt"), "a") as f:
+            f.write(f"=== step {step} of {total} (greedy, random first character) ===\n")
+            f.writelines(repr(t) + "\n" for t in texts)
+        bar.write(f"samples at step {step}: " + " | ".join(repr(t) for t in texts))
+
+    start = time.perf_counter()
+    try:
+        state, _ = fit(config, corpus, run, resume=_RESUME.value, callbacks=Callbacks(on_chunk, on_sample))
+    except KeyboardInterrupt:
+        bar.close()
+        raise SystemExit(130) from None
+    seconds = time.perf_counter() - start
+    bar.close()
+    rows = run.read_metrics()
+    plot_curves(rows, run.file("curves.png"))
+    final = rows[-1]
+    summary = {
+        "model": f"char_lstm {config.model.num_layers}x{config.model.hidden_size}",
+        "book": path.name,
+        "seed": config.seed,
+        "steps": int(state.step),
+        "wall_s": round(seconds, 1),
+        "train_loss": round(final["loss"], 4),
+        "train_accuracy": round(final["accuracy"], 4),
+        "val_loss": round(final.get("val_loss", float("nan")), 4),
+        "val_bpc": round(final.get("val_bpc", float("nan")), 4),
+        "val_accuracy": round(final.get("val_accuracy", float("nan")), 4),
+    }
+    run.append_results([summary])
+    print(", ".join(f"{k}={v}" for k, v in summary.items()))
+    print(f"wrote {run.path}/ (curves.png, samples.txt, metrics.jsonl, results.csv, checkpoints/)")
+
+
+if __name__ == "__main__":
+    try:
+        app.run(main)
+    except (ValueError, FileNotFoundError, FileExistsError) as err:
+        raise SystemExit(f"error: {err}") from None

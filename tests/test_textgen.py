@@ -1,0 +1,298 @@
+"""Character-level text generation: data, CharLSTM, training, checkpoints, sampling, errors.
+
+Everything runs on a small text built here, so the tests pass without ../shared/data.
+"""
+
+import hashlib
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxseq.config import load_config
+from jaxseq.data.text import (
+    CharVocab,
+    corpus_from_text,
+    find_book,
+    load_corpus,
+    normalize_text,
+    sample_batch,
+    sequential_windows,
+    strip_gutenberg,
+)
+from jaxseq.models.charlm import CharLSTM, make_char_lstm
+from jaxseq.train.results import RunDir
+from jaxseq.train.sampling import complete, generate
+from jaxseq.train.textgen import (
+    Callbacks,
+    create_train_state,
+    fit,
+    latest_checkpoint,
+    load_run,
+    restore_checkpoint,
+    save_checkpoint,
+)
+
+TEXT = "the cat sat on the mat.\nthe dog sat on the log.\n" * 40
+
+
+def quick_config(num_steps=30):
+    config = load_config("configs/textgen.py:quick")
+    config.train.num_steps = num_steps
+    config.optim.lr = 1e-2  # a few steps must visibly learn
+    return config
+
+
+@pytest.fixture(scope="module")
+def corpus():
+    return corpus_from_text(TEXT, val_fraction=0.1, seq_len=12)
+
+
+@pytest.fixture(scope="module")
+def trained(corpus, tmp_path_factory):
+    """A quick run (30 steps) in a run directory: (config, state, rows, run path)."""
+    path = tmp_path_factory.mktemp("run")
+    config = quick_config()
+    state, rows = fit(config, corpus, RunDir(path))
+    return config, state, rows, path
+
+
+# --- data ---------------------------------------------------------------------------------------
+
+
+def test_vocab_round_trip():
+    vocab = CharVocab.from_text(TEXT + "Zé")
+    assert list(vocab.chars) == sorted(set(TEXT + "Zé"))
+    ids = vocab.encode("the cat é")
+    assert ids.dtype == np.int32
+    assert vocab.decode(ids) == "the cat é"
+
+
+def test_bom_and_line_endings_are_normalised(tmp_path):
+    path = tmp_path / "book.txt"
+    path.write_bytes("\ufeffline one\r\nline two\rline three\n".encode("utf-8"))
+    corpus = load_corpus(path, val_fraction=0.0, seq_len=2, gutenberg=False)
+    assert corpus.vocab.decode(corpus.train) == "line one\nline two\nline three\n"
+    assert "\ufeff" not in corpus.vocab.chars and "\r" not in corpus.vocab.chars
+    assert normalize_text("\ufeffa\r\nb") == "a\nb"
+
+
+def test_gutenberg_header_and_footer_are_cut():
+    book = "licence\n*** START OF THIS PROJECT GUTENBERG EBOOK X ***\n\nOnce upon a time.\n*** END OF THIS PROJECT GUTENBERG EBOOK X ***\nfooter\n"
+    assert strip_gutenberg(book) == "Once upon a time.\n"
+    assert strip_gutenberg("no markers\n") == "no markers\n"
+
+
+def test_validation_split_is_the_end_of_the_text(corpus):
+    assert len(corpus.train) + len(corpus.val) == len(TEXT)
+    assert corpus.vocab.decode(corpus.val) == TEXT[-len(corpus.val) :]
+
+
+def test_batch_targets_are_inputs_shifted_by_one():
+    data = jnp.arange(100, dtype=jnp.int32)
+    inputs, targets = sample_batch(jax.random.key(0), data, 16, 9)
+    assert inputs.shape == targets.shape == (16, 9)
+    np.testing.assert_array_equal(targets, inputs + 1)  # consecutive windows of data
+    np.testing.assert_array_equal(targets[:, :-1], inputs[:, 1:])
+    assert int(targets.max()) <= 99
+    windows_in, windows_out = sequential_windows(np.arange(25), 6)
+    np.testing.assert_array_equal(windows_out, windows_in + 1)
+    assert windows_in.shape == (4, 6)
+
+
+def test_books_are_found_through_the_environment(tmp_path, monkeypatch):
+    book = tmp_path / "books" / "book_EN_grimms_fairy_tails.txt"
+    book.parent.mkdir()
+    book.write_text("once upon a time " * 5)
+    monkeypatch.setenv("JAXSEQ_DATA", str(tmp_path))
+    assert find_book("grimm") == book
+    assert find_book("grimm", str(book)) == book  # a file named by --data wins
+    with pytest.raises(ValueError, match="unknown book 'grim'; choose one of: democracy, grimm"):
+        find_book("grim")
+
+
+def test_known_book_with_wrong_checksum_is_refused(tmp_path):
+    books = tmp_path / "books"
+    books.mkdir()
+    (books / "book_EN_grimms_fairy_tails.txt").write_text("not the real book " * 10)
+    (tmp_path / "SHA256SUMS").write_text(f"{hashlib.sha256(b'x').hexdigest()}  ./books/book_EN_grimms_fairy_tails.txt\n")
+    path = find_book("grimm", str(tmp_path))
+    with pytest.raises(ValueError, match="SHA-256 .* expects"):
+        load_corpus(path, seq_len=4)
+
+
+# --- model --------------------------------------------------------------------------------------
+
+
+def _sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def numpy_char_lstm(params, tokens, num_layers):
+    """A plain loop over time of the CharLSTM equations (gate order g, i, f, o)."""
+    p = jax.tree_util.tree_map(np.asarray, params)
+    x = p["embed"]["embedding"][tokens]  # [B, T, E]
+    for layer in range(num_layers):
+        cell = p[f"lstm_{layer}"]
+        w_x, b, w_h = cell["input_proj"]["kernel"], cell["input_proj"]["bias"], cell["hidden_proj"]["kernel"]
+        hidden = w_h.shape[0]
+        c = np.zeros((tokens.shape[0], hidden))
+        h = np.zeros_like(c)
+        outputs = []
+        for t in range(tokens.shape[1]):
+            g, i, f, o = np.split(x[:, t] @ w_x + b + h @ w_h, 4, axis=-1)
+            c = np.tanh(g) * _sigmoid(i) + c * _sigmoid(f)
+            h = np.tanh(c) * _sigmoid(o)
+            outputs.append(h)
+        x = np.stack(outputs, axis=1)
+    return x @ p["head"]["kernel"] + p["head"]["bias"]
+
+
+def test_char_lstm_equals_numpy_loop():
+    model = CharLSTM(vocab_size=11, hidden_size=8, num_layers=2, embed_dim=5)
+    tokens = jax.random.randint(jax.random.key(1), (3, 7), 0, 11)
+    params = model.init(jax.random.key(0), tokens)["params"]
+    carries, logits = model.apply({"params": params}, tokens)
+    assert logits.shape == (3, 7, 11) and len(carries) == 2
+    np.testing.assert_allclose(logits, numpy_char_lstm(params, np.asarray(tokens), 2), rtol=1e-5, atol=1e-5)
+
+
+def test_step_by_step_equals_scanned_call():
+    model = CharLSTM(vocab_size=11, hidden_size=8, num_layers=2, embed_dim=5)
+    tokens = jax.random.randint(jax.random.key(2), (2, 6), 0, 11)
+    params = model.init(jax.random.key(0), tokens)["params"]
+    _, scanned = model.apply({"params": params}, tokens[:, :4])
+    carries = model.apply({"params": params}, 2, method=CharLSTM.initial_carries)
+    stepped = []
+    for t in range(4):
+        carries, logits = model.apply({"params": params}, carries, tokens[:, t], method=CharLSTM.step)
+        stepped.append(logits)
+    np.testing.assert_allclose(jnp.stack(stepped, 1), scanned, rtol=1e-5, atol=1e-5)
+    # carrying the state across calls equals one call over the whole sequence
+    _, whole = model.apply({"params": params}, tokens)
+    carries, first = model.apply({"params": params}, tokens[:, :4])
+    _, second = model.apply({"params": params}, tokens[:, 4:], carries)
+    np.testing.assert_allclose(jnp.concatenate([first, second], 1), whole, rtol=1e-5, atol=1e-5)
+
+
+# --- training, checkpoints, resume -----------------------------------------------------------------
+
+
+def test_loss_decreases_on_a_tiny_corpus(trained):
+    _, state, rows, _ = trained
+    assert int(state.step) == 30 and [r["step"] for r in rows] == [10, 20, 30]
+    assert rows[-1]["loss"] < rows[0]["loss"] - 0.3
+    assert rows[-1]["val_loss"] < rows[0]["val_loss"]
+    for key in ("accuracy", "grad_norm", "param_norm", "chars_per_s", "val_bpc", "val_accuracy"):
+        assert np.isfinite(rows[-1][key])
+    assert rows[-1]["val_bpc"] == pytest.approx(rows[-1]["val_loss"] / np.log(2), rel=1e-5)
+
+
+def test_checkpoint_round_trip_gives_identical_logits(trained, corpus, tmp_path):
+    config, state, _, _ = trained
+    save_checkpoint(tmp_path, state)
+    model = make_char_lstm(config.model, corpus.vocab.size)
+    template = create_train_state(model, config, jax.random.key(99))
+    restored = restore_checkpoint(latest_checkpoint(tmp_path), template)
+    assert int(restored.step) == int(state.step)
+    tokens = jnp.asarray(corpus.train[:24].reshape(2, 12))
+    np.testing.assert_array_equal(
+        model.apply({"params": restored.params}, tokens)[1], model.apply({"params": state.params}, tokens)[1]
+    )
+
+
+def test_resume_after_interrupt_equals_uninterrupted(trained, corpus, tmp_path):
+    config, uninterrupted, _, _ = trained
+
+    def interrupt(step, row):
+        if step == 20:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        fit(config, corpus, RunDir(tmp_path), callbacks=Callbacks(on_chunk=interrupt))
+    assert latest_checkpoint(tmp_path).name == "step_00000020.msgpack"  # saved on Ctrl-C
+    with pytest.raises(FileExistsError, match="pass --resume"):
+        fit(config, corpus, RunDir(tmp_path))
+    resumed, rows = fit(config, corpus, RunDir(tmp_path), resume=True)
+    assert [r["step"] for r in rows] == [30]
+    assert [r["step"] for r in RunDir(tmp_path).read_metrics()] == [10, 20, 30]
+    jax.tree_util.tree_map(np.testing.assert_array_equal, resumed.params, uninterrupted.params)
+
+
+# --- generation -----------------------------------------------------------------------------------
+
+
+def test_greedy_generation_is_deterministic_and_any_length(trained, corpus):
+    config, state, _, _ = trained
+    model = make_char_lstm(config.model, corpus.vocab.size)
+    prompts = jnp.asarray(corpus.train[:6].reshape(2, 3))
+    first = generate(model, state.params, prompts, 100, jax.random.key(0), temperature=0)
+    second = generate(model, state.params, prompts, 100, jax.random.key(1), temperature=0)
+    assert first.shape == (2, 100)  # far beyond the training window T = 12
+    np.testing.assert_array_equal(first, second)
+
+
+def test_temperature_sampling_is_reproducible_and_tends_to_greedy(trained, corpus):
+    config, state, _, _ = trained
+    model = make_char_lstm(config.model, corpus.vocab.size)
+    prompts = ["the "] * 4
+    a = complete(model, state.params, corpus.vocab, prompts, 40, temperature=1.0, seed=7)
+    b = complete(model, state.params, corpus.vocab, prompts, 40, temperature=1.0, seed=7)
+    c = complete(model, state.params, corpus.vocab, prompts, 40, temperature=1.0, seed=8)
+    assert a == b and a != c
+    assert all(text.startswith("the ") and len(text) == 44 for text in a)
+    cold = complete(model, state.params, corpus.vocab, prompts, 40, temperature=1e-4, seed=7)
+    greedy = complete(model, state.params, corpus.vocab, prompts, 40, temperature=0, seed=7)
+    assert cold == greedy
+
+
+def test_load_run_for_generation(trained):
+    config, state, _, path = trained
+    model, params, vocab, step = load_run(path)
+    assert step == 30 and vocab.size == len(set(TEXT))
+    jax.tree_util.tree_map(np.testing.assert_array_equal, params, state.params)
+
+
+# --- clear errors -----------------------------------------------------------------------------------
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="not found"):
+        load_corpus(tmp_path / "nope.txt")
+    with pytest.raises(FileNotFoundError, match="not found"):
+        find_book(str(tmp_path / "nope.txt"))
+
+
+def test_empty_corpus(tmp_path):
+    path = tmp_path / "empty.txt"
+    path.write_text("\ufeff\r\n")
+    with pytest.raises(ValueError, match="is empty"):
+        load_corpus(path, gutenberg=False)
+
+
+def test_corpus_shorter_than_window():
+    with pytest.raises(ValueError, match=r"fewer than seq_len \+ 1 = 31"):
+        corpus_from_text("short text", val_fraction=0.0, seq_len=30)
+
+
+def test_prompt_outside_vocabulary_names_the_characters(trained, corpus):
+    config, state, _, _ = trained
+    model = make_char_lstm(config.model, corpus.vocab.size)
+    with pytest.raises(ValueError, match="not in the vocabulary: 'Q', '!'"):
+        complete(model, state.params, corpus.vocab, ["the Q!Q"], 5)
+
+
+def test_negative_temperature(trained, corpus):
+    config, state, _, _ = trained
+    model = make_char_lstm(config.model, corpus.vocab.size)
+    with pytest.raises(ValueError, match="temperature must be >= 0"):
+        complete(model, state.params, corpus.vocab, ["the"], 5, temperature=-0.5)
+
+
+def test_checkpoint_that_does_not_match_the_config(trained):
+    _, _, _, path = trained
+    other = quick_config()
+    other.model.hidden_size = 16
+    with pytest.raises(ValueError, match="does not match the config: .* has shape"):
+        load_run(path, config=other)
