@@ -1,0 +1,134 @@
+"""Training GCN/GAT: stopping rules, seeds under vmap, jit vs no-jit, a short real run on Cora."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxseq.config import load_config
+from jaxseq.data import graphs
+from jaxseq.models.gnn import make_gnn
+from jaxseq.train import gnn
+
+needs_data = pytest.mark.skipif(
+    not (graphs.DEFAULT_DATA_DIR / "planetoid").is_dir(),
+    reason=f"Planetoid data not found at {graphs.DEFAULT_DATA_DIR} (../shared/data/planetoid)",
+)
+
+
+def tiny_config(name, num_epochs=20):
+    """A config for a 40-node graph; lr 0.2 overfits fast, so the window rule fires early."""
+    config = load_config(f"configs/{name}.py:quick")
+    config.train.num_epochs = num_epochs
+    config.train.patience = 2
+    config.optim.lr = 0.2
+    return config
+
+
+@pytest.fixture(scope="module")
+def tiny_problem():
+    return graphs.random_graph(0, 40, avg_degree=4, num_features=6, num_classes=3)
+
+
+@pytest.fixture(scope="module")
+def tiny_runs(tiny_problem):
+    """GCN on the tiny graph: three seeds vmapped, and seed 1 alone, both jitted."""
+    train = gnn.make_train(tiny_config("gcn"), tiny_problem)
+    keys = jax.random.split(jax.random.key(3), 3)
+    _, batched = jax.jit(jax.vmap(train))(keys)
+    _, single = jax.jit(train)(keys[1])
+    return keys, batched, single
+
+
+def run_stopper(stopper, val_losses, val_accs):
+    state, stops = stopper.init({"w": jnp.zeros(())}), []
+    for epoch, (loss, acc) in enumerate(zip(val_losses, val_accs)):
+        state, stop = stopper.update(state, jnp.float32(loss), jnp.float32(acc), {"w": jnp.float32(epoch)})
+        stops.append(bool(stop))
+    return state, stops
+
+
+def test_window_stopper_stops_when_val_loss_rises_above_window_mean():
+    losses = [5.0, 4.0, 3.0, 2.9, 3.5, 2.0]
+    _, stops = run_stopper(gnn.window_stopper(3), losses, [0.0] * 6)
+    # epoch 4 (3.5) > mean(4, 3, 2.9); epoch 3 (2.9) < mean(5, 4, 3)
+    assert stops == [False, False, False, False, True, False]
+
+
+def test_patience_stopper_restores_params_where_loss_and_accuracy_were_best():
+    losses = [3.0, 2.0, 2.5, 1.9, 2.2, 2.3, 2.4]
+    accs = [0.1, 0.5, 0.6, 0.4, 0.3, 0.3, 0.3]
+    stopper = gnn.patience_stopper(3)
+    state, stops = run_stopper(stopper, losses, accs)
+    assert stops == [False, False, False, False, False, False, True]  # 3 epochs without either improving
+    assert float(stopper.final_params(state, None)["w"]) == 1.0  # epoch 1: both best at once
+
+
+def test_l2_penalty_scopes():
+    params = {"layer_0": {"kernel": jnp.ones((2, 2)), "bias": jnp.ones(2)}, "layer_1": {"kernel": jnp.ones(3)}}
+    assert float(gnn.l2_penalty(params, "first_layer")) == 2.0
+    assert float(gnn.l2_penalty(params, "all")) == 3.5
+    with pytest.raises(ValueError, match="first_layer"):
+        gnn.l2_penalty(params, "everything")
+
+
+def test_unknown_names_are_clear_errors(tiny_problem):
+    config = tiny_config("gcn")
+    config.model.name = "graphsage"
+    with pytest.raises(ValueError, match="gat, gcn"):
+        gnn.make_train(config, tiny_problem)
+    config = tiny_config("gcn")
+    config.train.early_stopping = "never"
+    with pytest.raises(ValueError, match="patience, window"):
+        gnn.make_train(config, tiny_problem)
+    with pytest.raises(ValueError, match="quick"):
+        load_config("configs/gat.py:pubmed")
+
+
+def test_non_finite_loss_names_epoch_and_seed():
+    losses = np.ones((3, 10))
+    losses[2, 6] = np.nan
+    with pytest.raises(FloatingPointError, match="step 7 in seed 2"):
+        gnn.check_run({"epoch": {"loss": losses}})
+
+
+def test_vmapped_seed_equals_single_run(tiny_runs):
+    _, batched, single = tiny_runs
+    for name in ("loss", "val_loss", "grad_norm", "param_norm"):
+        np.testing.assert_allclose(batched["epoch"][name][1], single["epoch"][name], rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(batched["final"]["epochs"][1], single["final"]["epochs"])
+    assert not np.allclose(batched["epoch"]["loss"][0], batched["epoch"]["loss"][1])  # seeds differ
+
+
+def test_stopped_seeds_are_frozen(tiny_runs):
+    _, batched, _ = tiny_runs
+    for seed, epochs in enumerate(batched["final"]["epochs"]):
+        active, param_norm = batched["epoch"]["active"][seed], batched["epoch"]["param_norm"][seed]
+        assert 0 < epochs < 20 and active.sum() == epochs and active[:epochs].all()
+        np.testing.assert_array_equal(param_norm[epochs:], param_norm[epochs - 1])
+
+
+def test_jit_and_no_jit_agree(tiny_problem, tiny_runs):
+    keys, _, jitted = tiny_runs
+    # Same run cut to 2 epochs (a constant schedule does not depend on the run length).
+    train = gnn.make_train(tiny_config("gcn", num_epochs=2), tiny_problem)
+    with jax.disable_jit():
+        _, eager = train(keys[1])
+    for name in ("loss", "val_loss", "param_norm"):
+        np.testing.assert_allclose(eager["epoch"][name], jitted["epoch"][name][:2], rtol=1e-5)
+
+
+@needs_data
+@pytest.mark.data
+@pytest.mark.slow
+def test_short_gcn_run_on_cora_is_well_above_chance():
+    config = load_config("configs/gcn.py:quick")  # 30 epochs, 2 seeds
+    runs = gnn.train_seeds(config)
+    test_acc = runs.metrics["final"]["test_acc"]
+    assert test_acc.shape == (2,)
+    assert (test_acc > 0.45).all(), test_acc  # chance is ~0.14-0.32 (majority class)
+    assert runs.metrics["epoch"]["loss"].shape == (2, 30)
+    model = make_gnn(config.model, 7)
+    assert jax.tree.map(np.shape, runs.state.params) == jax.tree.map(
+        lambda p: (2,) + p.shape, model.init(jax.random.key(0), graphs.load_planetoid("cora").graph)["params"]
+    )
