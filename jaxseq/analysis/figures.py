@@ -23,11 +23,12 @@ def mean_std_band(ax, x: Sequence[float], ys: np.ndarray, label: str, **kwargs) 
     ax.fill_between(x, mean - std, mean + std, color=line.get_color(), alpha=0.2, linewidth=0)
 
 
-def save(fig, path: os.PathLike) -> None:
-    """Write ``fig`` as a PNG (directories created) and close it."""
+def save(fig, path: os.PathLike, close: bool = True) -> None:
+    """Write ``fig`` as a PNG (directories created); close it unless ``close=False`` (to save it again)."""
     os.makedirs(os.path.dirname(os.fspath(path)) or ".", exist_ok=True)
     fig.savefig(path, dpi=120, bbox_inches="tight")
-    plt.close(fig)
+    if close:
+        plt.close(fig)
 
 
 def accuracy_vs_length(

@@ -1,0 +1,118 @@
+"""The memory frontier: the longest palindrome each model solves (>= 99 %, mean of 3 seeds).
+
+Each entry of ``frontier.variants`` names a model *variant*: a set of config overrides in
+``config.variants`` (a model name plus, e.g., its forget bias, input encoding, hidden size or
+optimiser), so "LSTM with forget bias 0" and "LSTM with forget bias 1" are two lines of the same
+table. Every variant trains its seeds together (one vmapped program) at each length of its
+``sweep.lengths``, in increasing order, within the fixed budget ``train.num_steps``; once a
+length fails, longer ones are skipped (``frontier.stop_after_failure``)::
+
+    python scripts/frontier.py --config=configs/frontier.py --out=results/frontier --table=results/frontier.csv
+    python scripts/frontier.py --config=configs/frontier.py:inputs ...    # encodings, sizes, optimisers
+    python scripts/frontier.py --config=configs/frontier.py:push ...      # an LSTM at T = 100
+    python scripts/frontier.py --config=configs/frontier.py:classic --out=results/classic_checks \\
+        --table=results/classic_checks.csv                                 # the other tasks' sanity checks
+    python scripts/frontier.py --out=results/frontier --plot_only           # redraw from results.csv
+
+Override a variant from the command line, e.g. ``--config.variants.lstm_fb1.sweep.lengths=20,40``
+or pick some with ``--config.frontier.variants=rnn,gru``. Measured results: docs/study.md.
+
+The base set-up is the classic one of ``configs/palindrome.py`` (raw digit input, hidden 128,
+batch 128, RMSprop 1e-3, clipping at 10) with a budget of 1000 steps.
+"""
+
+import pathlib
+
+import ml_collections
+
+from jaxseq.config import load_config
+
+
+def _variant(**sections) -> ml_collections.ConfigDict:
+    """Overrides as nested sections: ``_variant(model=dict(name="lstm"), sweep=dict(lengths="6"))``."""
+    return ml_collections.ConfigDict(sections)
+
+
+MODEL_VARIANTS = {
+    "rnn": _variant(model=dict(name="rnn")),
+    "lstm_fb0": _variant(model=dict(name="lstm", forget_bias=0.0)),
+    "lstm_fb1": _variant(model=dict(name="lstm", forget_bias=1.0)),
+    "gru": _variant(model=dict(name="gru")),
+    "peephole_lstm": _variant(model=dict(name="peephole_lstm")),
+    "bilstm": _variant(model=dict(name="bilstm")),
+}
+
+INPUT_VARIANTS = {  # how encoding, hidden size and optimiser move the frontier (RNN and LSTM)
+    "rnn_onehot_adam": _variant(model=dict(name="rnn", encoding="onehot"), optim=dict(name="adam", lr=2e-3)),
+    "lstm_onehot": _variant(model=dict(name="lstm", encoding="onehot")),
+    "lstm_embed": _variant(model=dict(name="lstm", encoding="embed")),
+    "lstm_adam": _variant(model=dict(name="lstm"), optim=dict(name="adam", lr=2e-3)),
+    "lstm_h32": _variant(model=dict(name="lstm", hidden_size=32)),
+}
+
+def _push(forget_bias: float) -> ml_collections.ConfigDict:
+    return _variant(
+        model=dict(name="lstm", encoding="onehot", forget_bias=forget_bias, hidden_size=64),
+        optim=dict(name="adam", lr=2e-3),
+        data=dict(batch_size=64),
+        train=dict(num_steps=3000),
+        sweep=dict(lengths="100"),
+    )
+
+
+PUSH_VARIANTS = {  # one-hot input, Adam, and a forget gate that starts nearly open: sigmoid(3) = 0.95
+    "lstm_push": _push(3.0),
+    "lstm_push_fb1": _push(1.0),  # the same with the default forget bias: does the bias matter?
+}
+
+CLASSIC_VARIANTS = {  # (model, task, length) sanity checks of the classic reports
+    "lstm_random_combination": _variant(
+        model=dict(name="lstm"), data=dict(task="random_combination"), sweep=dict(lengths="6")
+    ),
+    "lstm_random_combination_onehot_adam": _variant(
+        model=dict(name="lstm", encoding="onehot"),
+        optim=dict(name="adam", lr=2e-3),
+        data=dict(task="random_combination"),
+        sweep=dict(lengths="6"),
+    ),
+    "lstm_baum_sweet": _variant(model=dict(name="lstm"), data=dict(task="baum_sweet"), sweep=dict(lengths="6")),
+    "lstm_binary_palindrome": _variant(
+        model=dict(name="lstm"), data=dict(task="binary_palindrome"), sweep=dict(lengths="10")
+    ),
+    "gru_palindrome": _variant(model=dict(name="gru"), sweep=dict(lengths="6")),
+    "bilstm_palindrome": _variant(model=dict(name="bilstm"), sweep=dict(lengths="5")),
+    "peephole_lstm_palindrome": _variant(model=dict(name="peephole_lstm"), sweep=dict(lengths="6")),
+}
+
+GROUPS = {None: MODEL_VARIANTS, "inputs": INPUT_VARIANTS, "push": PUSH_VARIANTS, "classic": CLASSIC_VARIANTS}
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+    """The frontier config; ``arg`` picks the variant group: None, inputs, push, classic or quick."""
+    # the quick variant starts from palindrome's own quick (tiny) set-up
+    config = load_config(str(pathlib.Path(__file__).with_name("palindrome.py")) + (":quick" if arg == "quick" else ""))
+    config.unlock()
+    config.train.num_steps = 1000
+    config.sweep.lengths = "5,10,15,20,30"  # default lengths of every variant (a variant may override them)
+
+    config.frontier = ml_collections.ConfigDict()
+    config.frontier.threshold = 0.99  # mean eval accuracy a length must reach
+    config.frontier.min_seeds = 3
+    config.frontier.stop_after_failure = True
+
+    if arg == "quick":
+        config.train.num_steps = 20
+        config.frontier.min_seeds = 2
+        config.sweep.lengths = "4,5"
+        variants = {"rnn": MODEL_VARIANTS["rnn"], "lstm_fb0": MODEL_VARIANTS["lstm_fb0"]}
+    elif arg in GROUPS:
+        variants = GROUPS[arg]
+        if arg == "inputs":
+            config.sweep.lengths = "20,40"
+        if arg == "classic":
+            config.train.num_steps = 2000  # seeds stop as soon as they are perfect
+    else:
+        raise ValueError(f"unknown variant {arg!r} of configs/frontier.py; choose inputs, push, classic or quick")
+    config.frontier.variants = ",".join(variants)
+    config.variants = ml_collections.ConfigDict({name: v.to_dict() for name, v in variants.items()})
+    return config

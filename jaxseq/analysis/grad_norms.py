@@ -1,0 +1,71 @@
+"""How far back does the loss reach? Per-time-step gradient norms ``||dL/dh_t||``.
+
+A sequence classifier from :func:`jaxseq.models.registry.make_classifier` accepts
+``perturbations [batch, time, H]`` that are added to every hidden state ``h_t`` inside the scan
+(and carried forward). At zero perturbations the model is unchanged, and the gradient of the loss
+with respect to them is ``dL/dh_t`` for all ``t`` at once: one forward and one backward pass, no
+matter how long the sequence. Bidirectional models are probed in their forward cell.
+
+Per example ``b`` we differentiate that example's own loss ``l_b`` (softmax cross-entropy), so
+``norms[b, t] = ||d l_b / d h_t^b||`` does not depend on the batch size; the batch mean of these is
+what :func:`hidden_grad_norms` returns by default.
+"""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import linen as nn
+
+
+def hidden_size_of(model: nn.Module) -> int:
+    """``H`` of the cell whose hidden states :func:`hidden_grad_norms` perturbs."""
+    for field in ("cell", "forward_cell"):
+        cell = getattr(model, field, None)
+        if cell is not None:
+            return cell.hidden_size
+    raise ValueError(f"{type(model).__name__} has no recurrent cell to probe (expected a 'cell' or 'forward_cell')")
+
+
+def hidden_grad_norms(
+    model: nn.Module, params, tokens: jax.Array, labels: jax.Array, per_example: bool = False
+) -> jax.Array:
+    """``||dl_b/dh_t||`` for every time step, from one backward pass.
+
+    Args:
+      model: a sequence classifier whose ``__call__(tokens, perturbations)`` adds
+        ``perturbations [batch, time, H]`` to the hidden states (every model in ``MODELS``).
+      params: the model's ``params`` collection (not wrapped in ``{"params": ...}``).
+      tokens: inputs ``[batch, time]``.
+      labels: integer classes ``[batch]``.
+      per_example: return ``[batch, time]`` instead of the batch mean ``[time]``.
+    Returns:
+      ``[time]`` (mean over the batch of each example's norm) or ``[batch, time]``; index ``t`` is
+      the hidden state after reading input ``t`` (the last one feeds the classifier head).
+
+    Pure and jit-able; to probe several seeds at once vmap over stacked ``params``, see
+    :func:`seed_grad_norms_fn`.
+    """
+    if tokens.ndim != 2 or labels.shape != tokens.shape[:1]:
+        raise ValueError(f"expected tokens [batch, time] and labels [batch], got {tokens.shape} and {labels.shape}")
+    zeros = jnp.zeros(tokens.shape + (hidden_size_of(model),))
+
+    def summed_loss(perturbations):
+        logits = model.apply({"params": params}, tokens, perturbations=perturbations)
+        # a sum, not a mean: the gradient at example b is then that example's own d l_b / d h_t^b
+        return optax.softmax_cross_entropy_with_integer_labels(logits, labels).sum()
+
+    norms = jnp.linalg.norm(jax.grad(summed_loss)(zeros), axis=-1)
+    return norms if per_example else norms.mean(axis=0)
+
+
+def seed_grad_norms_fn(model: nn.Module, per_example: bool = False):
+    """:func:`hidden_grad_norms` vmapped over a leading seed axis of the parameters, and jitted.
+
+    Returns ``probe(stacked_params, tokens, labels) -> [seed, time]`` (``[seed, batch, time]``
+    with ``per_example``); every seed sees the same batch. Build it once and call it many times:
+    it compiles once per input shape.
+    """
+    probe = functools.partial(hidden_grad_norms, model, per_example=per_example)
+    return jax.jit(jax.vmap(probe, in_axes=(0, None, None)))

@@ -1,0 +1,134 @@
+"""SGD vs momentum vs RMSprop vs Adam: palindrome training curves and the 2-D ravine picture.
+
+    python scripts/compare_optimizers.py --config=configs/optimizers.py --out=results/optimizers --publish=results
+    python scripts/compare_optimizers.py --out=results/optimizers --plot_only   # redraw from files
+
+Writes ``OUT/config.json``, ``OUT/results.csv`` (one row per optimiser and seed),
+``OUT/metrics.jsonl`` (per-step curves), ``OUT/ravine.csv`` (the 2-D trajectories) and the figures
+``OUT/optimizers_palindrome.png`` (loss and accuracy vs step, mean ± std over seeds) and
+``OUT/ravine.png`` (trajectories over the loss contours). Optimisers already in ``results.csv``
+are skipped when the command is run again.
+"""
+
+import collections
+import functools
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import numpy as np  # noqa: E402
+from absl import app, flags  # noqa: E402
+from ml_collections import config_flags  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+from jaxseq.analysis import figures  # noqa: E402
+from jaxseq.analysis.ravine import optimizer_trajectory, ravine_loss  # noqa: E402
+from jaxseq.registry import lookup  # noqa: E402
+from jaxseq.train.optim import OPTIMIZERS, make_optimizer  # noqa: E402
+from jaxseq.train.record import train_setting, train_unless_plot_only  # noqa: E402
+from jaxseq.train.results import RunDir  # noqa: E402
+from jaxseq.train.sweep import parse_list, setting_config  # noqa: E402
+
+_CONFIG = config_flags.DEFINE_config_file("config", "configs/optimizers.py", "experiment config", lock_config=True)
+_OUT = flags.DEFINE_string("out", "results/optimizers", "output directory")
+_PUBLISH = flags.DEFINE_string("publish", "", "also write the figures into this directory (e.g. results)")
+_PLOT_ONLY = flags.DEFINE_bool("plot_only", False, "redraw the figures from OUT without training")
+_LOG_EVERY = flags.DEFINE_integer("log_every", 10, "write per-step metrics every this many steps")
+
+RAVINE_CSV = "ravine.csv"
+
+
+def optimizer_names(config) -> list[str]:
+    names = parse_list(config.compare.optimizers, str, "optimizer")
+    for name in names:
+        lookup(OPTIMIZERS, name, "optimizer")
+    return names
+
+
+def train_optimizers(config, run_dir: RunDir) -> None:
+    """One compiled multi-seed palindrome run per optimiser not yet in ``results.csv``."""
+    done = {row["optimizer"] for row in run_dir.read_results()}
+    todo = [name for name in optimizer_names(config) if name not in done]
+    run_dir.write_config(config)
+    with tqdm(total=len(todo) * config.train.num_steps, unit="step", dynamic_ncols=True) as bar:
+        for name in todo:
+            cfg = setting_config(config, **{"optim.name": name, "optim.lr": config.compare.lr[name]})
+            columns = dict(optimizer=name, lr=cfg.optim.lr, model=cfg.model.name, length=cfg.data.length)
+            train_setting(cfg, run_dir, bar, _LOG_EVERY.value, **columns)
+
+
+def train_all(config, run_dir: RunDir) -> None:
+    """The ravine trajectories (cheap: always recomputed), then the palindrome runs."""
+    rows = ravine_rows(config)
+    run_dir.file(RAVINE_CSV).unlink(missing_ok=True)
+    run_dir.append_results(rows, RAVINE_CSV)
+    train_optimizers(config, run_dir)
+
+
+def ravine_rows(config) -> list[dict]:
+    """Trajectories of the optimisers on the ravine, one row per optimiser and step."""
+    loss_fn = functools.partial(ravine_loss, condition=config.ravine.condition)
+    rows = []
+    for name in optimizer_names(config):
+        optim_cfg = setting_config(config.optim, name=name, lr=config.ravine.lr[name], clip_norm=0.0)
+        start = np.array(config.ravine.start)
+        path = np.asarray(optimizer_trajectory(make_optimizer(optim_cfg), loss_fn, start, config.ravine.num_steps))
+        losses = np.asarray(loss_fn(path))
+        rows += [
+            {"optimizer": name, "lr": optim_cfg.lr, "step": i, "w0": float(w[0]), "w1": float(w[1]), "loss": float(f)}
+            for i, (w, f) in enumerate(zip(path, losses))
+        ]
+    return rows
+
+
+def plot_ravine(rows, condition: float):
+    """Trajectories over the loss contours of the ravine."""
+    paths = collections.defaultdict(list)
+    for row in rows:
+        paths[row["optimizer"]].append((float(row["w0"]), float(row["w1"])))
+    points = np.concatenate([np.array(p) for p in paths.values()])
+    span = np.abs(points).max(axis=0) * 1.15
+    w0, w1 = np.meshgrid(np.linspace(-span[0], span[0], 300), np.linspace(-span[1], span[1], 300))
+    fig, ax = figures.plt.subplots(figsize=(9, 3.6))
+    surface = ravine_loss(np.stack([w0, w1], -1), condition)
+    ax.contour(w0, w1, surface, levels=np.geomspace(1e-2, surface.max(), 14), colors="0.75", linewidths=0.8)
+    for name, path in paths.items():
+        path = np.array(path)
+        final = ravine_loss(path[-1], condition)
+        label = f"{name} (final loss {final:.2g})"
+        ax.plot(path[:, 0], path[:, 1], marker=".", markersize=4, linewidth=1.2, label=label)
+    ax.plot([0], [0], marker="*", color="k", markersize=10)
+    ax.set_aspect("equal")  # true shape: the ravine is `condition` times steeper across than along
+    ax.set_xlabel("w_0 (along the ravine)")
+    ax.set_ylabel("w_1 (across the ravine)")
+    ax.set_title(f"(w_0^2 + {condition:g} w_1^2) / 2: {len(next(iter(paths.values()))) - 1} steps of each optimiser")
+    ax.legend(fontsize=8, loc="lower right")
+    return fig
+
+
+def main(argv):
+    config, run_dir = _CONFIG.value, RunDir(_OUT.value)
+    train_unless_plot_only(argv, lambda: train_all(config, run_dir), run_dir, _PLOT_ONLY.value)
+    drawn = {}
+    ravine = run_dir.read_results(RAVINE_CSV)
+    if ravine:
+        drawn["ravine.png"] = plot_ravine(ravine, config.ravine.condition)
+    metrics = run_dir.read_metrics()
+    if metrics:
+        title = f"{config.data.task}, {config.model.name}, T = {config.data.length}: mean ± std over seeds"
+        drawn["optimizers_palindrome.png"] = figures.training_curves(metrics, group="optimizer", title=title)
+    paths = []
+    for name, fig in drawn.items():
+        if _PUBLISH.value:
+            paths.append(os.path.join(_PUBLISH.value, name))
+            figures.save(fig, paths[-1], close=False)
+        paths.append(run_dir.file(name))
+        figures.save(fig, paths[-1])
+    if not paths:
+        raise SystemExit(f"nothing to plot in {run_dir.path}; run without --plot_only first")
+    print("figures:", *paths, sep="\n  ")
+
+
+if __name__ == "__main__":
+    app.run(main)

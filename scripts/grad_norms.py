@@ -1,0 +1,124 @@
+"""Gradient norm ||dL/dh_t|| vs time step, at initialisation and after training, over seeds.
+
+    python scripts/grad_norms.py --config=configs/grad_norms.py --out=results/grad_norms --publish=results
+    python scripts/grad_norms.py --out=results/grad_norms --plot_only   # redraw from the CSV
+
+Writes ``OUT/config.json``, ``OUT/grad_norms.csv`` (one row per model, stage, seed and time step),
+``OUT/results.csv`` (the trained seeds' summary rows) and ``OUT/grad_norms.png``. A model already
+in ``grad_norms.csv`` is skipped when the command is run again.
+"""
+
+import collections
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
+from absl import app, flags  # noqa: E402
+from ml_collections import config_flags  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+from jaxseq.analysis import figures  # noqa: E402
+from jaxseq.analysis.grad_norms import seed_grad_norms_fn  # noqa: E402
+from jaxseq.models.registry import MODELS  # noqa: E402
+from jaxseq.registry import lookup  # noqa: E402
+from jaxseq.train.multiseed import MultiSeedRunner, seed_keys  # noqa: E402
+from jaxseq.train.record import train_unless_plot_only  # noqa: E402
+from jaxseq.train.results import RunDir  # noqa: E402
+from jaxseq.train.sequence import make_train  # noqa: E402
+from jaxseq.train.sweep import parse_list, result_rows, setting_config  # noqa: E402
+
+_CONFIG = config_flags.DEFINE_config_file("config", "configs/grad_norms.py", "experiment config", lock_config=True)
+_OUT = flags.DEFINE_string("out", "results/grad_norms", "output directory")
+_PUBLISH = flags.DEFINE_string("publish", "", "also write the figure into this directory (e.g. results)")
+_PLOT_ONLY = flags.DEFINE_bool("plot_only", False, "redraw the figure from OUT/grad_norms.csv without training")
+
+NORMS_CSV = "grad_norms.csv"
+
+
+def norm_rows(norms: np.ndarray, **columns) -> list[dict]:
+    """``norms [seed, time]`` -> one row per seed and time step (``t`` is 1-based)."""
+    return [
+        {**columns, "seed": seed, "t": t + 1, "grad_norm": float(norms[seed, t])}
+        for seed in range(norms.shape[0])
+        for t in range(norms.shape[1])
+    ]
+
+
+def probe_model(config, model: str, run_dir: RunDir, bar) -> None:
+    """Train ``model``'s seeds, probing the gradient norms before and after; append the rows."""
+    cfg = setting_config(config, **{"model.name": model})
+    trainer = make_train(cfg)
+    runner = MultiSeedRunner(trainer)
+    key, num_seeds = jax.random.key(cfg.train.seed), cfg.train.num_seeds
+    probe = seed_grad_norms_fn(trainer.model)
+    tokens, labels = trainer.get_batch(jax.random.key(cfg.probe.seed), cfg.probe.batch_size)
+
+    # runner.run starts from exactly these parameters (same keys), so "init" is the trained seeds' start
+    initial = runner.init(seed_keys(key, num_seeds)).train_state.params
+    rows = norm_rows(np.asarray(probe(initial, tokens, labels)), model=model, stage="init")
+    results = runner.run(key, num_seeds, progress=bar, description=model)
+    trained = results.run.train_state.params
+    stage = f"step {cfg.train.num_steps}"
+    rows += norm_rows(np.asarray(probe(trained, tokens, labels)), model=model, stage=stage)
+
+    run_dir.append_results(rows, NORMS_CSV)
+    run_dir.append_results(result_rows(results, model=model, task=cfg.data.task, length=cfg.data.length))
+    acc = results.final["eval_accuracy"]
+    tqdm.write(f"{model:>14s} accuracy after {stage}: {acc.mean():.4f} ± {acc.std():.4f}  {results.wall_time:.1f}s")
+
+
+def probe_models(config, run_dir: RunDir) -> None:
+    """Probe every model of ``config.probe.models`` not yet in the CSV."""
+    models = parse_list(config.probe.models, str, "model")
+    for model in models:
+        lookup(MODELS, model, "model")
+    done = {row["model"] for row in run_dir.read_results(NORMS_CSV)}
+    todo = [m for m in models if m not in done]
+    run_dir.write_config(config)
+    with tqdm(total=len(todo) * config.train.num_steps, unit="step", dynamic_ncols=True) as bar:
+        for model in todo:
+            probe_model(config, model, run_dir, bar)
+
+
+def plot(run_dir: RunDir, title: str):
+    """Gradient norm (log scale) vs time step, one line per (model, stage), mean ± std over seeds."""
+    by_line = collections.defaultdict(lambda: collections.defaultdict(dict))
+    for row in run_dir.read_results(NORMS_CSV):
+        by_line[(row["model"], row["stage"])][int(row["seed"])][int(row["t"])] = float(row["grad_norm"])
+    fig, ax = figures.plt.subplots(figsize=(7, 4.5))
+    colors = {}
+    for (model, stage), by_seed in by_line.items():
+        steps = sorted(next(iter(by_seed.values())))
+        ys = np.array([[by_seed[s][t] for t in steps] for s in sorted(by_seed)])
+        color = colors.setdefault(model, f"C{len(colors)}")
+        style = "--" if stage == "init" else "-"
+        # the band is mean ± std of log10: norms span decades, and a linear std would cross zero
+        figures.mean_std_band(ax, steps, np.log10(ys), f"{model}, {stage}", color=color, linestyle=style)
+    ax.yaxis.set_major_formatter(figures.matplotlib.ticker.FuncFormatter(lambda v, _: f"$10^{{{v:g}}}$"))
+    ax.set_xlabel("time step t (the loss is computed after the last step)")
+    ax.set_ylabel("||dL/dh_t|| (batch mean, log scale)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def main(argv):
+    config, run_dir = _CONFIG.value, RunDir(_OUT.value)
+    train_unless_plot_only(argv, lambda: probe_models(config, run_dir), run_dir, _PLOT_ONLY.value)
+    if not run_dir.read_results(NORMS_CSV):
+        raise SystemExit(f"no rows in {run_dir.file(NORMS_CSV)} to plot; run without --plot_only first")
+    path = run_dir.file("grad_norms.png")
+    title = f"{config.data.task}, T = {config.data.length - 1} input steps, mean ± std over seeds"
+    fig = plot(run_dir, title)
+    if _PUBLISH.value:
+        figures.save(fig, os.path.join(_PUBLISH.value, "grad_norms.png"), close=False)
+    figures.save(fig, path)
+    print("figure:", path)
+
+
+if __name__ == "__main__":
+    app.run(main)
