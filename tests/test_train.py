@@ -78,7 +78,7 @@ def test_one_step_changes_every_parameter_leaf():
     for model in ["rnn", "lstm", "gru", "peephole_lstm", "bilstm"]:
         trainer = make_train(quick(**{"model.name": model, "model.encoding": "embed"}))
         run = trainer.init(jax.random.key(0))
-        state, metrics = trainer.train_step(run.train_state, trainer.get_batch(jax.random.key(1)), jax.random.key(2))
+        state, metrics = jax.jit(trainer.train_step)(run.train_state, trainer.get_batch(jax.random.key(1)), jax.random.key(2))
         changed = jax.tree.map(lambda a, b: bool(jnp.any(a != b)), state.params, run.train_state.params)
         assert all(jax.tree.leaves(changed)), (model, changed)
         assert set(metrics) >= {"loss", "accuracy", "grad_norm", "param_norm"}
