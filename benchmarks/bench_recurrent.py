@@ -8,7 +8,9 @@ Variants:
 
 - ``ours-lstm``, ``ours-rnn``: the project's cells, input projection hoisted out of the scan;
 - ``flax-lstm``: Flax's built-in ``nn.RNN(nn.OptimizedLSTMCell)`` with the same head;
-- ``loop-lstm``: our LSTMCell called step by step in a Python loop over time (unrolled by jit).
+- ``loop-lstm``: our LSTMCell called step by step in a Python loop over time (unrolled by jit);
+- ``scan-lstm``: our LSTMCell under ``nn.scan`` with the input projection inside each step (what
+  ``scan_cell`` does, minus the hoisting), to measure what hoisting buys.
 
 Seed-steps/s = seeds x steps / seconds (median over repeats, compilation excluded). The speed-up of
 vmap is the 8-seed rate over the 1-seed rate, i.e. over 8 sequential runs.
@@ -64,6 +66,25 @@ class LoopLSTMClassifier(nn.Module):
         return nn.Dense(self.num_classes)(h)
 
 
+def _step(cell, carry, x_t):
+    return cell(carry, x_t)
+
+
+class ScanLSTMClassifier(nn.Module):
+    """Peer: our LSTMCell under ``nn.scan`` with ``x_t W_x`` computed inside every step (no hoisting)."""
+
+    hidden_size: int
+    num_classes: int
+
+    @nn.compact
+    def __call__(self, tokens):
+        x = jax.nn.one_hot(tokens, 10)
+        cell = LSTMCell(self.hidden_size)
+        scan = nn.scan(_step, variable_broadcast="params", split_rngs={"params": False}, in_axes=1, out_axes=1)
+        _, hs = scan(cell, cell.initialize_carry(None, x[:, 0].shape), x)
+        return nn.Dense(self.num_classes)(hs[:, -1])
+
+
 def make_trainer(variant: str, length: int):
     config = setting_config(
         load_config("configs/palindrome.py"),
@@ -84,6 +105,8 @@ def make_trainer(variant: str, length: int):
         trainer.model = FlaxLSTMClassifier(128, 10)
     elif variant == "loop-lstm":
         trainer.model = LoopLSTMClassifier(128, 10)
+    elif variant == "scan-lstm":
+        trainer.model = ScanLSTMClassifier(128, 10)
     return trainer
 
 
@@ -125,7 +148,7 @@ def main():
     ratios = []
     for length in map(int, args.lengths.split(",")):
         for seeds in map(int, args.seeds.split(",")):
-            for peer in ["flax-lstm", "loop-lstm"]:
+            for peer in ["flax-lstm", "loop-lstm", "scan-lstm"]:
                 if ("ours-lstm", length, seeds) in rate and (peer, length, seeds) in rate:
                     r = rate[("ours-lstm", length, seeds)] / rate[(peer, length, seeds)]
                     ratios.append(dict(what=f"ours-lstm / {peer}", length=length, seeds=seeds, ratio=round(r, 2)))
