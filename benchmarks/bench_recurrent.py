@@ -50,39 +50,33 @@ class FlaxLSTMClassifier(nn.Module):
         return nn.Dense(self.num_classes)(hs[:, -1])
 
 
-class LoopLSTMClassifier(nn.Module):
-    """Peer: our LSTMCell stepped by a Python loop over time (no hoisting, no scan)."""
+def _step(cell, carry, x_t):
+    return cell(carry, x_t)
+
+
+class UnhoistedLSTMClassifier(nn.Module):
+    """Peer: our LSTMCell with ``x_t W_x`` computed inside every step (no hoisting).
+
+    ``loop=True`` steps it in a Python loop over time (unrolled by jit), else under ``nn.scan``.
+    """
 
     hidden_size: int
     num_classes: int
+    loop: bool
 
     @nn.compact
     def __call__(self, tokens):
         x = jax.nn.one_hot(tokens, 10)
         cell = LSTMCell(self.hidden_size)
         carry = cell.initialize_carry(None, x[:, 0].shape)
-        for t in range(x.shape[1]):
-            carry, h = cell(carry, x[:, t])
+        if self.loop:
+            for t in range(x.shape[1]):
+                carry, h = cell(carry, x[:, t])
+        else:
+            scan = nn.scan(_step, variable_broadcast="params", split_rngs={"params": False}, in_axes=1, out_axes=1)
+            _, hs = scan(cell, carry, x)
+            h = hs[:, -1]
         return nn.Dense(self.num_classes)(h)
-
-
-def _step(cell, carry, x_t):
-    return cell(carry, x_t)
-
-
-class ScanLSTMClassifier(nn.Module):
-    """Peer: our LSTMCell under ``nn.scan`` with ``x_t W_x`` computed inside every step (no hoisting)."""
-
-    hidden_size: int
-    num_classes: int
-
-    @nn.compact
-    def __call__(self, tokens):
-        x = jax.nn.one_hot(tokens, 10)
-        cell = LSTMCell(self.hidden_size)
-        scan = nn.scan(_step, variable_broadcast="params", split_rngs={"params": False}, in_axes=1, out_axes=1)
-        _, hs = scan(cell, cell.initialize_carry(None, x[:, 0].shape), x)
-        return nn.Dense(self.num_classes)(hs[:, -1])
 
 
 def make_trainer(variant: str, length: int):
@@ -104,9 +98,9 @@ def make_trainer(variant: str, length: int):
     if variant == "flax-lstm":
         trainer.model = FlaxLSTMClassifier(128, 10)
     elif variant == "loop-lstm":
-        trainer.model = LoopLSTMClassifier(128, 10)
+        trainer.model = UnhoistedLSTMClassifier(128, 10, loop=True)
     elif variant == "scan-lstm":
-        trainer.model = ScanLSTMClassifier(128, 10)
+        trainer.model = UnhoistedLSTMClassifier(128, 10, loop=False)
     return trainer
 
 
