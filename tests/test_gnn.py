@@ -10,10 +10,7 @@ from jaxseq.data import graphs
 from jaxseq.models.gnn import make_gnn
 from jaxseq.train import gnn
 
-needs_data = pytest.mark.skipif(
-    not (graphs.DEFAULT_DATA_DIR / "planetoid").is_dir(),
-    reason=f"Planetoid data not found at {graphs.DEFAULT_DATA_DIR} (../shared/data/planetoid)",
-)
+from data_paths import needs_planetoid as needs_data
 
 
 def tiny_config(name, num_epochs=20):

@@ -5,9 +5,7 @@ import pathlib
 import subprocess
 import sys
 
-import pytest
-
-from jaxseq.data import graphs
+from data_paths import needs_planetoid
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
@@ -85,10 +83,7 @@ def test_frontier_script_table_and_resume(tmp_path):
     assert bad.returncode != 0 and "no_such_variant" in bad.stderr
 
 
-@pytest.mark.skipif(
-    not (graphs.DEFAULT_DATA_DIR / "planetoid").is_dir(),
-    reason=f"Planetoid data not found at {graphs.DEFAULT_DATA_DIR}",
-)
+@needs_planetoid
 def test_train_gnn_script_quick(tmp_path):
     out = tmp_path / "gcn"
     run("train_gnn.py", "--config=configs/gcn.py:cora,quick", f"--out={out}")
