@@ -37,9 +37,9 @@ def plot_curves(rows, path) -> None:
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4))
     steps = [r["step"] for r in rows]
     val = [r for r in rows if "val_loss" in r]
-    ax_loss.plot(steps, [r["loss"] for r in rows], label="train", alpha=0.7)
+    ax_loss.plot(steps, [r["loss"] for r in rows], label="training batches (dropout on)", alpha=0.7)
     ax_loss.plot([r["step"] for r in val], [r["val_loss"] for r in val], "o-", label="validation")
-    ax_acc.plot(steps, [r["accuracy"] for r in rows], label="train", alpha=0.7)
+    ax_acc.plot(steps, [r["accuracy"] for r in rows], label="training batches (dropout on)", alpha=0.7)
     ax_acc.plot([r["step"] for r in val], [r["val_accuracy"] for r in val], "o-", label="validation")
     ax_loss.set(xlabel="step", ylabel="cross-entropy (nats/char)", title="loss")
     ax_acc.set(xlabel="step", ylabel="next-character accuracy", title="accuracy")
@@ -82,7 +82,7 @@ def main(argv):
 
     start = time.perf_counter()
     try:
-        state, _ = fit(config, corpus, run, resume=_RESUME.value, callbacks=Callbacks(on_chunk, on_sample))
+        state, new_rows = fit(config, corpus, run, resume=_RESUME.value, callbacks=Callbacks(on_chunk, on_sample))
     except KeyboardInterrupt:
         bar.close()
         raise SystemExit(130) from None
@@ -90,6 +90,9 @@ def main(argv):
     bar.close()
     rows = run.read_metrics()
     plot_curves(rows, run.file("curves.png"))
+    if not new_rows:
+        print(f"{run.path} had already finished all {total} steps; nothing to train (curves redrawn)")
+        return
     final = rows[-1]
     summary = {
         "model": f"char_lstm {config.model.num_layers}x{config.model.hidden_size}",

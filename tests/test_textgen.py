@@ -4,6 +4,7 @@ Everything runs on a small text built here, so the tests pass without ../shared/
 """
 
 import hashlib
+import shutil
 
 import jax
 import jax.numpy as jnp
@@ -27,6 +28,8 @@ from jaxseq.train.sampling import complete, generate
 from jaxseq.train.textgen import (
     Callbacks,
     create_train_state,
+    evaluate,
+    evaluate_carried,
     fit,
     latest_checkpoint,
     load_run,
@@ -176,6 +179,36 @@ def test_step_by_step_equals_scanned_call():
     np.testing.assert_allclose(jnp.concatenate([first, second], 1), whole, rtol=1e-5, atol=1e-5)
 
 
+def numpy_next_char_metrics(logits, targets):
+    """Mean cross-entropy (nats) and accuracy of ``logits [..., V]`` against ``targets [...]``."""
+    shifted = logits - logits.max(-1, keepdims=True)
+    log_probs = shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
+    nll = -np.take_along_axis(log_probs, targets[..., None], -1)[..., 0]
+    return nll.mean(), (logits.argmax(-1) == targets).mean()
+
+
+def test_carried_evaluation_equals_numpy_streams():
+    model = CharLSTM(vocab_size=11, hidden_size=8, num_layers=2, embed_dim=5)
+    ids = np.asarray(jax.random.randint(jax.random.key(3), (44,), 0, 11))
+    params = model.init(jax.random.key(0), jnp.asarray(ids[None, :4]))["params"]
+    metrics = evaluate_carried(model, params, jnp.asarray(ids), num_streams=3)
+    # 3 streams of (44 - 1) // 3 = 14 targets each, read from zero states to their ends
+    inputs = np.stack([ids[14 * s : 14 * s + 14] for s in range(3)])
+    targets = np.stack([ids[14 * s + 1 : 14 * s + 15] for s in range(3)])
+    loss, accuracy = numpy_next_char_metrics(numpy_char_lstm(params, inputs, 2), targets)
+    np.testing.assert_allclose(metrics["loss"], loss, rtol=1e-5)
+    np.testing.assert_allclose(metrics["accuracy"], accuracy)
+    np.testing.assert_allclose(metrics["bpc"], loss / np.log(2), rtol=1e-5)
+    # windows of T restart from zero states, so they differ from the carried reading of the same text
+    windows = evaluate(model, params, *(jnp.asarray(a) for a in sequential_windows(ids[:15], 7)))
+    one_stream = evaluate_carried(model, params, jnp.asarray(ids[:15]), num_streams=1)
+    whole = evaluate(model, params, *(jnp.asarray(a) for a in sequential_windows(ids[:15], 14)))
+    np.testing.assert_allclose(one_stream["loss"], whole["loss"], rtol=1e-6)
+    assert abs(float(windows["loss"]) - float(one_stream["loss"])) > 1e-4
+    with pytest.raises(ValueError, match="too short"):
+        evaluate_carried(model, params, jnp.asarray(ids[:3]), num_streams=3)
+
+
 # --- training, checkpoints, resume -----------------------------------------------------------------
 
 
@@ -218,6 +251,20 @@ def test_resume_after_interrupt_equals_uninterrupted(trained, corpus, tmp_path):
     assert [r["step"] for r in rows] == [30]
     assert [r["step"] for r in RunDir(tmp_path).read_metrics()] == [10, 20, 30]
     jax.tree_util.tree_map(np.testing.assert_array_equal, resumed.params, uninterrupted.params)
+
+
+def test_resume_refuses_a_config_that_trains_differently(trained, corpus, tmp_path):
+    config, state, _, path = trained
+    shutil.copytree(path, tmp_path / "run")
+    changed = quick_config()
+    changed.optim.lr = 3e-3
+    changed.model.dropout = 0.2
+    with pytest.raises(ValueError, match=r"model.dropout 0.0 -> 0.2, optim.lr 0.01 -> 0.003"):
+        fit(changed, corpus, RunDir(tmp_path / "run"), resume=True)
+    relogged = quick_config()
+    relogged.train.eval_every = 5  # bookkeeping only: resuming is allowed
+    resumed, rows = fit(relogged, corpus, RunDir(tmp_path / "run"), resume=True)
+    assert rows == [] and int(resumed.step) == int(state.step)
 
 
 # --- generation -----------------------------------------------------------------------------------

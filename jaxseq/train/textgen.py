@@ -129,6 +129,24 @@ def evaluate(model: CharLSTM, params, inputs: jax.Array, targets: jax.Array) -> 
     return {"loss": loss, "bpc": loss / math.log(2.0), "accuracy": accuracy}
 
 
+@functools.partial(jax.jit, static_argnames=("model", "num_streams"))
+def evaluate_carried(model: CharLSTM, params, ids: jax.Array, num_streams: int = 8) -> dict[str, jax.Array]:
+    """``{loss, bpc, accuracy}`` of reading a text in order with the LSTM state carried throughout.
+
+    ``ids: int [N]`` is cut into ``num_streams`` consecutive pieces of ``n = (N - 1) // num_streams``
+    targets each; every piece is read from zero states to its end in one scan, so each prediction
+    sees everything before it in its piece (unlike :func:`evaluate`, whose windows restart every
+    ``T`` characters). Only the first character of each piece is not a target.
+    """
+    n = (ids.shape[0] - 1) // num_streams
+    if n < 1:
+        raise ValueError(f"a text of {ids.shape[0]} characters is too short for {num_streams} streams")
+    index = n * jnp.arange(num_streams)[:, None] + jnp.arange(n)[None, :]  # [streams, n]
+    _, logits = model.apply({"params": params}, ids[index])
+    loss, accuracy = next_char_metrics(logits, ids[index + 1])
+    return {"loss": loss, "bpc": loss / math.log(2.0), "accuracy": accuracy}
+
+
 # ---------------------------------------------------------------------------------------------
 # checkpoints
 
@@ -234,6 +252,25 @@ def load_vocab(run_path: os.PathLike) -> CharVocab:
     return CharVocab(tuple(json.loads(path.read_text())["chars"]))
 
 
+# settings that change what is logged or saved, not the parameters a run ends with
+_BOOKKEEPING = {"train.eval_every", "train.checkpoint_every", "train.keep_checkpoints", "train.num_samples",
+                "train.sample_length"}
+
+
+def _check_same_training(run: RunDir, config: ml_collections.ConfigDict) -> None:
+    """Raise ValueError if ``config`` trains differently from the run's saved ``config.json``."""
+    path = run.file("config.json")
+    if not path.is_file():
+        return
+    saved = traverse_util.flatten_dict(json.loads(path.read_text()), sep=".")
+    now = traverse_util.flatten_dict(config.to_dict(), sep=".")
+    changed = sorted(k for k in saved.keys() | now.keys() if saved.get(k) != now.get(k) and k not in _BOOKKEEPING)
+    if changed:
+        shown = ", ".join(f"{k} {saved.get(k)!r} -> {now.get(k)!r}" for k in changed)
+        raise ValueError(f"--resume with a config that trains differently from {path} ({shown}); "
+                         "resume with the run's settings or choose another --out")
+
+
 def _drop_metrics_after(run: RunDir, step: int) -> None:
     """On resume, forget logged rows the restored checkpoint has not seen (they will be redone)."""
     rows = [r for r in run.read_metrics() if r.get("step", 0) <= step]
@@ -259,6 +296,8 @@ def fit(
     Raises:
       FloatingPointError: a non-finite loss, naming the step.
       FileExistsError: ``run`` already holds checkpoints and ``resume`` is False.
+      ValueError: ``resume`` with a config that trains differently from the run's ``config.json``
+        (logging and checkpoint intervals may change).
     """
     callbacks = callbacks or Callbacks()
     cfg = config.train
@@ -269,9 +308,11 @@ def fit(
     if run is not None:
         if not resume and latest_checkpoint(run.path) is not None:
             raise FileExistsError(f"{run.path} already holds checkpoints; pass --resume to continue it or choose another --out")
+        latest = latest_checkpoint(run.path) if resume else None
+        if latest is not None:
+            _check_same_training(run, config)
         run.write_config(config)
         _save_vocab(run, corpus.vocab, resume)
-        latest = latest_checkpoint(run.path) if resume else None
         if latest is not None:
             state = restore_checkpoint(latest, state)
             _drop_metrics_after(run, int(state.step))
@@ -312,6 +353,14 @@ def fit(
     return state, rows
 
 
+def load_run_config(run_path: os.PathLike) -> ml_collections.ConfigDict:
+    """The config a run was trained with (its ``config.json``); FileNotFoundError if there is none."""
+    config_file = pathlib.Path(run_path) / "config.json"
+    if not config_file.is_file():
+        raise FileNotFoundError(f"{config_file} not found; is {run_path} a train_textgen.py run directory?")
+    return ml_collections.ConfigDict(json.loads(config_file.read_text()))
+
+
 def load_run(
     run_path: os.PathLike,
     config: Optional[ml_collections.ConfigDict] = None,
@@ -329,11 +378,7 @@ def load_run(
     """
     run_path = pathlib.Path(run_path)
     vocab = load_vocab(run_path)
-    if config is None:
-        config_file = run_path / "config.json"
-        if not config_file.is_file():
-            raise FileNotFoundError(f"{config_file} not found; is {run_path} a train_textgen.py run directory?")
-        config = ml_collections.ConfigDict(json.loads(config_file.read_text()))
+    config = config or load_run_config(run_path)
     checkpoint = checkpoint or latest_checkpoint(run_path)
     if checkpoint is None or not pathlib.Path(checkpoint).is_file():
         raise FileNotFoundError(f"no checkpoint found in {run_path / CHECKPOINT_DIR}; train first (or pass --checkpoint)")
