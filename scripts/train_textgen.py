@@ -5,7 +5,8 @@
     .venv/bin/python scripts/train_textgen.py --config=configs/textgen.py --out=results/textgen/grimm --resume
 
 Writes into --out: config.json, vocab.json, metrics.jsonl (one row per compiled chunk, validation
-columns every train.eval_every steps), results.csv (one summary row), samples.txt (greedy samples
+columns every train.eval_every steps), results.csv (one summary row; its wall_s counts only the
+last invocation, so a resumed run's time is the resumed part), samples.txt (greedy samples
 at 1/3, 2/3 and 3/3 of the run), curves.png and checkpoints/. Ctrl-C saves a checkpoint.
 """
 
@@ -61,8 +62,12 @@ def main(argv):
           f"vocabulary {corpus.vocab.size}")
     model = make_char_lstm(config.model, corpus.vocab.size)
     total = config.train.num_steps
-    bar = tqdm(total=total, unit="step", dynamic_ncols=True)
+    bar = None
     last_val = {}
+
+    def on_start(step):
+        nonlocal bar  # created here so a resumed run's bar starts at its step and times only new steps
+        bar = tqdm(total=total, initial=step, unit="step", dynamic_ncols=True)
 
     def on_chunk(step, row):
         if "val_loss" in row:
@@ -82,9 +87,10 @@ def main(argv):
 
     start = time.perf_counter()
     try:
-        state, new_rows = fit(config, corpus, run, resume=_RESUME.value, callbacks=Callbacks(on_chunk, on_sample))
+        state, new_rows = fit(config, corpus, run, resume=_RESUME.value, callbacks=Callbacks(on_chunk, on_sample, on_start))
     except KeyboardInterrupt:
-        bar.close()
+        if bar is not None:
+            bar.close()
         raise SystemExit(130) from None
     seconds = time.perf_counter() - start
     bar.close()

@@ -219,10 +219,12 @@ class Callbacks:
       on_chunk: ``(step, row)`` after every chunk; ``row`` holds the chunk means, chars/s and,
         when due, the validation metrics (``val_loss``, ``val_bpc``, ``val_accuracy``).
       on_sample: ``(step, state)`` at 1/3, 2/3 and 3/3 of the run.
+      on_start: ``(step)`` once before training: 0, or the step a resumed run starts from.
     """
 
     on_chunk: Optional[Callable[[int, dict[str, Any]], None]] = None
     on_sample: Optional[Callable[[int, TrainState], None]] = None
+    on_start: Optional[Callable[[int], None]] = None
 
 
 def _due(every: int, first: int, last: int, total: int) -> bool:
@@ -323,6 +325,8 @@ def fit(
     data = jnp.asarray(corpus.train)
     rows = []
     step = int(state.step)
+    if callbacks.on_start:
+        callbacks.on_start(step)
     try:
         while step < total:
             num_steps = min(cfg.steps_per_call, total - step)
