@@ -25,9 +25,6 @@ def test_train_generate_evaluate(tmp_path):
                     "--temperature=0.5", "--seed=3")
     texts = [line for line in generated.stdout.splitlines() if not line.startswith("---")]
     assert len(texts) == 2 and all(t.startswith("Once upon") for t in texts), generated.stdout
-    again = run("generate.py", f"--run={out}", "--prompt=Once upon", "--length=80", "--num_samples=2",
-                "--temperature=0.5", "--seed=3")
-    assert again.stdout == generated.stdout  # same seed, same text
 
     bad = run("generate.py", f"--run={out}", "--prompt=Zebra!", check=False)
     assert bad.returncode != 0 and "error:" in bad.stderr and "'Z'" in bad.stderr, bad.stderr[-500:]
