@@ -37,7 +37,7 @@ def get_config(arg=None) -> ml_collections.ConfigDict:
         dict(name="adam", lr=2e-3, schedule="cosine", final_lr_fraction=0.05, clip_norm=5.0)
     )
     config.data = ml_collections.ConfigDict(
-        dict(book="grimm", val_fraction=0.05, gutenberg=True, batch_size=64, seq_len=30)
+        dict(book="grimm", val_fraction=0.05, train_fraction=1.0, gutenberg=True, batch_size=64, seq_len=30)
     )
     config.train = ml_collections.ConfigDict(
         dict(

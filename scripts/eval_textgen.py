@@ -17,7 +17,7 @@ Dropout is off in all four, so "training (tail)" minus "validation" is the gener
 import jax.numpy as jnp
 from absl import app, flags
 
-from jaxseq.data.text import find_book, load_corpus, sequential_windows
+from jaxseq.data.text import corpus_for_config, find_book, sequential_windows
 from jaxseq.train.results import write_json_atomic
 from jaxseq.train.textgen import evaluate, evaluate_carried, load_run, load_run_config
 
@@ -32,7 +32,7 @@ def main(argv):
     config = load_run_config(_RUN.value)
     model, params, vocab, step = load_run(_RUN.value, config, _CHECKPOINT.value)
     path = find_book(config.data.book, _DATA.value)
-    corpus = load_corpus(path, config.data.val_fraction, config.data.seq_len, config.data.gutenberg)
+    corpus = corpus_for_config(path, config.data)
     if corpus.vocab != vocab:
         raise ValueError(f"{path} does not have the run's vocabulary; pass the book it was trained on with --data")
     if not len(corpus.val):

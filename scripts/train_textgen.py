@@ -21,7 +21,7 @@ from absl import app, flags  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from jaxseq.data.text import find_book, load_corpus  # noqa: E402
+from jaxseq.data.text import corpus_for_config, find_book  # noqa: E402
 from jaxseq.models.charlm import make_char_lstm  # noqa: E402
 from jaxseq.train.results import RunDir  # noqa: E402
 from jaxseq.train.sampling import complete, random_first_chars  # noqa: E402
@@ -57,7 +57,7 @@ def main(argv):
     config = _CONFIG.value
     run = RunDir(_OUT.value)
     path = find_book(config.data.book, _DATA.value)
-    corpus = load_corpus(path, config.data.val_fraction, config.data.seq_len, config.data.gutenberg)
+    corpus = corpus_for_config(path, config.data)
     print(f"{path}: {len(corpus.train):,} training / {len(corpus.val):,} validation characters, "
           f"vocabulary {corpus.vocab.size}")
     model = make_char_lstm(config.model, corpus.vocab.size)

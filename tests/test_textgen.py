@@ -4,6 +4,7 @@ Everything runs on a small text built here, so the tests pass without ../shared/
 """
 
 import hashlib
+import json
 import shutil
 
 import jax
@@ -90,6 +91,19 @@ def test_gutenberg_header_and_footer_are_cut():
 def test_validation_split_is_the_end_of_the_text(corpus):
     assert len(corpus.train) + len(corpus.val) == len(TEXT)
     assert corpus.vocab.decode(corpus.val) == TEXT[-len(corpus.val) :]
+
+
+def test_train_fraction_keeps_the_end_of_the_training_split():
+    text = "abcdefghij" * 20 + "xyz"  # "xyz" occurs only at the end: in validation, yet in the vocabulary
+    full = corpus_from_text(text, val_fraction=0.1, seq_len=4)
+    part = corpus_from_text(text, val_fraction=0.1, seq_len=4, train_fraction=0.25)
+    assert part.vocab == full.vocab and "x" in part.vocab.chars
+    np.testing.assert_array_equal(part.val, full.val)
+    assert len(part.train) == round(len(full.train) * 0.25)
+    np.testing.assert_array_equal(part.train, full.train[-len(part.train):])
+    for bad in (0.0, 1.5):
+        with pytest.raises(ValueError, match="train_fraction must be in"):
+            corpus_from_text(text, val_fraction=0.1, train_fraction=bad)
 
 
 def test_batch_targets_are_inputs_shifted_by_one():
@@ -261,8 +275,15 @@ def test_resume_refuses_a_config_that_trains_differently(trained, corpus, tmp_pa
     changed.model.dropout = 0.2
     with pytest.raises(ValueError, match=r"model.dropout 0.0 -> 0.2, optim.lr 0.01 -> 0.003"):
         fit(changed, corpus, RunDir(tmp_path / "run"), resume=True)
+    fewer = quick_config()
+    fewer.data.train_fraction = 0.5
+    with pytest.raises(ValueError, match=r"data.train_fraction 1.0 -> 0.5"):
+        fit(fewer, corpus, RunDir(tmp_path / "run"), resume=True)
     relogged = quick_config()
     relogged.train.eval_every = 5  # bookkeeping only: resuming is allowed
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    del saved["data"]["train_fraction"]  # as written before the setting existed: it trained on all of it
+    (tmp_path / "run" / "config.json").write_text(json.dumps(saved))
     resumed, rows = fit(relogged, corpus, RunDir(tmp_path / "run"), resume=True)
     assert rows == [] and int(resumed.step) == int(state.step)
 

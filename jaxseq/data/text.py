@@ -3,7 +3,9 @@
 A corpus is a UTF-8 text file. :func:`load_corpus` reads it, strips a byte-order mark, turns
 ``\\r\\n`` and ``\\r`` into ``\\n``, optionally cuts the Project Gutenberg licence header and
 footer, builds a sorted character vocabulary and holds out the *last* ``val_fraction`` of the
-text for validation (the end of a book, never seen in training).
+text for validation (the end of a book, never seen in training). For data-size studies,
+``train_fraction`` keeps only the last share of the training split (the part next to the
+validation text); the vocabulary is always built from the whole text.
 
 Batches are cut from the encoded ``int32`` array on device: :func:`sample_batch` draws ``B``
 random offsets and gathers ``[B, T + 1]`` windows in one indexing operation; the inputs are
@@ -131,10 +133,12 @@ class CharVocab:
 
     @classmethod
     def from_text(cls, text: str) -> "CharVocab":
+        """The sorted set of characters in ``text``."""
         return cls(tuple(sorted(set(text))))
 
     @property
     def size(self) -> int:
+        """The number of characters ``V`` (ids run from 0 to ``V - 1``)."""
         return len(self.chars)
 
     @functools.cached_property
@@ -185,21 +189,27 @@ def check_length(ids, seq_len: int, what: str = "corpus") -> None:
 
 
 def corpus_from_text(
-    text: str, val_fraction: float = 0.05, seq_len: int = 1, source: str = "<text>"
+    text: str, val_fraction: float = 0.05, seq_len: int = 1, source: str = "<text>", train_fraction: float = 1.0
 ) -> TextCorpus:
     """Encode ``text`` and split off the last ``val_fraction`` of it for validation.
 
+    ``train_fraction`` < 1 keeps only the last ``train_fraction`` of the rest for training (the
+    characters right before the validation split); the vocabulary still covers the whole text.
+
     Raises:
-      ValueError: empty text, a fraction outside [0, 1), or a split shorter than ``seq_len + 1``.
+      ValueError: empty text, a fraction outside its range, or a split shorter than ``seq_len + 1``.
     """
     if not text.strip():
         raise ValueError(f"{source} is empty; give a text file with some characters in it")
     if not 0.0 <= val_fraction < 1.0:
         raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    if not 0.0 < train_fraction <= 1.0:
+        raise ValueError(f"train_fraction must be in (0, 1], got {train_fraction}")
     vocab = CharVocab.from_text(text)
     ids = vocab.encode(text)
     num_val = int(round(len(ids) * val_fraction))
     train, val = ids[: len(ids) - num_val], ids[len(ids) - num_val :]
+    train = train[len(train) - int(round(len(train) * train_fraction)) :]
     check_length(train, seq_len, f"the training split of {source}")
     if num_val:
         check_length(val, seq_len, f"the validation split of {source}")
@@ -207,7 +217,8 @@ def corpus_from_text(
 
 
 def load_corpus(
-    path: os.PathLike, val_fraction: float = 0.05, seq_len: int = 1, gutenberg: bool = True
+    path: os.PathLike, val_fraction: float = 0.05, seq_len: int = 1, gutenberg: bool = True,
+    train_fraction: float = 1.0,
 ) -> TextCorpus:
     """Read a UTF-8 text file into a :class:`TextCorpus` (see :func:`corpus_from_text`).
 
@@ -216,6 +227,7 @@ def load_corpus(
       val_fraction: the share at the end of the text held out for validation.
       seq_len: ``T``; each split must hold at least ``T + 1`` characters.
       gutenberg: cut the Project Gutenberg header and footer when present.
+      train_fraction: the share of the training split kept (its end), for data-size studies.
     Raises:
       FileNotFoundError, ValueError: with a one-line message naming the file and the fix.
     """
@@ -229,7 +241,15 @@ def load_corpus(
         raise ValueError(f"{path} is not UTF-8 ({err.reason} at byte {err.start}); convert it to UTF-8") from None
     if gutenberg:
         text = strip_gutenberg(text)
-    return corpus_from_text(text, val_fraction, seq_len, source=str(path))
+    return corpus_from_text(text, val_fraction, seq_len, source=str(path), train_fraction=train_fraction)
+
+
+def corpus_for_config(path: os.PathLike, data) -> TextCorpus:
+    """:func:`load_corpus` with the settings of a textgen config's ``data`` block.
+
+    Runs saved before ``data.train_fraction`` existed trained on the whole split (1.0).
+    """
+    return load_corpus(path, data.val_fraction, data.seq_len, data.gutenberg, data.get("train_fraction", 1.0))
 
 
 @functools.partial(jax.jit, static_argnames=("batch_size", "seq_len"))

@@ -78,6 +78,7 @@ class RecurrentCell(nn.RNNCellBase):
 
     @property
     def num_feature_axes(self) -> int:
+        """Inputs have one feature axis (the last): ``[..., d]``."""
         return 1
 
 
@@ -134,10 +135,12 @@ class LSTMCell(RecurrentCell):
 
     @staticmethod
     def hidden(carry):
+        """``h: [batch, H]`` of the carry ``(c, h)``."""
         return carry[1]
 
     @staticmethod
     def with_hidden(carry, h):
+        """The carry ``(c, h)`` with ``h`` replaced; the cell state ``c`` is kept."""
         return (carry[0], h)
 
     def initialize_carry(self, rng, input_shape):

@@ -152,6 +152,7 @@ def evaluate_carried(model: CharLSTM, params, ids: jax.Array, num_streams: int =
 
 
 def checkpoint_path(run_path: os.PathLike, step: int) -> pathlib.Path:
+    """``RUN/checkpoints/step_XXXXXXXX.msgpack``: where the checkpoint of ``step`` lives."""
     return pathlib.Path(run_path) / CHECKPOINT_DIR / f"step_{step:08d}.msgpack"
 
 
@@ -257,6 +258,8 @@ def load_vocab(run_path: os.PathLike) -> CharVocab:
 # settings that change what is logged or saved, not the parameters a run ends with
 _BOOKKEEPING = {"train.eval_every", "train.checkpoint_every", "train.keep_checkpoints", "train.num_samples",
                 "train.sample_length"}
+# settings added after runs were saved, with the value that reproduces those runs
+_ADDED_LATER = {"data.train_fraction": 1.0}
 
 
 def _check_same_training(run: RunDir, config: ml_collections.ConfigDict) -> None:
@@ -264,7 +267,7 @@ def _check_same_training(run: RunDir, config: ml_collections.ConfigDict) -> None
     path = run.file("config.json")
     if not path.is_file():
         return
-    saved = traverse_util.flatten_dict(json.loads(path.read_text()), sep=".")
+    saved = {**_ADDED_LATER, **traverse_util.flatten_dict(json.loads(path.read_text()), sep=".")}
     now = traverse_util.flatten_dict(config.to_dict(), sep=".")
     changed = sorted(k for k in saved.keys() | now.keys() if saved.get(k) != now.get(k) and k not in _BOOKKEEPING)
     if changed:
