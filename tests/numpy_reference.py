@@ -90,3 +90,20 @@ FORWARDS = {
     "gru": gru_forward,
     "peephole_lstm": peephole_lstm_forward,
 }
+
+
+def witten_bell(train, vocab_size, history, char):
+    """P(char | history) of an interpolated Witten-Bell n-gram, by counting in ``train`` directly.
+
+    Order 0 is the add-one unigram; a history never seen in ``train`` backs off to the shorter one.
+    """
+    train = [int(c) for c in train]
+    if not history:
+        return (train.count(char) + 1) / (len(train) + vocab_size)
+    lower = witten_bell(train, vocab_size, history[1:], char)
+    k = len(history)
+    following = [train[i] for i in range(k, len(train)) if train[i - k : i] == list(history)]
+    if not following:
+        return lower
+    distinct = len(set(following))
+    return (following.count(char) + distinct * lower) / (len(following) + distinct)

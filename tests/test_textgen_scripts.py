@@ -1,4 +1,4 @@
-"""scripts/train_textgen.py, generate.py and eval_textgen.py end to end on a small book written here."""
+"""scripts/train_textgen.py, generate.py, eval_textgen.py and ngram_baseline.py end to end on a small book written here."""
 
 import json
 
@@ -41,3 +41,17 @@ def test_train_generate_evaluate(tmp_path):
     other.write_text("xyz " * 200, encoding="utf-8")
     wrong = run("eval_textgen.py", f"--run={out}", f"--data={other}", check=False)
     assert wrong.returncode != 0 and "vocabulary" in wrong.stderr, wrong.stderr[-500:]
+
+
+def test_ngram_baseline(tmp_path):
+    book, out = tmp_path / "book.txt", tmp_path / "ngram.json"
+    book.write_text(BOOK, encoding="utf-8")
+    printed = run("ngram_baseline.py", "--config=configs/textgen.py:quick", f"--data={book}", "--orders=1,3",
+                  f"--out={out}")
+    rows = json.loads(out.read_text())["rows"]
+    assert [(r["order"], r["text"]) for r in rows] == [
+        (order, text) for order in (1, 3) for text in ("validation", "training (tail)", "validation")
+    ]
+    by_order = {r["order"]: r for r in rows if r["fit_on"] == "training split"}
+    assert by_order[3]["loss"] < by_order[1]["loss"]  # a repeated line is predictable from 2 characters
+    assert "nats/char" in printed.stdout
