@@ -4,6 +4,9 @@
 # and, for the text-generation section of the README (about 30 minutes on a 2-core CPU):
 #   make textgen   train configs/textgen.py:grimm_long on Grimms' Fairy Tales (resumable), evaluate it,
 #                  write temperature samples and a prompt completion to $(TEXTGEN)/generated.txt
+#   make textgen-data-size   after make textgen: train grimm_long on the last 25% and 50% of the
+#                  training split (about 50 minutes), evaluate, and draw validation loss against
+#                  training characters with an n-gram baseline -> results/textgen/data_size.{json,png}
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
@@ -11,7 +14,7 @@ OUT    ?= results/demo
 TEXTGEN ?= results/textgen/grimm_long
 GENERATE := $(PY) scripts/generate.py --run=$(TEXTGEN)
 
-.PHONY: demo test textgen venv clean
+.PHONY: demo test textgen textgen-data-size venv clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +33,13 @@ textgen: venv
 	{ for t in 0.5 1.0 2.0; do $(GENERATE) --temperature=$$t --num_samples=2 --length=150 || exit 1; done; \
 	  $(GENERATE) --prompt="Sleeping beauty is" --length=300 --temperature=0 && \
 	  $(GENERATE) --prompt="Sleeping beauty is" --length=300 --temperature=0.5; } > $(TEXTGEN)/generated.txt
+
+textgen-data-size: venv
+	for f in 0.25 0.5; do \
+	  $(PY) scripts/train_textgen.py --config=configs/textgen.py:grimm_long --config.data.train_fraction=$$f \
+	    --out=results/textgen/grimm_long_train$$f --resume && \
+	  $(PY) scripts/eval_textgen.py --run=results/textgen/grimm_long_train$$f || exit 1; done
+	$(PY) scripts/textgen_data_size.py --out=results/textgen/data_size
 
 test: venv
 	$(PY) -m pytest tests

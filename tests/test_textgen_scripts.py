@@ -1,4 +1,4 @@
-"""scripts/train_textgen.py, generate.py, eval_textgen.py and ngram_baseline.py end to end on a small book written here."""
+"""The textgen scripts (train, generate, evaluate, n-gram baseline, data size) end to end on a small book written here."""
 
 import json
 
@@ -36,6 +36,20 @@ def test_train_generate_evaluate(tmp_path):
     }
     assert all(r["loss"] > 0 and 0 <= r["accuracy"] <= 1 for r in rows)
     assert "validation" in evaluated.stdout
+
+    size = tmp_path / "data_size"
+    run("textgen_data_size.py", f"--runs={out}", f"--data={book}", "--order=2", "--ngram_fractions=0.5",
+        f"--out={size}")
+    summary = json.loads(size.with_suffix(".json").read_text())
+    (point,) = summary["lstm"]
+    val = next(r for r in rows if r["text"] == "validation" and r["reading"] == "windows of 12")
+    assert point["val_loss"] == val["loss"] and point["train_fraction"] == 1.0
+    assert [p["train_fraction"] for p in summary["ngram"]] == [0.5, 1.0]
+    assert_figure(size.with_suffix(".png"))
+    (out / "evaluation.json").rename(tmp_path / "evaluation.json")
+    unevaluated = run("textgen_data_size.py", f"--runs={out}", f"--data={book}", f"--out={size}", check=False)
+    assert unevaluated.returncode != 0 and "eval_textgen.py" in unevaluated.stderr, unevaluated.stderr[-500:]
+    (tmp_path / "evaluation.json").rename(out / "evaluation.json")
 
     other = tmp_path / "other.txt"
     other.write_text("xyz " * 200, encoding="utf-8")
