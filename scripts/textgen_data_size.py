@@ -27,6 +27,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from absl import app, flags  # noqa: E402
 
+from jaxseq.analysis.figures import save  # noqa: E402
 from jaxseq.data.text import corpus_for_config, find_book  # noqa: E402
 from jaxseq.models.ngram import NGramModel  # noqa: E402
 from jaxseq.train.results import write_json_atomic  # noqa: E402
@@ -67,8 +68,7 @@ def plot(lstm: list[dict], ngram: list[dict], order: int, path: str) -> None:
         ax.grid(alpha=0.3, which="both")
         ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save(fig, path)
 
 
 def main(argv):

@@ -21,6 +21,7 @@ from absl import app, flags  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
+from jaxseq.analysis.figures import save  # noqa: E402
 from jaxseq.data.text import corpus_for_config, find_book  # noqa: E402
 from jaxseq.models.charlm import make_char_lstm  # noqa: E402
 from jaxseq.train.results import RunDir  # noqa: E402
@@ -48,8 +49,7 @@ def plot_curves(rows, path) -> None:
         ax.grid(alpha=0.3)
         ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save(fig, path)
 
 
 def main(argv):
