@@ -8,6 +8,8 @@ Writes into --out: config.json, vocab.json, metrics.jsonl (one row per compiled 
 columns every train.eval_every steps), results.csv (one summary row; its wall_s counts only the
 last invocation, so a resumed run's time is the resumed part), samples.txt (greedy samples
 at 1/3, 2/3 and 3/3 of the run), curves.png and checkpoints/. Ctrl-C saves a checkpoint.
+A run that starts from scratch (no checkpoint in --out, e.g. a fresh clone of a committed run)
+replaces the metrics, samples and summary it finds there instead of appending to them.
 """
 
 import time
@@ -67,6 +69,9 @@ def main(argv):
 
     def on_start(step):
         nonlocal bar  # created here so a resumed run's bar starts at its step and times only new steps
+        if step == 0:  # training from scratch: samples and summary of an earlier run in --out are stale
+            for name in ("samples.txt", "results.csv"):
+                run.file(name).unlink(missing_ok=True)
         bar = tqdm(total=total, initial=step, unit="step", dynamic_ncols=True)
 
     def on_chunk(step, row):

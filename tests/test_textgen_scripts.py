@@ -20,6 +20,11 @@ def test_train_generate_evaluate(tmp_path):
     assert len(stages) == 3, stages  # greedy samples at 1/3, 2/3 and 3/3 of the run
     again = run("train_textgen.py", "--config=configs/textgen.py:quick", f"--data={book}", f"--out={out}", "--resume")
     assert "already finished" in again.stdout and len(read_csv(out / "results.csv")) == 1
+    for checkpoint in (out / "checkpoints").iterdir():  # as in a fresh clone: logs committed, no checkpoints
+        checkpoint.unlink()
+    run("train_textgen.py", "--config=configs/textgen.py:quick", f"--data={book}", f"--out={out}", "--resume")
+    assert len(read_csv(out / "results.csv")) == 1 and (out / "samples.txt").read_text().count("===") == 2 * 3
+    assert [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()] == [10, 20, 30]
 
     generated = run("generate.py", f"--run={out}", "--prompt=Once upon", "--length=80", "--num_samples=2",
                     "--temperature=0.5", "--seed=3")

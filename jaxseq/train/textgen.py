@@ -277,7 +277,7 @@ def _check_same_training(run: RunDir, config: ml_collections.ConfigDict) -> None
 
 
 def _drop_metrics_after(run: RunDir, step: int) -> None:
-    """On resume, forget logged rows the restored checkpoint has not seen (they will be redone)."""
+    """Forget logged rows after ``step``: the restored checkpoint has not seen them (they will be redone)."""
     rows = [r for r in run.read_metrics() if r.get("step", 0) <= step]
     tmp = run.file("metrics.jsonl.tmp")
     tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
@@ -320,7 +320,7 @@ def fit(
         _save_vocab(run, corpus.vocab, resume)
         if latest is not None:
             state = restore_checkpoint(latest, state)
-            _drop_metrics_after(run, int(state.step))
+        _drop_metrics_after(run, int(state.step))  # from scratch: rows of an earlier run are dropped too
     val_windows = None
     if len(corpus.val) > seq_len:
         val_windows = tuple(jnp.asarray(a) for a in sequential_windows(corpus.val, seq_len))
