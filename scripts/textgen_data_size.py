@@ -11,10 +11,12 @@ validation split. For each run this reads the number of training characters and 
 loss and accuracy (windows of T, as in training). A Witten-Bell n-gram model (--order) is fitted on
 the same training characters and on --ngram_fractions of them, to show how a count model's
 validation loss falls with data. Writes OUT.json and OUT.png (loss and accuracy against training
-characters, log scale, with the issue's targets as dashed lines).
+characters, log scale, with the issue's targets as dotted lines). Runs that overfit end worse
+than their best logged validation loss (metrics.jsonl, every train.eval_every steps, the same
+windows), so both are shown; picking the best is early stopping on the validation text.
 
-The printed "per doubling" is the mean change in LSTM validation loss each time the training text
-doubles, between the smallest and the largest run; it describes the runs, not a law.
+The printed "per doubling" is the change in LSTM validation loss (last step and lowest) per doubling
+of the training text between neighbouring runs; it describes the runs, not a law.
 """
 
 import json
@@ -25,12 +27,13 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter  # noqa: E402
 from absl import app, flags  # noqa: E402
 
 from jaxseq.analysis.figures import save  # noqa: E402
 from jaxseq.data.text import corpus_for_config, find_book  # noqa: E402
 from jaxseq.models.ngram import NGramModel  # noqa: E402
-from jaxseq.train.results import write_json_atomic  # noqa: E402
+from jaxseq.train.results import RunDir, write_json_atomic  # noqa: E402
 from jaxseq.train.textgen import load_run_config  # noqa: E402
 
 _RUNS = flags.DEFINE_list("runs", [f"results/textgen/grimm_long_train{f}" for f in ("0.25", "0.5")]
@@ -40,8 +43,8 @@ _DATA = flags.DEFINE_string("data", None, "the book the runs were trained on, if
 _ORDER = flags.DEFINE_integer("order", 5, "n-gram order of the count baseline")
 _NGRAM_FRACTIONS = flags.DEFINE_list("ngram_fractions", ["0.0625", "0.125", "0.25", "0.5", "1.0"],
                                      "training fractions the n-gram baseline is fitted on")
-_TARGET_LOSS = flags.DEFINE_float("target_loss", 1.15, "validation loss target (nats/char), drawn dashed")
-_TARGET_ACCURACY = flags.DEFINE_float("target_accuracy", 0.65, "validation accuracy target, drawn dashed")
+_TARGET_LOSS = flags.DEFINE_float("target_loss", 1.15, "validation loss target (nats/char), drawn dotted")
+_TARGET_ACCURACY = flags.DEFINE_float("target_accuracy", 0.65, "validation accuracy target, drawn dotted")
 
 
 def lstm_point(run: str) -> dict:
@@ -52,8 +55,13 @@ def lstm_point(run: str) -> dict:
     evaluation = json.loads(path.read_text())
     (val,) = [r for r in evaluation["rows"] if r["text"] == "validation" and r["reading"].startswith("windows")]
     config = load_run_config(run)
+    logged = [r for r in RunDir(run).read_metrics() if "val_loss" in r]
+    best = min(logged, key=lambda r: r["val_loss"]) if logged else {"step": evaluation["step"], "val_loss": val["loss"],
+                                                                     "val_accuracy": val["accuracy"]}
     return {"run": run, "train_fraction": config.data.get("train_fraction", 1.0), "step": evaluation["step"],
-            "val_loss": val["loss"], "val_accuracy": val["accuracy"], "config": config}
+            "val_loss": val["loss"], "val_accuracy": val["accuracy"], "best_step": best["step"],
+            "best_val_loss": round(best["val_loss"], 4), "best_val_accuracy": round(best["val_accuracy"], 4),
+            "config": config}
 
 
 def plot(lstm: list[dict], ngram: list[dict], order: int, path: str) -> None:
@@ -61,13 +69,18 @@ def plot(lstm: list[dict], ngram: list[dict], order: int, path: str) -> None:
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4))
     for ax, key, target, label in ((ax_loss, "val_loss", _TARGET_LOSS.value, "validation loss (nats/char)"),
                                    (ax_acc, "val_accuracy", _TARGET_ACCURACY.value, "validation accuracy")):
-        ax.plot([p["train_chars"] for p in lstm], [p[key] for p in lstm], "o-", label="2 x 256 LSTM (grimm_long)")
-        ax.plot([p["train_chars"] for p in ngram], [p[key] for p in ngram], "s--", label=f"{order}-gram counts")
-        ax.axhline(target, color="gray", linestyle=":", label=f"target {target:g}")
+        ax.plot([p["train_chars"] for p in lstm], [p[key] for p in lstm], "o-", color="C0", label="2 x 256 LSTM, last step")
+        ax.plot([p["train_chars"] for p in lstm], [p["best_" + key] for p in lstm], "o:", color="C0", mfc="none",
+                label="2 x 256 LSTM, step of lowest validation loss")
+        ax.plot([p["train_chars"] for p in ngram], [p[key] for p in ngram], "s--", color="C2", label=f"{order}-gram counts")
+        ax.axhline(target, color="gray", linestyle=":", label="the issue's target")
         ax.set(xscale="log", xlabel="training characters", ylabel=label)
+        ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x / 1000:g}K"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.grid(alpha=0.3, which="both")
-        ax.legend()
-    fig.tight_layout()
+    fig.legend(*ax_loss.get_legend_handles_labels(), loc="lower center", ncol=4, frameon=False)
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
     save(fig, path)
 
 
@@ -95,18 +108,24 @@ def main(argv):
         ngram.append({"train_fraction": fraction, "train_chars": len(c.train),
                       "val_loss": round(metrics["loss"], 4), "val_accuracy": round(metrics["accuracy"], 4)})
 
-    print(f"{'model':<12} {'fraction':>8} {'characters':>11} {'val nats':>8} {'val acc':>8}")
+    print(f"{'model':<12} {'fraction':>8} {'characters':>11} {'val nats':>8} {'val acc':>8}  best logged (step)")
     for name, points in (("LSTM", lstm), (f"{_ORDER.value}-gram", ngram)):
         for p in points:
+            best = f"  {p['best_val_loss']:.4f} {p['best_val_accuracy']:.2%} ({p['best_step']})" if "best_step" in p else ""
             print(f"{name:<12} {p['train_fraction']:>8g} {p['train_chars']:>11,} {p['val_loss']:>8.4f} "
-                  f"{p['val_accuracy']:>8.2%}")
+                  f"{p['val_accuracy']:>8.2%}{best}")
     summary = {"lstm": lstm, "ngram": ngram, "order": _ORDER.value, "book": path.name}
-    if len(lstm) > 1 and lstm[-1]["train_chars"] > lstm[0]["train_chars"]:
-        doublings = math.log2(lstm[-1]["train_chars"] / lstm[0]["train_chars"])
-        per_doubling = (lstm[-1]["val_loss"] - lstm[0]["val_loss"]) / doublings
-        summary["lstm_loss_change_per_doubling"] = round(per_doubling, 4)
-        print(f"LSTM validation loss per doubling of the training text: {per_doubling:+.4f} nats/char "
-              f"({lstm[0]['train_chars']:,} -> {lstm[-1]['train_chars']:,} characters)")
+    summary["lstm_change_per_doubling"] = []
+    for small, large in zip(lstm, lstm[1:]):
+        if large["train_chars"] == small["train_chars"]:
+            continue
+        doublings = math.log2(large["train_chars"] / small["train_chars"])
+        change = {key: round((large[key] - small[key]) / doublings, 4) for key in ("val_loss", "best_val_loss")}
+        summary["lstm_change_per_doubling"].append(
+            {"from_chars": small["train_chars"], "to_chars": large["train_chars"], **change})
+        print(f"LSTM validation loss per doubling of the training text, {small['train_chars']:,} -> "
+              f"{large['train_chars']:,} characters: last step {change['val_loss']:+.4f}, "
+              f"lowest {change['best_val_loss']:+.4f} nats/char")
     write_json_atomic(_OUT.value + ".json", summary)
     plot(lstm, ngram, _ORDER.value, _OUT.value + ".png")
     print(f"wrote {_OUT.value}.json and {_OUT.value}.png")
