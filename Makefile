@@ -5,7 +5,7 @@
 #   make textgen   train configs/textgen.py:grimm_long on Grimms' Fairy Tales (resumable), evaluate it,
 #                  write temperature samples and a prompt completion to $(TEXTGEN)/generated.txt
 #   make textgen-data-size   after make textgen: train grimm_long on the last 25% and 50% of the
-#                  training split (about 50 minutes), evaluate, and draw validation loss against
+#                  training split (about 55 minutes), evaluate, and draw validation loss against
 #                  training characters with an n-gram baseline -> results/textgen/data_size.{json,png}
 PYTHON ?= python3
 VENV   ?= .venv
