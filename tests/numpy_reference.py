@@ -95,7 +95,7 @@ FORWARDS = {
 def witten_bell(train, vocab_size, history, char):
     """P(char | history) of an interpolated Witten-Bell n-gram, by counting in ``train`` directly.
 
-    Order 0 is the add-one unigram; a history never seen in ``train`` backs off to the shorter one.
+    The empty history is the add-one unigram; a history never seen in ``train`` backs off to the shorter one.
     """
     train = [int(c) for c in train]
     if not history:

@@ -7,7 +7,7 @@ training run. There are no parameters to fit besides the counts.
 For a history ``h`` of ``k`` characters (``h'`` = ``h`` without its oldest character):
 
     P(c | h) = (C(h c) + N(h) * P(c | h')) / (C(h) + N(h))     if C(h) > 0, else P(c | h')
-    P(c)     = (C(c) + 1) / (total + V)                          (order 0: add-one unigram)
+    P(c)     = (C(c) + 1) / (total + V)                          (empty history: add-one unigram)
 
 where ``C`` counts occurrences in the training text and ``N(h)`` is the number of distinct
 characters seen after ``h``. An ``order``-n model uses histories of up to ``n - 1`` characters;
