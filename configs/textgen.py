@@ -18,6 +18,10 @@ Measured (seed 0, 2-core CPU; validation = the last 5% of the book, windows of T
   grimm_long 12,000 steps, 1,427 s (quiet machine): validation 1.377 nats/char (1.987 bits/char),
     59.2%; on as many characters of training text (no dropout) 1.093 nats/char, 64.9%.
 The validation target of 65% and 1.15 nats/char is not reached. Details: docs/textgen.md.
+
+data.train_fraction (default 1.0) trains on the last share of the training split only; with
+--config.data.train_fraction=0.25 and 0.5, grimm_long reaches a lowest validation loss of 1.562
+and 1.461 nats/char (``make textgen-data-size``).
 """
 
 import ml_collections
