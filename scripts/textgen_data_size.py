@@ -58,7 +58,7 @@ def lstm_point(run: str) -> dict:
     logged = [r for r in RunDir(run).read_metrics() if "val_loss" in r]
     best = min(logged, key=lambda r: r["val_loss"]) if logged else {"step": evaluation["step"], "val_loss": val["loss"],
                                                                      "val_accuracy": val["accuracy"]}
-    return {"run": run, "train_fraction": config.data.get("train_fraction", 1.0), "step": evaluation["step"],
+    return {"run": run, "train_fraction": config.data.train_fraction, "step": evaluation["step"],
             "val_loss": val["loss"], "val_accuracy": val["accuracy"], "best_step": best["step"],
             "best_val_loss": round(best["val_loss"], 4), "best_val_accuracy": round(best["val_accuracy"], 4),
             "config": config}

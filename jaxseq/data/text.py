@@ -245,11 +245,9 @@ def load_corpus(
 
 
 def corpus_for_config(path: os.PathLike, data) -> TextCorpus:
-    """:func:`load_corpus` with the settings of a textgen config's ``data`` block.
-
-    Runs saved before ``data.train_fraction`` existed trained on the whole split (1.0).
-    """
-    return load_corpus(path, data.val_fraction, data.seq_len, data.gutenberg, data.get("train_fraction", 1.0))
+    """:func:`load_corpus` with the settings of a textgen config's ``data`` block
+    (``book`` aside: ``path`` is the book's file)."""
+    return load_corpus(path, data.val_fraction, data.seq_len, data.gutenberg, data.train_fraction)
 
 
 @functools.partial(jax.jit, static_argnames=("batch_size", "seq_len"))

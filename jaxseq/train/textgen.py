@@ -267,7 +267,7 @@ def _check_same_training(run: RunDir, config: ml_collections.ConfigDict) -> None
     path = run.file("config.json")
     if not path.is_file():
         return
-    saved = {**_ADDED_LATER, **traverse_util.flatten_dict(json.loads(path.read_text()), sep=".")}
+    saved = traverse_util.flatten_dict(load_run_config(run.path).to_dict(), sep=".")
     now = traverse_util.flatten_dict(config.to_dict(), sep=".")
     changed = sorted(k for k in saved.keys() | now.keys() if saved.get(k) != now.get(k) and k not in _BOOKKEEPING)
     if changed:
@@ -361,11 +361,15 @@ def fit(
 
 
 def load_run_config(run_path: os.PathLike) -> ml_collections.ConfigDict:
-    """The config a run was trained with (its ``config.json``); FileNotFoundError if there is none."""
+    """The config a run was trained with (its ``config.json``); FileNotFoundError if there is none.
+
+    Settings added after the run was saved get the value that reproduces it (``_ADDED_LATER``).
+    """
     config_file = pathlib.Path(run_path) / "config.json"
     if not config_file.is_file():
         raise FileNotFoundError(f"{config_file} not found; is {run_path} a train_textgen.py run directory?")
-    return ml_collections.ConfigDict(json.loads(config_file.read_text()))
+    saved = traverse_util.flatten_dict(json.loads(config_file.read_text()), sep=".")
+    return ml_collections.ConfigDict(traverse_util.unflatten_dict({**_ADDED_LATER, **saved}, sep="."))
 
 
 def load_run(
