@@ -13,7 +13,7 @@ import pytest
 import scipy.sparse as sp
 from jax.experimental import sparse as jsparse
 
-from jaxseq.data import graphs
+from jaxseq.data import checksums, graphs
 from jaxseq.models.gnn import GATLayer, GCNLayer, segment_softmax
 
 DATA_DIR = graphs.DEFAULT_DATA_DIR
@@ -213,19 +213,21 @@ def test_malicious_pickle_is_rejected_without_running(tmp_path):
 
 @needs_data
 @pytest.mark.data
-def test_malicious_pickle_with_valid_checksum_is_rejected_by_the_loader(tmp_path):
+def test_malicious_pickle_with_valid_checksum_is_rejected_by_the_loader(tmp_path, monkeypatch):
     root = copy_planetoid(tmp_path)
     marker = tmp_path / "pwned"
     payload = pickle.dumps(_RunsShell(f"touch {marker}"), protocol=2)
     target = root / "planetoid" / "ind.cora.graph"
     target.chmod(0o644)
     target.write_bytes(payload)
+    digest = hashlib.sha256(payload).hexdigest()
     sums = (root / "SHA256SUMS").read_text().splitlines()
-    sums = [
-        f"{hashlib.sha256(payload).hexdigest()}  ./planetoid/ind.cora.graph" if line.endswith("ind.cora.graph") else line
-        for line in sums
-    ]
+    sums = [f"{digest}  ./planetoid/ind.cora.graph" if line.endswith("ind.cora.graph") else line for line in sums]
     (root / "SHA256SUMS").write_text("\n".join(sums) + "\n")
+    with pytest.raises(graphs.ChecksumError, match="ind.cora.graph .* jaxseq"):  # the shipped checksum refuses it
+        graphs.load_planetoid("cora", root)
+    # were the shipped checksum replaced too, the restricted unpickler still refuses to run it
+    monkeypatch.setitem(checksums.KNOWN_SHA256, "planetoid/ind.cora.graph", digest)
     with pytest.raises(graphs.UnsafePickleError):
         graphs.load_planetoid("cora", root)
     assert not marker.exists()

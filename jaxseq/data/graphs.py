@@ -10,9 +10,14 @@ one weight per directed edge (self-loops included), so ``(Â H)_i = Σ_k edges[k
 over the ``k`` with ``receivers[k] == i``: a gather and a ``jax.ops.segment_sum``. A dense
 ``N x N`` Â exists only for small graphs (:func:`dense_normalized_adjacency`).
 
-Real data (Cora, Citeseer) comes as Python-2 pickles. They are checked against ``SHA256SUMS``
-before a byte is unpickled, and unpickled by :class:`RestrictedUnpickler`, which admits only the
-handful of numpy / scipy.sparse / builtins classes those files contain.
+Real data (Cora, Citeseer) comes as Python-2 pickles. Before a byte is unpickled, every file is
+checked against the SHA-256 jaxseq ships for it (:mod:`jaxseq.data.checksums`), whether or not the
+data directory holds a ``SHA256SUMS``, and against that ``SHA256SUMS`` too when it lists the file
+(the ``sha256sum -c`` format: ``#`` comments, blank lines and the ``*`` binary marker are
+accepted, any other malformed line is an error naming the line). This is the rule of every
+jaxseq loader: files the project knows are always checked against the checksums it ships. The
+files are then unpickled by :class:`RestrictedUnpickler`, which admits only the handful of
+numpy / scipy.sparse / builtins classes those files contain.
 
 Node features of the real graphs are kept as a ``jax.experimental.sparse.BCOO`` matrix: they are
 ~1% dense bag-of-words rows (Citeseer: 3327 x 3703 with 105k non-zeros), so the first layer's
@@ -21,7 +26,6 @@ and 10 vmapped seeds that is the difference between milliseconds and about a sec
 """
 
 import collections
-import hashlib
 import io
 import os
 import pathlib
@@ -34,6 +38,7 @@ import numpy._core.multiarray as _multiarray
 import scipy.sparse as sp
 from jax.experimental import sparse as jsparse
 
+from jaxseq.data.checksums import ChecksumError, read_verified
 from jaxseq.registry import lookup
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -291,44 +296,18 @@ def safe_unpickle(data: bytes) -> Any:
     return RestrictedUnpickler(io.BytesIO(data), encoding="latin1").load()
 
 
-class ChecksumError(ValueError):
-    """A data file's SHA-256 differs from the one listed in ``SHA256SUMS``."""
-
-
-def read_checksums(data_dir: os.PathLike) -> dict[str, str]:
-    """``SHA256SUMS`` of ``data_dir`` as ``{relative path: hex digest}``."""
-    path = pathlib.Path(data_dir) / "SHA256SUMS"
-    if not path.exists():
-        raise FileNotFoundError(f"{path} not found: a data directory must hold SHA256SUMS beside the data")
-    sums = {}
-    for line in path.read_text().splitlines():
-        if line.strip():
-            digest, name = line.split(maxsplit=1)
-            sums[os.path.normpath(name.lstrip("*"))] = digest.lower()
-    return sums
-
-
-def read_verified(data_dir: os.PathLike, relative: str, checksums: dict[str, str] | None = None) -> bytes:
-    """The bytes of ``data_dir/relative`` after checking them against ``SHA256SUMS``.
+def read_planetoid_file(data_dir: os.PathLike, relative: str) -> bytes:
+    """The bytes of ``data_dir/relative`` after checking them against the SHA-256 jaxseq ships for it
+    (and against ``SHA256SUMS``, when the data directory lists it).
 
     Raises:
       FileNotFoundError: the file is missing.
-      ChecksumError: the file is not listed, or its digest differs.
+      ChecksumError: a digest differs, or the file is not one jaxseq knows (it is never unpickled then).
     """
-    checksums = read_checksums(data_dir) if checksums is None else checksums
     path = pathlib.Path(data_dir) / relative
-    if not path.exists():
-        raise FileNotFoundError(f"{path} not found")
-    expected = checksums.get(os.path.normpath(relative))
-    if expected is None:
-        raise ChecksumError(f"{relative} is not listed in {pathlib.Path(data_dir) / 'SHA256SUMS'}")
-    data = path.read_bytes()
-    actual = hashlib.sha256(data).hexdigest()
-    if actual != expected:
-        raise ChecksumError(
-            f"{path} has SHA-256 {actual}, SHA256SUMS expects {expected}: the file is corrupt or was "
-            "replaced; fetch a fresh copy"
-        )
+    data, checked = read_verified(path)
+    if not checked:
+        raise ChecksumError(f"{path} is not a Planetoid file jaxseq knows; it has no checksum to check it against")
     return data
 
 
@@ -361,15 +340,14 @@ def load_planetoid(name: str, data_dir: os.PathLike | None = None) -> NodeClassi
 
     Args:
       name: ``"cora"`` or ``"citeseer"``.
-      data_dir: folder holding ``planetoid/`` and ``SHA256SUMS`` (see :func:`resolve_data_dir`).
+      data_dir: folder holding ``planetoid/`` (and optionally ``SHA256SUMS``; see :func:`resolve_data_dir`).
     Returns:
       A :class:`NodeClassification`: BCOO features ``[N, F]``, Â edges, one-hot labels ``[N, C]``.
     """
     lookup(PLANETOID, name, "dataset")
     root = resolve_data_dir(data_dir)
-    sums = read_checksums(root)
-    parts = {p: safe_unpickle(read_verified(root, f"planetoid/ind.{name}.{p}", sums)) for p in _PARTS}
-    test_ids = np.array(read_verified(root, f"planetoid/ind.{name}.test.index", sums).split(), np.int64)
+    parts = {p: safe_unpickle(read_planetoid_file(root, f"planetoid/ind.{name}.{p}")) for p in _PARTS}
+    test_ids = np.array(read_planetoid_file(root, f"planetoid/ind.{name}.test.index").split(), np.int64)
     test_sorted = np.sort(test_ids)
 
     tx, ty = sp.csr_matrix(parts["tx"]), np.asarray(parts["ty"], np.float32)

@@ -12,16 +12,22 @@ random offsets and gathers ``[B, T + 1]`` windows in one indexing operation; the
 ``window[:, :-1]`` and the targets (the next character at every position) ``window[:, 1:]``.
 
 Books are found by :func:`find_book`: a file or directory the user names (``--data`` or the
-``JAXSEQ_DATA`` environment variable), then ``../shared/data`` beside the repository. The known
-books are checked against the ``SHA256SUMS`` file of the data directory.
+``JAXSEQ_DATA`` environment variable), then ``../shared/data`` beside the repository.
+
+Checksums follow the one rule of every jaxseq loader (:mod:`jaxseq.data.checksums`): a book the
+project knows (``book_EN_grimms_fairy_tails.txt``, ``book_EN_democracy_in_the_US.txt``, recognised
+by file name) is always checked against the SHA-256 jaxseq ships, wherever it is and whether or not
+a ``SHA256SUMS`` sits beside it, so an edited copy is refused with one line naming it. A
+``SHA256SUMS`` above a file that lists it is checked too. A user's own text file
+(``--data=path/to/my.txt``) is accepted as it is, and :func:`load_corpus` says so once on stderr.
 """
 
 import dataclasses
 import functools
-import hashlib
 import os
 import pathlib
 import re
+import sys
 from typing import NamedTuple, Optional
 
 import jax
@@ -29,6 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxseq.config import REPO_ROOT
+from jaxseq.data.checksums import read_verified
 from jaxseq.registry import lookup
 
 # book name -> path relative to a data directory (the layout of ../shared/data)
@@ -38,6 +45,8 @@ BOOKS = {
 }
 DEFAULT_DATA_DIR = REPO_ROOT.parent / "shared" / "data"
 DATA_ENV = "JAXSEQ_DATA"
+
+_NOTED_UNCHECKED: set[pathlib.Path] = set()  # user's own files already announced in this process
 
 _GUTENBERG_START = re.compile(r"^\*\*\* ?START OF (THIS|THE) PROJECT GUTENBERG.*$", re.MULTILINE)
 _GUTENBERG_END = re.compile(r"^\*\*\* ?END OF (THIS|THE) PROJECT GUTENBERG.*$", re.MULTILINE)
@@ -82,30 +91,22 @@ def find_book(book: str, data: Optional[str] = None) -> pathlib.Path:
     )
 
 
-def verify_checksum(path: os.PathLike) -> bool:
-    """Check ``path`` against the ``SHA256SUMS`` of its data directory, when it is listed there.
+def read_book_bytes(path: os.PathLike) -> bytes:
+    """The bytes of a text file, checked by the rule of :mod:`jaxseq.data.checksums`.
 
-    Returns:
-      True when the file is listed and matches, False when no ``SHA256SUMS`` lists it (a user's
-      own text file).
+    A known book (by file name) is checked against the SHA-256 jaxseq ships, and any file a
+    ``SHA256SUMS`` above it lists against that; a user's own file is read as it is, with a
+    one-line note on stderr (once per file and process).
+
     Raises:
-      ValueError: the file is listed but its SHA-256 differs (a corrupted or edited copy).
+      ChecksumError: the file differs from a checksum that names it (an edited or corrupt copy).
     """
-    path = pathlib.Path(path).resolve()
-    for directory in path.parents:
-        sums = directory / "SHA256SUMS"
-        if not sums.is_file():
-            continue
-        relative = path.relative_to(directory).as_posix()
-        for line in sums.read_text().splitlines():
-            expected, _, name = line.strip().partition("  ")
-            if name.removeprefix("./") == relative:
-                actual = hashlib.sha256(path.read_bytes()).hexdigest()
-                if actual != expected:
-                    raise ValueError(f"{path} has SHA-256 {actual}, {sums} expects {expected}; restore the file")
-                return True
-        return False
-    return False
+    data, checked = read_verified(path)
+    resolved = pathlib.Path(path).resolve()
+    if not checked and resolved not in _NOTED_UNCHECKED:
+        _NOTED_UNCHECKED.add(resolved)
+        print(f"note: {path} is not a book jaxseq knows and no SHA256SUMS lists it; using it as it is", file=sys.stderr)
+    return data
 
 
 def normalize_text(text: str) -> str:
@@ -223,7 +224,7 @@ def load_corpus(
     """Read a UTF-8 text file into a :class:`TextCorpus` (see :func:`corpus_from_text`).
 
     Args:
-      path: the file; known books are checked against ``SHA256SUMS`` first.
+      path: the file; checked first by :func:`read_book_bytes`.
       val_fraction: the share at the end of the text held out for validation.
       seq_len: ``T``; each split must hold at least ``T + 1`` characters.
       gutenberg: cut the Project Gutenberg header and footer when present.
@@ -234,9 +235,8 @@ def load_corpus(
     path = pathlib.Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"text file {str(path)!r} not found; pass an existing file with --data")
-    verify_checksum(path)
     try:
-        text = normalize_text(path.read_bytes().decode("utf-8"))
+        text = normalize_text(read_book_bytes(path).decode("utf-8"))
     except UnicodeDecodeError as err:
         raise ValueError(f"{path} is not UTF-8 ({err.reason} at byte {err.start}); convert it to UTF-8") from None
     if gutenberg:
