@@ -4,8 +4,9 @@
     .venv/bin/python scripts/generate.py --run=results/textgen/grimm --temperature=0.5 --num_samples=3 --seed=1
     .venv/bin/python scripts/generate.py --run=results/textgen/grimm --temperature=0    # greedy
 
-Temperature sampling draws from softmax(logits / temperature); 0 means greedy (argmax). The
-classic assignment's τ in softmax(τ·x) is 1 / temperature. Without --prompt each sample starts
+Temperature sampling draws from softmax(logits / temperature); 0 means greedy (argmax), and so does
+any temperature below 1e-3 (jaxseq.train.sampling.GREEDY_BELOW); inf, nan and negative values are
+refused. The classic assignment's τ in softmax(τ·x) is 1 / temperature. Without --prompt each sample starts
 from a random letter of the vocabulary (chosen from --seed). Same --seed, same text.
 """
 
@@ -14,7 +15,7 @@ import numpy as np
 from absl import app, flags
 from ml_collections import config_flags
 
-from jaxseq.train.sampling import check_temperature, complete
+from jaxseq.train.sampling import GREEDY_BELOW, check_temperature, complete, is_greedy
 from jaxseq.train.textgen import load_run
 
 _RUN = flags.DEFINE_string("run", "results/textgen/grimm", "run directory written by train_textgen.py")
@@ -24,14 +25,22 @@ _PROMPT = flags.DEFINE_string("prompt", "", "text to complete (default: a random
 _LENGTH = flags.DEFINE_integer("length", 300, "characters to generate after the prompt")
 _NUM_SAMPLES = flags.DEFINE_integer("num_samples", 1, "samples generated together")
 _SEED = flags.DEFINE_integer("seed", 0, "random seed (samples and random first letters)")
-_TEMPERATURE = flags.DEFINE_float("temperature", 1.0, "softmax(logits / temperature); 0 = greedy")
+_TEMPERATURE = flags.DEFINE_float(
+    "temperature", 1.0, f"softmax(logits / temperature), finite and >= 0; 0 (or below {GREEDY_BELOW:g}) = greedy"
+)
+
+
+def check_flags() -> None:
+    """Raise ValueError naming the first flag out of its range."""
+    check_temperature(_TEMPERATURE.value)
+    for flag in (_LENGTH, _NUM_SAMPLES):
+        if flag.value < 1:
+            raise ValueError(f"--{flag.name} must be >= 1, got {flag.value}")
 
 
 def main(argv):
     del argv
-    check_temperature(_TEMPERATURE.value)
-    if _NUM_SAMPLES.value < 1:
-        raise app.UsageError(f"--num_samples must be >= 1, got {_NUM_SAMPLES.value}")
+    check_flags()
     model, params, vocab, step = load_run(_RUN.value, _CONFIG.value, _CHECKPOINT.value)
     if _PROMPT.value:
         prompts = [_PROMPT.value] * _NUM_SAMPLES.value
@@ -40,7 +49,7 @@ def main(argv):
         picks = np.asarray(jax.random.randint(jax.random.key(_SEED.value + 1), (_NUM_SAMPLES.value,), 0, len(letters)))
         prompts = [letters[i] for i in picks]
     texts = complete(model, params, vocab, prompts, _LENGTH.value, _TEMPERATURE.value, _SEED.value)
-    mode = "greedy" if _TEMPERATURE.value == 0 else f"temperature {_TEMPERATURE.value}"
+    mode = "greedy" if is_greedy(_TEMPERATURE.value) else f"temperature {_TEMPERATURE.value}"
     for i, text in enumerate(texts):
         print(f"--- sample {i + 1} ({mode}, checkpoint step {step}, seed {_SEED.value}) ---")
         print(text)

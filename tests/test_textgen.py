@@ -354,7 +354,7 @@ def test_prompt_outside_vocabulary_names_the_characters(trained, corpus):
 def test_negative_temperature(trained, corpus):
     config, state, _, _ = trained
     model = make_char_lstm(config.model, corpus.vocab.size)
-    with pytest.raises(ValueError, match="temperature must be >= 0"):
+    with pytest.raises(ValueError, match="temperature must be a finite number >= 0"):
         complete(model, state.params, corpus.vocab, ["the"], 5, temperature=-0.5)
 
 

@@ -3,6 +3,10 @@
 Temperature sampling draws each next character from ``softmax(logits / temperature)``:
 ``temperature = 1`` samples the model's own distribution, smaller values sharpen it, larger
 values flatten it, and ``temperature = 0`` means greedy decoding (``argmax``, deterministic).
+Temperatures below :data:`GREEDY_BELOW` (``1e-3``) are greedy too: there ``logits / temperature``
+would overflow float32 into ``inf - inf = nan`` (``1e-45`` printed garbage), and the
+distribution is already all but an ``argmax``. Negative and non-finite temperatures (``inf``
+would sample uniformly, ``nan`` nothing sensible) are refused.
 The classic assignment writes the distribution as ``softmax(τ · logits)``; its ``τ`` is
 ``1 / temperature`` (τ = 2 is temperature 0.5).
 
@@ -13,6 +17,7 @@ window). All sequences of a batch are generated at once; the same seed gives the
 """
 
 import functools
+import math
 
 import jax
 import jax.numpy as jnp
@@ -22,10 +27,18 @@ from jaxseq.data.text import CharVocab
 from jaxseq.models.charlm import CharLSTM
 
 
+GREEDY_BELOW = 1e-3  # temperatures below this decode greedily
+
+
 def check_temperature(temperature: float) -> None:
-    """Raise unless ``temperature >= 0`` (0 selects greedy decoding)."""
-    if not temperature >= 0:
-        raise ValueError(f"temperature must be >= 0 (0 means greedy), got {temperature}")
+    """Raise ValueError unless ``temperature`` is finite and ``>= 0`` (below :data:`GREEDY_BELOW` is greedy)."""
+    if not (math.isfinite(temperature) and temperature >= 0):
+        raise ValueError(f"temperature must be a finite number >= 0 (0 means greedy), got {temperature}")
+
+
+def is_greedy(temperature: float) -> bool:
+    """Whether ``temperature`` decodes greedily (``argmax``): it is below :data:`GREEDY_BELOW`."""
+    return temperature < GREEDY_BELOW
 
 
 @functools.partial(jax.jit, static_argnames=("model", "length", "greedy"))
@@ -55,7 +68,7 @@ def generate(
       prompt_ids: ``int [batch, P]`` with ``P >= 1``: the characters fed in before sampling.
       length: number of characters to generate after the prompt.
       key: PRNG key (unused when greedy).
-      temperature: ``softmax(logits / temperature)``; 0 means greedy.
+      temperature: ``softmax(logits / temperature)``; below :data:`GREEDY_BELOW` (e.g. 0) greedy.
     Returns:
       ``int32 [batch, length]``: the generated characters (the prompt not included).
     """
@@ -65,8 +78,8 @@ def generate(
         raise ValueError(f"prompt_ids must be [batch, P] with P >= 1, got shape {prompt_ids.shape}")
     if length < 1:
         raise ValueError(f"length must be >= 1, got {length}")
-    greedy = temperature == 0
-    return _generate(model, params, prompt_ids, key, jnp.float32(temperature or 1.0), length, greedy)
+    greedy = is_greedy(temperature)
+    return _generate(model, params, prompt_ids, key, jnp.float32(1.0 if greedy else temperature), length, greedy)
 
 
 def complete(
@@ -85,7 +98,7 @@ def complete(
         samples of it), made only of vocabulary characters.
     Raises:
       ValueError: an empty prompt, prompts of different lengths, characters outside the
-        vocabulary (named), or a negative temperature.
+        vocabulary (named), or a negative or non-finite temperature.
     """
     check_temperature(temperature)
     if not prompts or any(len(p) == 0 for p in prompts):
