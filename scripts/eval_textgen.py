@@ -22,7 +22,7 @@ from jaxseq.train.results import write_json_atomic
 from jaxseq.train.textgen import evaluate, evaluate_carried, load_run, load_run_config
 
 _RUN = flags.DEFINE_string("run", "results/textgen/grimm", "run directory written by train_textgen.py")
-_CHECKPOINT = flags.DEFINE_string("checkpoint", None, "a checkpoint file (default: the run's latest)")
+_CHECKPOINT = flags.DEFINE_string("checkpoint", None, "a checkpoint file (default: the run's newest that verifies)")
 _DATA = flags.DEFINE_string("data", None, "the book the run was trained on, if it was given with --data")
 _STREAMS = flags.DEFINE_integer("streams", 8, "consecutive pieces read with the state carried")
 

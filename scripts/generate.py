@@ -15,11 +15,11 @@ import numpy as np
 from absl import app, flags
 from ml_collections import config_flags
 
-from jaxseq.train.sampling import GREEDY_BELOW, check_temperature, complete, is_greedy
+from jaxseq.train.sampling import GREEDY_BELOW, check_sampling_args, complete, is_greedy
 from jaxseq.train.textgen import load_run
 
 _RUN = flags.DEFINE_string("run", "results/textgen/grimm", "run directory written by train_textgen.py")
-_CHECKPOINT = flags.DEFINE_string("checkpoint", None, "a checkpoint file (default: the run's latest)")
+_CHECKPOINT = flags.DEFINE_string("checkpoint", None, "a checkpoint file (default: the run's newest that verifies)")
 _CONFIG = config_flags.DEFINE_config_file("config", None, "config to rebuild the model (default: the run's config.json)")
 _PROMPT = flags.DEFINE_string("prompt", "", "text to complete (default: a random first letter per sample)")
 _LENGTH = flags.DEFINE_integer("length", 300, "characters to generate after the prompt")
@@ -30,17 +30,9 @@ _TEMPERATURE = flags.DEFINE_float(
 )
 
 
-def check_flags() -> None:
-    """Raise ValueError naming the first flag out of its range."""
-    check_temperature(_TEMPERATURE.value)
-    for flag in (_LENGTH, _NUM_SAMPLES):
-        if flag.value < 1:
-            raise ValueError(f"--{flag.name} must be >= 1, got {flag.value}")
-
-
 def main(argv):
     del argv
-    check_flags()
+    check_sampling_args(_TEMPERATURE.value, _LENGTH.value, _NUM_SAMPLES.value)
     model, params, vocab, step = load_run(_RUN.value, _CONFIG.value, _CHECKPOINT.value)
     if _PROMPT.value:
         prompts = [_PROMPT.value] * _NUM_SAMPLES.value

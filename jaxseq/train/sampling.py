@@ -36,6 +36,15 @@ def check_temperature(temperature: float) -> None:
         raise ValueError(f"temperature must be a finite number >= 0 (0 means greedy), got {temperature}")
 
 
+def check_sampling_args(temperature: float, length: int, num_samples: int = 1) -> None:
+    """Raise ValueError naming the first of ``temperature`` (see :func:`check_temperature`),
+    ``length`` (characters to generate) and ``num_samples`` that is out of range."""
+    check_temperature(temperature)
+    for name, value in (("length", length), ("num_samples", num_samples)):
+        if value < 1:
+            raise ValueError(f"{name} must be >= 1, got {value}")
+
+
 def is_greedy(temperature: float) -> bool:
     """Whether ``temperature`` decodes greedily (``argmax``): it is below :data:`GREEDY_BELOW`."""
     return temperature < GREEDY_BELOW
@@ -72,12 +81,10 @@ def generate(
     Returns:
       ``int32 [batch, length]``: the generated characters (the prompt not included).
     """
-    check_temperature(temperature)
+    check_sampling_args(temperature, length)
     prompt_ids = jnp.asarray(prompt_ids, jnp.int32)
     if prompt_ids.ndim != 2 or prompt_ids.shape[1] < 1:
         raise ValueError(f"prompt_ids must be [batch, P] with P >= 1, got shape {prompt_ids.shape}")
-    if length < 1:
-        raise ValueError(f"length must be >= 1, got {length}")
     greedy = is_greedy(temperature)
     return _generate(model, params, prompt_ids, key, jnp.float32(1.0 if greedy else temperature), length, greedy)
 

@@ -26,19 +26,27 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
-from flax import serialization, traverse_util
+from flax import traverse_util
 from flax.training import train_state
 
 from jaxseq.data.text import CharVocab, TextCorpus, sample_batch, sequential_windows
 from jaxseq.models.charlm import CharLSTM, make_char_lstm
+from jaxseq.train.checkpoints import (  # noqa: F401 (checkpoint_path, list_checkpoints: re-exported)
+    checkpoint_path,
+    latest_checkpoint,
+    list_checkpoints,
+    restore_checkpoint,
+    restore_newest_verified,
+    save_checkpoint,
+)
 from jaxseq.train.checks import check_finite
 from jaxseq.train.optim import make_optimizer, make_schedule
 from jaxseq.train.periodic import is_time
 from jaxseq.train.results import RunDir, write_json_atomic
 
-CHECKPOINT_DIR = "checkpoints"
-_CHECKPOINT_NAME = re.compile(r"^step_(\d+)\.msgpack$")
 SAMPLE_FRACTIONS = (1 / 3, 2 / 3, 1.0)
+SAMPLES_FILE = "samples.txt"
+_SAMPLES_HEADER = re.compile(r"^=== step (\d+) of ")
 
 
 class TrainState(train_state.TrainState):
@@ -148,67 +156,6 @@ def evaluate_carried(model: CharLSTM, params, ids: jax.Array, num_streams: int =
 
 
 # ---------------------------------------------------------------------------------------------
-# checkpoints
-
-
-def checkpoint_path(run_path: os.PathLike, step: int) -> pathlib.Path:
-    """``RUN/checkpoints/step_XXXXXXXX.msgpack``: where the checkpoint of ``step`` lives."""
-    return pathlib.Path(run_path) / CHECKPOINT_DIR / f"step_{step:08d}.msgpack"
-
-
-def save_checkpoint(run_path: os.PathLike, state: TrainState, keep: int = 2) -> pathlib.Path:
-    """Write ``state`` to ``<run>/checkpoints/step_<step>.msgpack`` atomically; keep the newest ``keep``."""
-    path = checkpoint_path(run_path, int(state.step))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "wb") as f:
-        f.write(serialization.to_bytes(state))
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    for old in list_checkpoints(run_path)[:-keep] if keep > 0 else []:
-        old.unlink()
-    return path
-
-
-def list_checkpoints(run_path: os.PathLike) -> list[pathlib.Path]:
-    """Checkpoint files of a run, oldest first."""
-    directory = pathlib.Path(run_path) / CHECKPOINT_DIR
-    if not directory.is_dir():
-        return []
-    found = [(int(m.group(1)), p) for p in directory.iterdir() if (m := _CHECKPOINT_NAME.match(p.name))]
-    return [p for _, p in sorted(found)]
-
-
-def latest_checkpoint(run_path: os.PathLike) -> Optional[pathlib.Path]:
-    """The newest checkpoint of a run, or None."""
-    found = list_checkpoints(run_path)
-    return found[-1] if found else None
-
-
-def restore_checkpoint(path: os.PathLike, template: TrainState) -> TrainState:
-    """Load a checkpoint into a state shaped like ``template``.
-
-    Raises:
-      ValueError: the checkpoint's parameter names or shapes differ from the template's (a
-        checkpoint written with another config), naming the first difference.
-    """
-    raw = serialization.msgpack_restore(pathlib.Path(path).read_bytes())
-    expected = traverse_util.flatten_dict(serialization.to_state_dict(template), sep="/")
-    found = traverse_util.flatten_dict(raw, sep="/")
-    hint = f"checkpoint {path} does not match the config"
-    for name in sorted(set(expected) | set(found)):
-        if name not in found:
-            raise ValueError(f"{hint}: it has no {name}; use the config.json saved with it")
-        if name not in expected:
-            raise ValueError(f"{hint}: it has {name}, which the config's model lacks; use the config.json saved with it")
-        want, got = np.shape(expected[name]), np.shape(found[name])
-        if want != got:
-            raise ValueError(f"{hint}: {name} has shape {got}, the config expects {want}; use the config.json saved with it")
-    return serialization.from_state_dict(template, raw)
-
-
-# ---------------------------------------------------------------------------------------------
 # the training loop
 
 
@@ -276,12 +223,38 @@ def _check_same_training(run: RunDir, config: ml_collections.ConfigDict) -> None
                          "resume with the run's settings or choose another --out")
 
 
+def _replace_text(path: pathlib.Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
 def _drop_metrics_after(run: RunDir, step: int) -> None:
     """Forget logged rows after ``step``: the restored checkpoint has not seen them (they will be redone)."""
     rows = [r for r in run.read_metrics() if r.get("step", 0) <= step]
-    tmp = run.file("metrics.jsonl.tmp")
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    os.replace(tmp, run.file("metrics.jsonl"))
+    _replace_text(run.file("metrics.jsonl"), "".join(json.dumps(r) + "\n" for r in rows))
+
+
+def append_samples(run: RunDir, step: int, total: int, texts: list[str]) -> None:
+    """Append one block to ``samples.txt``: a header line naming ``step`` of ``total``, then ``repr(text)`` per line."""
+    with open(run.file(SAMPLES_FILE), "a") as f:
+        f.write(f"=== step {step} of {total} (greedy, random first character) ===\n")
+        f.writelines(repr(t) + "\n" for t in texts)
+
+
+def _drop_samples_after(run: RunDir, step: int) -> None:
+    """Forget sample blocks written after ``step`` (a resumed run writes them again), so that
+    ``samples.txt`` never holds a block twice however often a run is killed and resumed."""
+    path = run.file(SAMPLES_FILE)
+    if not path.is_file():
+        return
+    kept, keep = [], True
+    for line in path.read_text().splitlines(keepends=True):
+        if header := _SAMPLES_HEADER.match(line):
+            keep = int(header.group(1)) <= step
+        if keep:
+            kept.append(line)
+    _replace_text(path, "".join(kept))
 
 
 def fit(
@@ -296,11 +269,19 @@ def fit(
     Writes ``config.json``, ``vocab.json``, ``metrics.jsonl`` and ``checkpoints/`` into ``run``
     (when given). Ctrl-C saves a checkpoint of the last finished chunk, then re-raises.
 
+    Crash safety: a chunk's metrics row and samples are written before its checkpoint, and a
+    resumed run drops the rows and ``samples.txt`` blocks after the step it restores (they are
+    redone), so a kill at any point followed by ``resume`` leaves every row and block exactly once
+    and the parameters bit-identical to an uninterrupted run. ``resume`` restores the newest
+    checkpoint that verifies (:func:`jaxseq.train.checkpoints.restore_newest_verified`), saying so
+    on stderr when it skips a corrupt or truncated one.
+
     Returns:
       ``(state, rows)``: the final state and the logged rows (one per chunk) of this call.
     Raises:
       FloatingPointError: a non-finite loss, naming the step.
       FileExistsError: ``run`` already holds checkpoints and ``resume`` is False.
+      CheckpointError: ``resume`` and no checkpoint of the run verifies (naming them).
       ValueError: ``resume`` with a config that trains differently from the run's ``config.json``
         (logging and checkpoint intervals may change).
     """
@@ -313,14 +294,13 @@ def fit(
     if run is not None:
         if not resume and latest_checkpoint(run.path) is not None:
             raise FileExistsError(f"{run.path} already holds checkpoints; pass --resume to continue it or choose another --out")
-        latest = latest_checkpoint(run.path) if resume else None
-        if latest is not None:
+        if resume and latest_checkpoint(run.path) is not None:
             _check_same_training(run, config)
+            state, _ = restore_newest_verified(run.path, state)
         run.write_config(config)
         _save_vocab(run, corpus.vocab, resume)
-        if latest is not None:
-            state = restore_checkpoint(latest, state)
         _drop_metrics_after(run, int(state.step))  # from scratch: rows of an earlier run are dropped too
+        _drop_samples_after(run, int(state.step))
     val_windows = None
     if len(corpus.val) > seq_len:
         val_windows = tuple(jnp.asarray(a) for a in sequential_windows(corpus.val, seq_len))
@@ -328,6 +308,7 @@ def fit(
     data = jnp.asarray(corpus.train)
     rows = []
     step = int(state.step)
+    recorded = state  # the newest state whose metrics and samples are all written
     if callbacks.on_start:
         callbacks.on_start(step)
     try:
@@ -346,15 +327,16 @@ def fit(
             rows.append(row)
             if run is not None:
                 run.append_metrics([row])
-                if _due(cfg.checkpoint_every, first, step, total):
-                    save_checkpoint(run.path, state, cfg.keep_checkpoints)
-            if callbacks.on_chunk:
-                callbacks.on_chunk(step, row)
             if callbacks.on_sample and any(first <= s <= step for s in sample_steps(total)):
                 callbacks.on_sample(step, state)
+            recorded = state
+            if run is not None and _due(cfg.checkpoint_every, first, step, total):
+                save_checkpoint(run.path, state, cfg.keep_checkpoints)
+            if callbacks.on_chunk:
+                callbacks.on_chunk(step, row)
     except KeyboardInterrupt:
         if run is not None:
-            path = save_checkpoint(run.path, state, cfg.keep_checkpoints)
+            path = save_checkpoint(run.path, recorded, cfg.keep_checkpoints)
             print(f"\ninterrupted: saved {path}; continue with --resume")
         raise
     return state, rows
@@ -382,18 +364,19 @@ def load_run(
     Args:
       run_path: a directory written by :func:`fit`.
       config: the config to rebuild the model from (default: the run's ``config.json``).
-      checkpoint: a checkpoint file (default: the run's latest).
+      checkpoint: a checkpoint file (default: the run's newest checkpoint that verifies).
     Raises:
-      FileNotFoundError: no run files or no checkpoint.
+      FileNotFoundError: no run files, no checkpoint, or ``checkpoint file <checkpoint> does not exist``.
+      CheckpointError: the checkpoint (or, by default, every checkpoint) fails its SHA-256 check.
       ValueError: the checkpoint does not match the config (see :func:`restore_checkpoint`).
     """
     run_path = pathlib.Path(run_path)
     vocab = load_vocab(run_path)
     config = config or load_run_config(run_path)
-    checkpoint = checkpoint or latest_checkpoint(run_path)
-    if checkpoint is None or not pathlib.Path(checkpoint).is_file():
-        raise FileNotFoundError(f"no checkpoint found in {run_path / CHECKPOINT_DIR}; train first (or pass --checkpoint)")
     model = make_char_lstm(config.model, vocab.size)
     template = create_train_state(model, config, jax.random.key(0))
-    state = restore_checkpoint(checkpoint, template)
+    if checkpoint is not None:
+        state = restore_checkpoint(checkpoint, template)
+    else:
+        state, _ = restore_newest_verified(run_path, template)
     return model, state.params, vocab, int(state.step)

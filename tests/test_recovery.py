@@ -1,0 +1,267 @@
+"""Recovery from kills and damaged files: verified checkpoints, fallback on resume, idempotent logs,
+and the one checksum rule of the data loaders. In-process on a tiny book; one script call."""
+
+import hashlib
+import os
+import shutil
+
+import jax
+import numpy as np
+import optax
+import pytest
+from test_study_scripts import run as run_script
+from test_textgen import corpus, quick_config  # noqa: F401 (corpus: the tiny book's fixture)
+
+from jaxseq.data import checksums, graphs
+from jaxseq.data.checksums import ChecksumError, read_sha256sums
+from jaxseq.data.text import find_book, load_corpus
+from jaxseq.models.charlm import make_char_lstm
+from jaxseq.train.checkpoints import (
+    CheckpointError,
+    checksum_path,
+    latest_checkpoint,
+    list_checkpoints,
+    restore_checkpoint,
+    save_checkpoint,
+)
+from jaxseq.train.results import RunDir
+from jaxseq.train.sampling import check_sampling_args, complete
+from jaxseq.train.textgen import Callbacks, append_samples, create_train_state, fit, load_run
+
+
+class Killed(BaseException):
+    """Stands for kill -9: nothing in ``fit`` catches it, so no Ctrl-C checkpoint is written."""
+
+
+def sample_writer(run, total, kill_at=None):
+    """``on_sample`` writing a block that depends on the parameters (as greedy samples do), killed after ``kill_at``."""
+
+    def on_sample(step, state):
+        append_samples(run, step, total, [f"param norm {float(optax.tree.norm(state.params)):.9f}"])
+        if step == kill_at:
+            raise Killed
+
+    return on_sample
+
+
+@pytest.fixture(scope="module")
+def straight(corpus, tmp_path_factory):
+    """An uninterrupted 30-step run (checkpoints at 20 and 30 kept): (config, state, run path)."""
+    path = tmp_path_factory.mktemp("straight")
+    config = quick_config()
+    run = RunDir(path)
+    state, _ = fit(config, corpus, run, callbacks=Callbacks(on_sample=sample_writer(run, 30)))
+    return config, state, path
+
+
+def copy_run(straight, tmp_path):
+    shutil.copytree(straight[2], tmp_path / "run")
+    return tmp_path / "run"
+
+
+def one_line(err) -> str:
+    text = str(err.value) if hasattr(err, "value") else str(err)
+    assert "\n" not in text.strip(), text
+    return text
+
+
+def assert_same_params(a, b):
+    jax.tree_util.tree_map(np.testing.assert_array_equal, a.params, b.params)
+
+
+def assert_logged_once(path, steps=(10, 20, 30)):
+    run = RunDir(path)
+    assert [r["step"] for r in run.read_metrics()] == list(steps)
+    headers = [line for line in run.file("samples.txt").read_text().splitlines() if line.startswith("===")]
+    assert [int(h.split()[2]) for h in headers] == list(steps), headers
+
+
+# --- checkpoints ----------------------------------------------------------------------------------
+
+
+def test_every_checkpoint_has_a_sha256_sidecar(straight):
+    path = latest_checkpoint(straight[2])
+    digest, name = checksum_path(path).read_text().split()
+    assert name == path.name and digest == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert [p.name for p in list_checkpoints(straight[2])] == ["step_00000020.msgpack", "step_00000030.msgpack"]
+    assert sorted(p.name for p in path.parent.iterdir()) == sorted(  # pruned with its checkpoint, no leftovers
+        n for p in list_checkpoints(straight[2]) for n in (p.name, p.name + ".sha256"))
+
+
+def test_corrupt_checkpoint_is_refused_naming_the_file(straight, tmp_path):
+    config, state, _ = straight
+    path = latest_checkpoint(copy_run(straight, tmp_path))
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2 : len(data) // 2 + 64] = bytes(b ^ 0x5A for b in data[len(data) // 2 : len(data) // 2 + 64])
+    path.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="step_00000030.msgpack fails its SHA-256 check") as err:
+        load_run(tmp_path / "run", checkpoint=path)
+    one_line(err)
+
+
+def test_missing_checkpoint_file_is_named(straight, tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"checkpoint file .*nope.msgpack does not exist"):
+        load_run(straight[2], checkpoint=tmp_path / "nope.msgpack")
+    generated = run_script("generate.py", f"--run={straight[2]}", f"--checkpoint={tmp_path}/nope.msgpack", check=False)
+    assert generated.returncode != 0 and "Traceback" not in generated.stderr
+    errors = [line for line in generated.stderr.splitlines() if "error" in line.lower()]  # jax may log its backends
+    assert errors == [f"error: checkpoint file {tmp_path}/nope.msgpack does not exist"], generated.stderr
+
+
+def test_truncated_latest_checkpoint_falls_back_and_says_so(straight, corpus, tmp_path, capfd):
+    config, uninterrupted, _ = straight
+    path = copy_run(straight, tmp_path)
+    latest = latest_checkpoint(path)
+    latest.write_bytes(latest.read_bytes()[:100])  # as a full disk or a broken copy leaves it
+    run = RunDir(path)
+    resumed, rows = fit(config, corpus, run, resume=True, callbacks=Callbacks(on_sample=sample_writer(run, 30)))
+    warnings = [line for line in capfd.readouterr().err.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "step_00000030.msgpack" in warnings[0] and "step_00000020.msgpack (step 20)" in warnings[0]
+    assert [r["step"] for r in rows] == [30]
+    assert_same_params(resumed, uninterrupted)
+    assert_logged_once(path)
+    assert (path / "samples.txt").read_text() == (straight[2] / "samples.txt").read_text()
+
+
+def test_no_checkpoint_verifies(straight, corpus, tmp_path):
+    path = copy_run(straight, tmp_path)
+    for checkpoint in list_checkpoints(path):
+        checkpoint.write_bytes(checkpoint.read_bytes()[:-1])
+    with pytest.raises(CheckpointError, match="no checkpoint .* verifies") as err:
+        fit(straight[0], corpus, RunDir(path), resume=True)
+    assert "step_00000020.msgpack" in one_line(err) and "step_00000030.msgpack" in str(err.value)
+
+
+def test_checkpoint_without_checksum_loads_with_a_note(straight, tmp_path, capfd):
+    path = latest_checkpoint(copy_run(straight, tmp_path))
+    checksum_path(path).unlink()  # as saved before checkpoints had checksums
+    _, params, _, step = load_run(tmp_path / "run", checkpoint=path)
+    assert step == 30
+    jax.tree_util.tree_map(np.testing.assert_array_equal, params, straight[1].params)
+    assert "has no step_00000030.msgpack.sha256" in capfd.readouterr().err
+    path.write_bytes(path.read_bytes()[:-10])
+    with pytest.raises(CheckpointError, match="step_00000030.msgpack cannot be read .* corrupt or truncated") as err:
+        load_run(tmp_path / "run", checkpoint=path)
+    one_line(err)
+
+
+def test_kill_after_samples_before_checkpoint_resumes_bit_identical(straight, corpus, tmp_path):
+    """kill -9 after step 20's metrics and samples were written, before its checkpoint: the resumed
+    run redoes 11..30 from step 10, writes every row and sample block once, and ends bit-identical."""
+    config, uninterrupted, _ = straight
+    run = RunDir(tmp_path)
+    with pytest.raises(Killed):
+        fit(config, corpus, run, callbacks=Callbacks(on_sample=sample_writer(run, 30, kill_at=20)))
+    assert latest_checkpoint(tmp_path).name == "step_00000010.msgpack"
+    assert_logged_once(tmp_path, steps=(10, 20))
+    resumed, rows = fit(config, corpus, run, resume=True, callbacks=Callbacks(on_sample=sample_writer(run, 30)))
+    assert [r["step"] for r in rows] == [20, 30]
+    assert_same_params(resumed, uninterrupted)
+    assert_logged_once(tmp_path)
+    assert (tmp_path / "samples.txt").read_text() == (straight[2] / "samples.txt").read_text()
+
+
+def test_kill_during_checkpoint_write_leaves_a_readable_latest(straight, corpus, tmp_path, monkeypatch):
+    """A kill before the renamed checkpoint appears leaves a .tmp (and possibly its new sidecar): both are
+    ignored, the previous checkpoint stays the latest, and resuming from it gives the same parameters."""
+    config, uninterrupted, _ = straight
+    path = copy_run(straight, tmp_path)
+    for checkpoint in list_checkpoints(path)[1:]:  # back to the state of a kill while step 30 was written
+        checkpoint.rename(checkpoint.with_suffix(".tmp"))
+    template = create_train_state(make_char_lstm(config.model, corpus.vocab.size), config, jax.random.key(0))
+    assert latest_checkpoint(path).name == "step_00000020.msgpack"
+    assert int(restore_checkpoint(latest_checkpoint(path), template).step) == 20
+    resumed, rows = fit(config, corpus, RunDir(path), resume=True)
+    assert [r["step"] for r in rows] == [30] and not list(path.glob("checkpoints/*.tmp"))
+    assert_same_params(resumed, uninterrupted)
+
+    real_replace = os.replace
+
+    def killed_at_rename(src, dst):  # the sidecar is in place, the checkpoint is not yet renamed
+        if str(src).endswith("step_00000040.tmp"):
+            raise Killed
+        real_replace(src, dst)
+
+    monkeypatch.setattr("jaxseq.train.checkpoints.os.replace", killed_at_rename)
+    with pytest.raises(Killed):
+        save_checkpoint(path, resumed.replace(step=40))
+    monkeypatch.undo()
+    assert latest_checkpoint(path).name == "step_00000030.msgpack"
+    assert_same_params(restore_checkpoint(latest_checkpoint(path), template), uninterrupted)
+
+
+# --- generation -----------------------------------------------------------------------------------
+
+
+def test_nonsense_temperatures_are_refused_and_tiny_ones_are_greedy(straight, corpus):
+    for bad in (float("inf"), float("nan"), -1.0):
+        with pytest.raises(ValueError, match="temperature must be a finite number >= 0") as err:
+            check_sampling_args(bad, 10)
+        one_line(err)
+    for length, num_samples, name in ((0, 1, "length"), (10, 0, "num_samples"), (-3, 1, "length")):
+        with pytest.raises(ValueError, match=f"{name} must be >= 1"):
+            check_sampling_args(1.0, length, num_samples)
+    config, state, _ = straight
+    model = make_char_lstm(config.model, corpus.vocab.size)
+    tiny = complete(model, state.params, corpus.vocab, ["the "] * 2, 30, temperature=1e-45, seed=3)
+    greedy = complete(model, state.params, corpus.vocab, ["the "] * 2, 30, temperature=0, seed=3)
+    assert tiny == greedy
+
+
+# --- data: one checksum rule ------------------------------------------------------------------------
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def test_sha256sums_in_sha256sum_format(tmp_path):
+    book = b"my own little book, listed in SHA256SUMS " * 4
+    (tmp_path / "books").mkdir()
+    (tmp_path / "books" / "mine.txt").write_bytes(book)
+    sums = tmp_path / "SHA256SUMS"
+    sums.write_text(f"# made with sha256sum -b\n\n{sha(book).upper()} *books/mine.txt\n{sha(b'x')}  ./other\n")
+    assert read_sha256sums(sums) == {"books/mine.txt": sha(book), "other": sha(b"x")}
+    assert load_corpus(tmp_path / "books" / "mine.txt", val_fraction=0.0, seq_len=4).source.endswith("mine.txt")
+    sums.write_text(f"{sha(b'edited')} *books/mine.txt\n")
+    with pytest.raises(ChecksumError, match=f"mine.txt has SHA-256 .*{tmp_path}/SHA256SUMS expects"):
+        load_corpus(tmp_path / "books" / "mine.txt", seq_len=4)
+    sums.write_text(f"# ok\n{sha(book)}  books/mine.txt\n{sha(book)} books/mine.txt\n")
+    with pytest.raises(ValueError, match=r"SHA256SUMS line 3 is not '<sha256>  <file>'") as err:
+        load_corpus(tmp_path / "books" / "mine.txt", seq_len=4)
+    one_line(err)
+
+
+def test_graph_loader_reads_sha256sum_format_and_refuses_malformed(tmp_path, monkeypatch):
+    (tmp_path / "planetoid").mkdir()
+    part = tmp_path / "planetoid" / "ind.cora.x"
+    part.write_bytes(b"stand-in for a Planetoid file")
+    monkeypatch.setitem(checksums.KNOWN_SHA256, "planetoid/ind.cora.x", sha(part.read_bytes()))
+    sums = tmp_path / "SHA256SUMS"
+    sums.write_text(f"# Planetoid\n\n{sha(part.read_bytes())} *./planetoid/ind.cora.x\n")
+    assert graphs.read_planetoid_file(tmp_path, "planetoid/ind.cora.x") == part.read_bytes()
+    sums.unlink()  # known files need no SHA256SUMS: jaxseq ships their checksums
+    assert graphs.read_planetoid_file(tmp_path, "planetoid/ind.cora.x") == part.read_bytes()
+    sums.write_text(f"{sha(part.read_bytes())}  planetoid/ind.cora.x\nnot a checksum line\n")
+    with pytest.raises(ValueError, match=r"SHA256SUMS line 2 is not") as err:
+        graphs.load_planetoid("cora", tmp_path)
+    one_line(err)
+
+
+def test_edited_known_book_is_refused_without_sha256sums(tmp_path):
+    book = tmp_path / "books" / "book_EN_grimms_fairy_tails.txt"
+    book.parent.mkdir()
+    book.write_text("Once upon a time, an edited copy. " * 20)
+    for path in (find_book("grimm", str(tmp_path)), find_book("grimm", str(book))):
+        with pytest.raises(ChecksumError, match="book_EN_grimms_fairy_tails.txt has SHA-256 .* jaxseq") as err:
+            load_corpus(path, seq_len=4)
+        one_line(err)
+
+
+def test_users_own_book_is_accepted_with_one_note(tmp_path, capfd):
+    book = tmp_path / "my.txt"
+    book.write_text("my very own story, unchecked. " * 20)
+    for _ in range(2):
+        load_corpus(book, val_fraction=0.1, seq_len=4)
+    notes = [line for line in capfd.readouterr().err.splitlines() if line.startswith("note:")]
+    assert notes == [f"note: {book} is not a book jaxseq knows and no SHA256SUMS lists it; using it as it is"]
