@@ -1,11 +1,15 @@
 """Load experiment configs (``configs/<name>.py[:variant]``) outside of absl scripts.
 
-Scripts use ``ml_collections.config_flags`` directly (``--config=configs/palindrome.py:quick``
-with ``--config.optim.lr=3e-3`` overrides); tests and notebooks use :func:`load_config`.
+Scripts define their config flag with :func:`jaxseq.cli.define_config` (``--config=configs/palindrome.py:quick``
+with ``--config.optim.lr=3e-3`` overrides); tests and notebooks use :func:`load_config`. Every
+config is checked by :func:`validate_config` before a script builds anything from it.
 """
 
+import fnmatch
 import importlib.util
+import math
 import pathlib
+from typing import Any, Callable, Optional
 
 import ml_collections
 
@@ -34,3 +38,133 @@ def load_config(spec: str) -> ml_collections.ConfigDict:
     config = module.get_config(arg or None)
     config.lock()
     return config
+
+
+# ---------------------------------------------------------------------------------------------------
+# Validation: every numeric field of every config in configs/, checked before anything is built.
+# ---------------------------------------------------------------------------------------------------
+
+
+def _count(minimum: int) -> tuple[str, Callable[[Any], bool]]:
+    """A whole number (not a bool) of at least ``minimum``."""
+    return f"a whole number >= {minimum}", lambda v: _is_int(v) and v >= minimum
+
+
+def _real(low: float, high: float, closed_low: bool = True, closed_high: bool = True, what: str = ""):
+    """A finite number in the interval from ``low`` to ``high`` (open or closed at either end)."""
+    left, right = "[" if closed_low else "(", "]" if closed_high else ")"
+    span = what or f"a finite number in {left}{low:g}, {high:g}{right}"
+
+    def ok(value):
+        if not _is_number(value) or not math.isfinite(value):
+            return False
+        above = value >= low if closed_low else value > low
+        below = value <= high if closed_high else value < high
+        return above and below
+
+    return span, ok
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+_INF = math.inf
+COUNT_0, COUNT_1, COUNT_2 = _count(0), _count(1), _count(2)
+POSITIVE = _real(0.0, _INF, closed_low=False, closed_high=False, what="a finite number > 0")
+NON_NEGATIVE = _real(0.0, _INF, closed_high=False, what="a finite number >= 0")
+FINITE = _real(-_INF, _INF, False, False, what="a finite number")
+UNIT_OPEN_RIGHT = _real(0.0, 1.0, closed_high=False)  # [0, 1)
+UNIT_OPEN_LEFT = _real(0.0, 1.0, closed_low=False)  # (0, 1]
+UNIT = _real(0.0, 1.0)  # [0, 1]
+
+# field -> (what it must be, test). A key matches a dotted path equal to it or ending in ".<key>"
+# (so frontier's ``variants.<name>.model.hidden_size`` is checked as ``model.hidden_size``); a
+# ``*`` matches one name (``compare.lr.*``: every optimiser's learning rate).
+FIELD_RULES: dict[str, tuple[str, Callable[[Any], bool]]] = {
+    "seed": COUNT_0,
+    "model.hidden_size": COUNT_1,
+    "model.embed_dim": COUNT_1,
+    "model.num_layers": COUNT_1,
+    "model.num_heads": COUNT_1,
+    "model.output_heads": COUNT_1,
+    "model.forget_bias": FINITE,
+    "model.dropout": UNIT_OPEN_RIGHT,
+    "model.attention_dropout": UNIT_OPEN_RIGHT,
+    "model.negative_slope": NON_NEGATIVE,
+    "optim.lr": POSITIVE,
+    "optim.clip_norm": NON_NEGATIVE,  # 0 switches clipping off
+    "optim.momentum": UNIT_OPEN_RIGHT,
+    "optim.final_lr_fraction": UNIT,
+    "optim.l2": NON_NEGATIVE,
+    "data.length": COUNT_2,
+    "data.batch_size": COUNT_1,
+    "data.eval_batch_size": COUNT_1,
+    "data.seq_len": COUNT_1,
+    "data.val_fraction": UNIT_OPEN_RIGHT,
+    "data.train_fraction": UNIT_OPEN_LEFT,
+    "train.num_steps": COUNT_1,
+    "train.num_epochs": COUNT_1,
+    "train.num_seeds": COUNT_1,
+    "train.seed": COUNT_0,
+    "train.chunk_steps": COUNT_1,
+    "train.steps_per_call": COUNT_1,
+    "train.window": COUNT_1,
+    "train.patience": COUNT_0,  # 0 switches the loss-patience rule off (palindrome)
+    "train.stop_accuracy": POSITIVE,  # above 1 never stops
+    "train.stall_timeout_s": POSITIVE,
+    "train.log_every": COUNT_1,
+    "train.eval_every": COUNT_1,
+    "train.checkpoint_every": COUNT_1,
+    "train.keep_checkpoints": COUNT_1,
+    "train.num_samples": COUNT_1,
+    "train.sample_length": COUNT_1,
+    "frontier.threshold": UNIT_OPEN_LEFT,
+    "frontier.min_seeds": COUNT_1,
+    "probe.batch_size": COUNT_1,
+    "probe.seed": COUNT_0,
+    "compare.lr.*": POSITIVE,
+    "ravine.lr.*": POSITIVE,
+    "ravine.condition": POSITIVE,
+    "ravine.num_steps": COUNT_1,
+    "ravine.start": ("two finite numbers", lambda v: isinstance(v, (tuple, list)) and len(v) == 2 and all(FINITE[1](x) for x in v)),
+}
+
+
+def flat_fields(config: ml_collections.ConfigDict) -> dict[str, Any]:
+    """``{"optim.lr": 0.001, ...}``: every leaf of a (nested) config under its dotted path."""
+    fields = {}
+    for name, value in config.items():
+        if isinstance(value, ml_collections.ConfigDict):
+            fields.update({f"{name}.{k}": v for k, v in flat_fields(value).items()})
+        else:
+            fields[name] = value
+    return fields
+
+
+def field_rule(path: str) -> Optional[tuple[str, Callable[[Any], bool]]]:
+    """The rule of :data:`FIELD_RULES` that checks the dotted ``path`` (None if there is none)."""
+    for key, rule in FIELD_RULES.items():
+        if fnmatch.fnmatchcase(path, key) or fnmatch.fnmatchcase(path, "*." + key):
+            return rule
+    return None
+
+
+def validate_config(config: ml_collections.ConfigDict) -> None:
+    """Check every numeric field of ``config`` against :data:`FIELD_RULES`, before anything runs.
+
+    Counts must be whole and positive (lengths >= 2), learning rates finite and > 0, rates in
+    range (dropout in [0, 1), train_fraction in (0, 1]). Names (models, tasks, optimisers) are
+    left to the registries that look them up, which list the valid ones.
+
+    Raises:
+      ValueError: naming the first bad field, what it must be and the value it has.
+    """
+    for path, value in flat_fields(config).items():
+        rule = field_rule(path)
+        if rule is not None and not rule[1](value):
+            raise ValueError(f"config.{path} must be {rule[0]}, got {value!r}")
