@@ -1,5 +1,5 @@
 # Two commands do all the set-up on a fresh machine with Python 3.11:
-#   make demo   create .venv, install jaxseq, run the default palindrome sweep -> results/
+#   make demo   create .venv, install jaxseq, run the default palindrome sweep -> results/demo
 #   make test   create .venv, install jaxseq with its test extra, run the test suite
 # and, for the text-generation section of the README (about 30 minutes on a 2-core CPU):
 #   make textgen   train configs/textgen.py:grimm_long on Grimms' Fairy Tales (resumable), evaluate it,
@@ -7,6 +7,8 @@
 #   make textgen-data-size   after make textgen: train grimm_long on the last 25% and 50% of the
 #                  training split (about 55 minutes), evaluate, and draw validation loss against
 #                  training characters with an n-gram baseline -> results/textgen/data_size.{json,png}
+# Scripts run by hand write to a fresh runs/<script>/<YYYYmmdd-HHMMSS>/ unless --out names a
+# directory; these targets publish under results/ by naming it.
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python

@@ -6,8 +6,11 @@
 Writes ``OUT/config.json``, ``OUT/results.csv`` (one row per optimiser and seed),
 ``OUT/metrics.jsonl`` (per-step curves), ``OUT/ravine.csv`` (the 2-D trajectories) and the figures
 ``OUT/optimizers_palindrome.png`` (loss and accuracy vs step, mean ± std over seeds) and
-``OUT/ravine.png`` (trajectories over the loss contours). Optimisers already in ``results.csv``
-are skipped when the command is run again.
+``OUT/ravine.png`` (trajectories over the loss contours), also into ``--publish`` when given.
+Without ``--out`` a run goes to a fresh ``runs/compare_optimizers/<YYYYmmdd-HHMMSS>/``.
+Optimisers already in ``results.csv`` are skipped when the command is run again (same ``--out``;
+a config that differs in anything but ``compare.optimizers`` is refused). Ctrl-C keeps the
+optimisers that finished (exit code 130).
 """
 
 import collections
@@ -18,52 +21,57 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # noqa: E402
-from absl import app, flags  # noqa: E402
-from ml_collections import config_flags  # noqa: E402
+from absl import flags  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
+from jaxseq import cli  # noqa: E402
 from jaxseq.analysis import figures  # noqa: E402
 from jaxseq.analysis.ravine import optimizer_trajectory, ravine_loss  # noqa: E402
-from jaxseq.registry import lookup  # noqa: E402
 from jaxseq.train.optim import OPTIMIZERS, make_optimizer  # noqa: E402
-from jaxseq.train.record import train_setting, train_unless_plot_only  # noqa: E402
-from jaxseq.train.results import RunDir  # noqa: E402
-from jaxseq.train.sweep import parse_list, setting_config  # noqa: E402
+from jaxseq.train.record import check_arguments, make_trainers, train_setting, train_unless_plot_only  # noqa: E402
+from jaxseq.train.results import RunDir, check_writable, output_dir  # noqa: E402
+from jaxseq.train.sweep import parse_names, setting_config  # noqa: E402
 
-_CONFIG = config_flags.DEFINE_config_file("config", "configs/optimizers.py", "experiment config", lock_config=True)
-_OUT = flags.DEFINE_string("out", "results/optimizers", "output directory")
+_CONFIG = cli.define_config("configs/optimizers.py", "experiment config")
+_OUT = flags.DEFINE_string("out", None, "output directory (default: a fresh runs/compare_optimizers/<YYYYmmdd-HHMMSS>/)")
 _PUBLISH = flags.DEFINE_string("publish", "", "also write the figures into this directory (e.g. results)")
 _PLOT_ONLY = flags.DEFINE_bool("plot_only", False, "redraw the figures from OUT without training")
-_LOG_EVERY = flags.DEFINE_integer("log_every", 10, "write per-step metrics every this many steps")
+_LOG_EVERY = flags.DEFINE_integer("log_every", 10, "write per-step metrics every this many steps", lower_bound=1)
 
 RAVINE_CSV = "ravine.csv"
+# the optimiser list may grow between runs into one directory; sweep.* (from palindrome.py) is not used here
+MAY_DIFFER = ("compare.optimizers", "sweep.*")
 
 
 def optimizer_names(config) -> list[str]:
-    names = parse_list(config.compare.optimizers, str, "optimizer")
-    for name in names:
-        lookup(OPTIMIZERS, name, "optimizer")
+    """The optimisers of ``config.compare.optimizers``, each known and each with a learning rate."""
+    names = parse_names(config.compare.optimizers, OPTIMIZERS, "optimizer", "compare.optimizers")
+    for section in ("compare", "ravine"):
+        missing = [name for name in names if name not in config[section].lr]
+        if missing:
+            raise ValueError(f"config.{section}.lr has no learning rate for {', '.join(missing)}")
     return names
 
 
-def train_optimizers(config, run_dir: RunDir) -> None:
-    """One compiled multi-seed palindrome run per optimiser not yet in ``results.csv``."""
+def plan_optimizers(config, run_dir: RunDir) -> list:
+    """``[(name, config, trainer)]`` for the optimisers not yet in ``results.csv``, checked before training."""
+    run_dir.check_config(config, MAY_DIFFER)
     done = {row["optimizer"] for row in run_dir.read_results()}
     todo = [name for name in optimizer_names(config) if name not in done]
-    run_dir.write_config(config)
-    with tqdm(total=len(todo) * config.train.num_steps, unit="step", dynamic_ncols=True) as bar:
-        for name in todo:
-            cfg = setting_config(config, **{"optim.name": name, "optim.lr": config.compare.lr[name]})
-            columns = dict(optimizer=name, lr=cfg.optim.lr, model=cfg.model.name, length=cfg.data.length)
-            train_setting(cfg, run_dir, bar, _LOG_EVERY.value, **columns)
+    configs = [setting_config(config, **{"optim.name": name, "optim.lr": config.compare.lr[name]}) for name in todo]
+    return list(zip(todo, configs, make_trainers(configs)))
 
 
 def train_all(config, run_dir: RunDir) -> None:
-    """The ravine trajectories (cheap: always recomputed), then the palindrome runs."""
-    rows = ravine_rows(config)
-    run_dir.file(RAVINE_CSV).unlink(missing_ok=True)
-    run_dir.append_results(rows, RAVINE_CSV)
-    train_optimizers(config, run_dir)
+    """The ravine trajectories (cheap: always recomputed), then one palindrome run per optimiser not yet done."""
+    plan = plan_optimizers(config, run_dir)
+    run_dir.write_results(ravine_rows(config), RAVINE_CSV)
+    run_dir.add_config(config, MAY_DIFFER)
+    with tqdm(total=len(plan) * config.train.num_steps, unit="step", dynamic_ncols=True) as bar:
+        for name, cfg, trainer in plan:
+            columns = dict(optimizer=name, lr=cfg.optim.lr, model=cfg.model.name, length=cfg.data.length)
+            train_setting(cfg, run_dir, bar, _LOG_EVERY.value, None, trainer, **columns)
+            run_dir.add_config(config, MAY_DIFFER)
 
 
 def ravine_rows(config) -> list[dict]:
@@ -108,8 +116,10 @@ def plot_ravine(rows, condition: float):
 
 
 def main(argv):
-    config, run_dir = _CONFIG.value, RunDir(_OUT.value)
-    train_unless_plot_only(argv, lambda: train_all(config, run_dir), run_dir, _PLOT_ONLY.value)
+    check_arguments(argv, _OUT.value, _PLOT_ONLY.value)
+    config, run_dir = _CONFIG.value, output_dir(_OUT.value, "compare_optimizers")
+    publish = check_writable(_PUBLISH.value, "--publish") if _PUBLISH.value else None
+    train_unless_plot_only(lambda: train_all(config, run_dir), run_dir, _PLOT_ONLY.value)
     drawn = {}
     ravine = run_dir.read_results(RAVINE_CSV)
     if ravine:
@@ -120,15 +130,15 @@ def main(argv):
         drawn["optimizers_palindrome.png"] = figures.training_curves(metrics, group="optimizer", title=title)
     paths = []
     for name, fig in drawn.items():
-        if _PUBLISH.value:
-            paths.append(os.path.join(_PUBLISH.value, name))
+        if publish:
+            paths.append(publish / name)
             figures.save(fig, paths[-1], close=False)
         paths.append(run_dir.file(name))
         figures.save(fig, paths[-1])
     if not paths:
-        raise SystemExit(f"nothing to plot in {run_dir.path}; run without --plot_only first")
+        raise ValueError(f"nothing to plot in {run_dir.path}; run without --plot_only first")
     print("figures:", *paths, sep="\n  ")
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run_main(main)

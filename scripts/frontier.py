@@ -4,11 +4,14 @@
     python scripts/frontier.py --out=results/frontier --table=results/frontier.csv --plot_only
 
 Writes ``OUT/config.json``, ``OUT/results.csv`` (one row per variant, length and seed),
-``OUT/metrics.jsonl`` (per-step curves), the table ``--table`` (one row per variant and length:
-mean ± std accuracy over seeds, whether it passed, and the variant's frontier) and the figure
-beside it, ``--table`` with ``.png`` for ``.csv`` (accuracy vs length, one line per variant,
-mean ± std). Settings already in
-``results.csv`` are skipped when the command is run again; the table is rewritten after each one.
+``OUT/metrics.jsonl`` (per-step curves), the table ``--table`` (default ``OUT/frontier.csv``; one
+row per variant and length: mean ± std accuracy over seeds, whether it passed, and the variant's
+frontier) and the figure beside it, ``--table`` with ``.png`` for ``.csv`` (accuracy vs length,
+one line per variant, mean ± std). Without ``--out`` a run goes to a fresh
+``runs/frontier/<YYYYmmdd-HHMMSS>/``; results are published under ``results/`` only when
+``--out``/``--table`` name it. Settings already in ``results.csv`` are skipped when the command is
+run again (same ``--out``; a config that differs in anything but the variant and length lists is
+refused); the table is rewritten after each one. Ctrl-C keeps what finished (exit code 130).
 """
 
 import os
@@ -17,21 +20,24 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import ml_collections  # noqa: E402
-from absl import app, flags  # noqa: E402
-from ml_collections import config_flags  # noqa: E402
+from absl import flags  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
+from jaxseq import cli  # noqa: E402
 from jaxseq.analysis import figures  # noqa: E402
 from jaxseq.analysis.frontier import summarize  # noqa: E402
-from jaxseq.train.record import train_setting, train_unless_plot_only  # noqa: E402
-from jaxseq.train.results import RunDir  # noqa: E402
-from jaxseq.train.sweep import parse_list, setting_config  # noqa: E402
+from jaxseq.train.record import check_arguments, make_trainers, train_setting, train_unless_plot_only  # noqa: E402
+from jaxseq.train.results import RunDir, check_writable_file, output_dir  # noqa: E402
+from jaxseq.train.sweep import parse_lengths, parse_list, setting_config  # noqa: E402
 
-_CONFIG = config_flags.DEFINE_config_file("config", "configs/frontier.py", "experiment config", lock_config=True)
-_OUT = flags.DEFINE_string("out", "results/frontier", "output directory")
-_TABLE = flags.DEFINE_string("table", "results/frontier.csv", "the frontier table (CSV)")
+_CONFIG = cli.define_config("configs/frontier.py", "experiment config")
+_OUT = flags.DEFINE_string("out", None, "output directory (default: a fresh runs/frontier/<YYYYmmdd-HHMMSS>/)")
+_TABLE = flags.DEFINE_string("table", None, "the frontier table (CSV; default OUT/frontier.csv)")
 _PLOT_ONLY = flags.DEFINE_bool("plot_only", False, "redraw the table and figure from OUT/results.csv without training")
-_LOG_EVERY = flags.DEFINE_integer("log_every", 10, "write per-step metrics every this many steps")
+_LOG_EVERY = flags.DEFINE_integer("log_every", 10, "write per-step metrics every this many steps", lower_bound=1)
+
+# the variant and length lists: a rerun into the same directory may extend them, nothing else may change
+MAY_DIFFER = ("frontier.variants", "sweep.lengths", "variants.*.sweep.lengths")
 
 # columns that say what a variant is, in results.csv and the table
 DESCRIBE = ("model", "task", "encoding", "hidden_size", "forget_bias", "optimizer", "lr", "batch_size", "num_steps")
@@ -50,7 +56,7 @@ def dotted_fields(section: ml_collections.ConfigDict, prefix: str = "") -> dict:
 
 def variant_configs(config) -> dict[str, ml_collections.ConfigDict]:
     """``{variant: its full config}`` for ``config.frontier.variants``, validated before training."""
-    names = parse_list(config.frontier.variants, str, "variant")
+    names = parse_list(config.frontier.variants, str, "variant", "frontier.variants")
     missing = [name for name in names if name not in config.variants]
     if missing:
         raise ValueError(f"variants {missing} are not defined in config.variants ({', '.join(config.variants)})")
@@ -58,6 +64,7 @@ def variant_configs(config) -> dict[str, ml_collections.ConfigDict]:
 
 
 def describe(cfg) -> dict:
+    """The values of :data:`DESCRIBE` in one setting's config."""
     values = (cfg.model.name, cfg.data.task, cfg.model.encoding, cfg.model.hidden_size, cfg.model.forget_bias)
     values += (cfg.optim.name, cfg.optim.lr, cfg.data.batch_size, cfg.train.num_steps)
     return dict(zip(DESCRIBE, values))
@@ -72,44 +79,54 @@ def write_table(config, run_dir: RunDir, path: str) -> list[dict]:
         carry=DESCRIBE,
     )
     if summary:
-        table = RunDir(os.path.dirname(os.path.abspath(path)))
-        table.file(os.path.basename(path)).unlink(missing_ok=True)
-        table.append_results(summary, os.path.basename(path))
+        RunDir(os.path.dirname(os.path.abspath(path))).write_results(summary, os.path.basename(path))
     return summary
 
 
-def train_frontier(config, run_dir: RunDir) -> None:
-    """Train each variant's lengths in increasing order, skipping finished and hopeless settings."""
+def plan_frontier(config, run_dir: RunDir) -> dict[str, list]:
+    """``{variant: [(length, config, trainer)]}`` in increasing length, everything checked before training."""
     variants = variant_configs(config)
-    plan = {name: sorted(parse_list(cfg.sweep.lengths, int, "length")) for name, cfg in variants.items()}
-    run_dir.write_config(config)
-    total = sum(len(lengths) * variants[name].train.num_steps for name, lengths in plan.items())
+    run_dir.check_config(config, MAY_DIFFER)
+    plan = {}
+    for name, cfg in variants.items():
+        lengths = sorted(parse_lengths(cfg.sweep.lengths, f"variants.{name}.sweep.lengths"))
+        configs = [setting_config(cfg, **{"data.length": length}) for length in lengths]
+        plan[name] = list(zip(lengths, configs, make_trainers(configs)))
+    return plan
+
+
+def train_frontier(config, run_dir: RunDir, table: str) -> None:
+    """Train each variant's lengths in increasing order, skipping finished and hopeless settings."""
+    plan = plan_frontier(config, run_dir)
+    total = sum(cfg.train.num_steps for settings in plan.values() for _, cfg, _ in settings)
     with tqdm(total=total, unit="step", dynamic_ncols=True) as bar:
-        for name, cfg in variants.items():
-            for length in plan[name]:
-                summary = [s for s in write_table(config, run_dir, _TABLE.value) if s["variant"] == name]
+        for name, settings in plan.items():
+            for length, setting, trainer in settings:
+                summary = [s for s in write_table(config, run_dir, table) if s["variant"] == name]
                 if any(s["length"] == length for s in summary):
-                    bar.update(cfg.train.num_steps)
+                    bar.update(setting.train.num_steps)
                     continue
                 shorter_failed = any(not s["passed"] and s["length"] < length for s in summary)
                 if config.frontier.stop_after_failure and shorter_failed:
                     tqdm.write(f"{name}: skipping T={length} (a shorter length failed)")
-                    bar.update(cfg.train.num_steps)
+                    bar.update(setting.train.num_steps)
                     continue
-                setting = setting_config(cfg, **{"data.length": length})
                 label = f"{name} T={length}"
                 columns = dict(variant=name, **describe(setting), length=length)
-                train_setting(setting, run_dir, bar, _LOG_EVERY.value, label, **columns)
-    write_table(config, run_dir, _TABLE.value)
+                train_setting(setting, run_dir, bar, _LOG_EVERY.value, label, trainer, **columns)
+                run_dir.add_config(config, MAY_DIFFER)
+    write_table(config, run_dir, table)
 
 
 def main(argv):
-    config, run_dir = _CONFIG.value, RunDir(_OUT.value)
-    train_unless_plot_only(argv, lambda: train_frontier(config, run_dir), run_dir, _PLOT_ONLY.value)
-    summary = write_table(config, run_dir, _TABLE.value)
+    check_arguments(argv, _OUT.value, _PLOT_ONLY.value)
+    config, run_dir = _CONFIG.value, output_dir(_OUT.value, "frontier")
+    table = str(check_writable_file(_TABLE.value, "--table")) if _TABLE.value else str(run_dir.file("frontier.csv"))
+    train_unless_plot_only(lambda: train_frontier(config, run_dir, table), run_dir, _PLOT_ONLY.value)
+    summary = write_table(config, run_dir, table)
     if not summary:
-        raise SystemExit(f"no results in {run_dir.file('results.csv')}; run without --plot_only first")
-    path = os.path.splitext(_TABLE.value)[0] + ".png"
+        raise ValueError(f"no results in {run_dir.file('results.csv')}; run without --plot_only first")
+    path = os.path.splitext(table)[0] + ".png"
     title = f"accuracy vs length within {config.train.num_steps} steps (mean ± std over seeds)"
     figures.save(figures.accuracy_vs_length(run_dir.read_results(), group="variant", title=title), path)
     for row in summary:
@@ -117,8 +134,8 @@ def main(argv):
             f"{row['variant']:>26s} T={row['length']:<4d} {row['accuracy_mean']:.4f} ± {row['accuracy_std']:.4f} "
             f"({row['seeds']} seeds) {'pass' if row['passed'] else 'FAIL'}  frontier {row['frontier'] or '-'}"
         )
-    print("table:", _TABLE.value, "\nfigure:", path)
+    print("table:", table, "\nfigure:", path)
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run_main(main)

@@ -4,8 +4,11 @@
     python scripts/grad_norms.py --out=results/grad_norms --plot_only   # redraw from the CSV
 
 Writes ``OUT/config.json``, ``OUT/grad_norms.csv`` (one row per model, stage, seed and time step),
-``OUT/results.csv`` (the trained seeds' summary rows) and ``OUT/grad_norms.png``. A model already
-in ``grad_norms.csv`` is skipped when the command is run again.
+``OUT/results.csv`` (the trained seeds' summary rows) and ``OUT/grad_norms.png`` (also into
+``--publish`` when given). Without ``--out`` a run goes to a fresh
+``runs/grad_norms/<YYYYmmdd-HHMMSS>/``. A model already in ``grad_norms.csv`` is skipped when the
+command is run again (same ``--out``; a config that differs in anything but ``probe.models`` is
+refused). Ctrl-C keeps the models that finished (exit code 130).
 """
 
 import collections
@@ -16,26 +19,26 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
-from absl import app, flags  # noqa: E402
-from ml_collections import config_flags  # noqa: E402
+from absl import flags  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
+from jaxseq import cli  # noqa: E402
 from jaxseq.analysis import figures  # noqa: E402
 from jaxseq.analysis.grad_norms import seed_grad_norms_fn  # noqa: E402
 from jaxseq.models.registry import MODELS  # noqa: E402
-from jaxseq.registry import lookup  # noqa: E402
 from jaxseq.train.multiseed import MultiSeedRunner, seed_keys  # noqa: E402
-from jaxseq.train.record import train_unless_plot_only  # noqa: E402
-from jaxseq.train.results import RunDir  # noqa: E402
-from jaxseq.train.sequence import make_train  # noqa: E402
-from jaxseq.train.sweep import parse_list, result_rows, setting_config  # noqa: E402
+from jaxseq.train.record import check_arguments, make_trainers, train_unless_plot_only  # noqa: E402
+from jaxseq.train.results import RunDir, check_writable, output_dir  # noqa: E402
+from jaxseq.train.sweep import parse_names, result_rows, setting_config  # noqa: E402
 
-_CONFIG = config_flags.DEFINE_config_file("config", "configs/grad_norms.py", "experiment config", lock_config=True)
-_OUT = flags.DEFINE_string("out", "results/grad_norms", "output directory")
+_CONFIG = cli.define_config("configs/grad_norms.py", "experiment config")
+_OUT = flags.DEFINE_string("out", None, "output directory (default: a fresh runs/grad_norms/<YYYYmmdd-HHMMSS>/)")
 _PUBLISH = flags.DEFINE_string("publish", "", "also write the figure into this directory (e.g. results)")
 _PLOT_ONLY = flags.DEFINE_bool("plot_only", False, "redraw the figure from OUT/grad_norms.csv without training")
 
 NORMS_CSV = "grad_norms.csv"
+# the model list may grow between runs into one directory; sweep.* (from palindrome.py) is not used here
+MAY_DIFFER = ("probe.models", "sweep.*")
 
 
 def norm_rows(norms: np.ndarray, **columns) -> list[dict]:
@@ -47,10 +50,9 @@ def norm_rows(norms: np.ndarray, **columns) -> list[dict]:
     ]
 
 
-def probe_model(config, model: str, run_dir: RunDir, bar) -> None:
-    """Train ``model``'s seeds, probing the gradient norms before and after; append the rows."""
-    cfg = setting_config(config, **{"model.name": model})
-    trainer = make_train(cfg)
+def probe_model(cfg, trainer, run_dir: RunDir, bar) -> None:
+    """Train one model's seeds, probing the gradient norms before and after; append the rows."""
+    model = cfg.model.name
     runner = MultiSeedRunner(trainer)
     key, num_seeds = jax.random.key(cfg.train.seed), cfg.train.num_seeds
     probe = seed_grad_norms_fn(trainer.model)
@@ -71,16 +73,16 @@ def probe_model(config, model: str, run_dir: RunDir, bar) -> None:
 
 
 def probe_models(config, run_dir: RunDir) -> None:
-    """Probe every model of ``config.probe.models`` not yet in the CSV."""
-    models = parse_list(config.probe.models, str, "model")
-    for model in models:
-        lookup(MODELS, model, "model")
+    """Probe every model of ``config.probe.models`` not yet in the CSV (all checked before any trains)."""
+    models = parse_names(config.probe.models, MODELS, "model", "probe.models")
+    run_dir.check_config(config, MAY_DIFFER)
     done = {row["model"] for row in run_dir.read_results(NORMS_CSV)}
-    todo = [m for m in models if m not in done]
-    run_dir.write_config(config)
-    with tqdm(total=len(todo) * config.train.num_steps, unit="step", dynamic_ncols=True) as bar:
-        for model in todo:
-            probe_model(config, model, run_dir, bar)
+    configs = [setting_config(config, **{"model.name": m}) for m in models if m not in done]
+    trainers = make_trainers(configs)
+    with tqdm(total=len(configs) * config.train.num_steps, unit="step", dynamic_ncols=True) as bar:
+        for cfg, trainer in zip(configs, trainers):
+            probe_model(cfg, trainer, run_dir, bar)
+            run_dir.add_config(config, MAY_DIFFER)
 
 
 def plot(run_dir: RunDir, title: str):
@@ -107,18 +109,20 @@ def plot(run_dir: RunDir, title: str):
 
 
 def main(argv):
-    config, run_dir = _CONFIG.value, RunDir(_OUT.value)
-    train_unless_plot_only(argv, lambda: probe_models(config, run_dir), run_dir, _PLOT_ONLY.value)
+    check_arguments(argv, _OUT.value, _PLOT_ONLY.value)
+    config, run_dir = _CONFIG.value, output_dir(_OUT.value, "grad_norms")
+    publish = check_writable(_PUBLISH.value, "--publish") if _PUBLISH.value else None
+    train_unless_plot_only(lambda: probe_models(config, run_dir), run_dir, _PLOT_ONLY.value)
     if not run_dir.read_results(NORMS_CSV):
-        raise SystemExit(f"no rows in {run_dir.file(NORMS_CSV)} to plot; run without --plot_only first")
+        raise ValueError(f"no rows in {run_dir.file(NORMS_CSV)} to plot; run without --plot_only first")
     path = run_dir.file("grad_norms.png")
     title = f"{config.data.task}, T = {config.data.length - 1} input steps, mean ± std over seeds"
     fig = plot(run_dir, title)
-    if _PUBLISH.value:
-        figures.save(fig, os.path.join(_PUBLISH.value, "grad_norms.png"), close=False)
+    if publish:
+        figures.save(fig, publish / "grad_norms.png", close=False)
     figures.save(fig, path)
     print("figure:", path)
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run_main(main)

@@ -15,25 +15,40 @@ character) and accuracy:
 The split follows the config's data block (book, val_fraction, train_fraction, gutenberg).
 """
 
+import os
 import time
 
-from absl import app, flags
-from ml_collections import config_flags
+from absl import flags
 
+from jaxseq import cli
 from jaxseq.data.text import corpus_for_config, find_book
 from jaxseq.models.ngram import NGramModel
-from jaxseq.train.results import write_json_atomic
+from jaxseq.train.record import check_arguments
+from jaxseq.train.results import check_writable_file, write_json_atomic
 
-_CONFIG = config_flags.DEFINE_config_file("config", "configs/textgen.py", "textgen config (its data block)")
+_CONFIG = cli.define_config("configs/textgen.py", "textgen config (its data block)")
 _OUT = flags.DEFINE_string("out", None, "a JSON file for the table (default: print only)")
 _DATA = flags.DEFINE_string("data", None, "a text file, or a directory holding books/ (default: $JAXSEQ_DATA, ../shared/data)")
 _ORDERS = flags.DEFINE_list("orders", ["1", "2", "3", "4", "5", "6", "7"], "n-gram orders")
 
 
+def parse_orders(texts: list[str]) -> list[int]:
+    """``--orders`` as whole numbers >= 1."""
+    try:
+        orders = [int(text) for text in texts]
+    except ValueError as error:
+        raise ValueError(f"--orders: {error}") from None
+    if not orders or min(orders) < 1:
+        raise ValueError(f"--orders must be whole numbers >= 1, got {','.join(texts)}")
+    return orders
+
+
 def main(argv):
-    del argv
+    check_arguments(argv, None, plot_only=False)
     config = _CONFIG.value
-    orders = [int(o) for o in _ORDERS.value]
+    orders = parse_orders(_ORDERS.value)
+    if _OUT.value:
+        check_writable_file(_OUT.value, "--out")
     path = find_book(config.data.book, _DATA.value)
     corpus = corpus_for_config(path, config.data)
     if not len(corpus.val):
@@ -60,12 +75,10 @@ def main(argv):
               f"{r['accuracy']:>8.2%}")
     print(f"{time.perf_counter() - start:.1f} s")
     if _OUT.value:
+        os.makedirs(os.path.dirname(os.path.abspath(_OUT.value)), exist_ok=True)
         write_json_atomic(_OUT.value, {"book": path.name, "data": config.data.to_dict(), "rows": rows})
         print(f"wrote {_OUT.value}")
 
 
 if __name__ == "__main__":
-    try:
-        app.run(main)
-    except (ValueError, FileNotFoundError) as err:
-        raise SystemExit(f"error: {err}") from None
+    cli.run_main(main)

@@ -1,4 +1,4 @@
-"""Accuracy vs sequence length over models and seeds (seeds trained in parallel with jax.vmap).
+"""Accuracy vs sequence length over models and seeds (seeds trained together in one compiled program).
 
     python scripts/run_palindrome.py --config=configs/palindrome.py --out=results/demo
     python scripts/run_palindrome.py --config=configs/palindrome.py:full --out=results/full
@@ -7,8 +7,12 @@
 
 Writes ``OUT/config.json``, ``OUT/results.csv`` (one row per model, length, seed),
 ``OUT/metrics.jsonl`` (per-step curves) and figures ``OUT/accuracy_vs_length.png`` and
-``OUT/curves_T<length>.png``. Each finished (model, length) is on disk at once; running the same
-command again skips what is already in ``results.csv`` (Ctrl-C loses only the setting in progress).
+``OUT/curves_T<length>.png``. Without ``--out`` a run goes to a fresh
+``runs/run_palindrome/<YYYYmmdd-HHMMSS>/``; results are published under ``results/`` only when
+``--out`` names it. Each finished (model, length) is on disk at once; running the same command
+again (same ``--out``) skips what is already in ``results.csv``, and refuses a config that differs
+in anything but ``sweep.models`` and ``sweep.lengths``. Ctrl-C loses only the setting in progress
+(exit code 130).
 """
 
 import os
@@ -16,21 +20,22 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import jax  # noqa: E402
-from absl import app, flags  # noqa: E402
-from ml_collections import config_flags  # noqa: E402
+from absl import flags  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
+from jaxseq import cli  # noqa: E402
 from jaxseq.analysis import figures  # noqa: E402
-from jaxseq.train.multiseed import MultiSeedRunner  # noqa: E402
-from jaxseq.train.results import RunDir  # noqa: E402
-from jaxseq.train.sequence import make_train  # noqa: E402
-from jaxseq.train.sweep import metric_rows, result_rows, setting_config, sweep_settings  # noqa: E402
+from jaxseq.train.record import check_arguments, make_trainers, train_setting, train_unless_plot_only  # noqa: E402
+from jaxseq.train.results import RunDir, output_dir  # noqa: E402
+from jaxseq.train.sweep import setting_config, sweep_settings  # noqa: E402
 
-_CONFIG = config_flags.DEFINE_config_file("config", "configs/palindrome.py", "experiment config", lock_config=True)
-_OUT = flags.DEFINE_string("out", "results/palindrome", "output directory")
+_CONFIG = cli.define_config("configs/palindrome.py", "experiment config")
+_OUT = flags.DEFINE_string("out", None, "output directory (default: a fresh runs/run_palindrome/<YYYYmmdd-HHMMSS>/)")
 _PLOT_ONLY = flags.DEFINE_bool("plot_only", False, "redraw the figures from OUT/results.csv without training")
-_LOG_EVERY = flags.DEFINE_integer("log_every", 10, "write per-step metrics every this many steps")
+_LOG_EVERY = flags.DEFINE_integer("log_every", 10, "write per-step metrics every this many steps", lower_bound=1)
+
+# the sweep lists: a rerun into the same directory may extend them, nothing else may change
+MAY_DIFFER = ("sweep.models", "sweep.lengths")
 
 
 def plot(run_dir: RunDir, task: str) -> list[str]:
@@ -49,50 +54,42 @@ def plot(run_dir: RunDir, task: str) -> list[str]:
     return [str(p) for p in paths]
 
 
-def train_sweep(config, run_dir: RunDir) -> None:
-    """Train every (model, length) setting not yet in ``results.csv``, appending as each finishes."""
+def plan_sweep(config, run_dir: RunDir) -> list:
+    """``[((model, length), config, trainer)]`` for the settings not yet in ``results.csv``.
+
+    Everything is checked here, before anything trains: the sweep lists, every setting's names and
+    values (by building its trainer), and that ``run_dir`` holds results of the same config.
+    """
     settings = sweep_settings(config)
+    run_dir.check_config(config, MAY_DIFFER)
     done = {(r["model"], int(r["length"])) for r in run_dir.read_results()}
     todo = [s for s in settings if s not in done]
     if len(todo) < len(settings):
         print(f"{len(settings) - len(todo)} of {len(settings)} settings already in {run_dir.file('results.csv')}; skipping them")
-    run_dir.write_config(config)
-    num_steps = config.train.num_steps
-    with tqdm(total=len(todo) * num_steps, unit="step", dynamic_ncols=True) as bar:
-        for model, length in todo:
-            cfg = setting_config(config, **{"model.name": model, "data.length": length})
-            trainer = make_train(cfg)
-            bar.set_description(f"{model} T={length}")
-            start = bar.n
-            results = MultiSeedRunner(trainer).run(
-                jax.random.key(cfg.train.seed), cfg.train.num_seeds, progress=bar, description=f"{model} T={length}"
-            )
-            bar.update(start + num_steps - bar.n)  # seeds that stop early skip the rest of the budget
+    configs = [setting_config(config, **{"model.name": model, "data.length": length}) for model, length in todo]
+    return list(zip(todo, configs, make_trainers(configs)))
+
+
+def train_sweep(config, run_dir: RunDir) -> None:
+    """Train every (model, length) setting not yet in ``results.csv``, appending as each finishes."""
+    plan = plan_sweep(config, run_dir)
+    with tqdm(total=len(plan) * config.train.num_steps, unit="step", dynamic_ncols=True) as bar:
+        for (model, length), cfg, trainer in plan:
             columns = dict(model=model, task=cfg.data.task, length=length)
-            run_dir.append_metrics(metric_rows(results, _LOG_EVERY.value, **columns))
-            run_dir.append_results(result_rows(results, **columns))
-            acc = results.final["eval_accuracy"]
-            tqdm.write(
-                f"{model:>14s} T={length:<3d} accuracy {acc.mean():.4f} ± {acc.std():.4f}  "
-                f"steps {results.final['steps'].tolist()}  {results.wall_time:.1f}s"
-            )
+            train_setting(cfg, run_dir, bar, _LOG_EVERY.value, f"{model} T={length}", trainer, **columns)
+            run_dir.add_config(config, MAY_DIFFER)
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    check_arguments(argv, _OUT.value, _PLOT_ONLY.value)
     config = _CONFIG.value
-    run_dir = RunDir(_OUT.value)
-    if not _PLOT_ONLY.value:
-        try:
-            train_sweep(config, run_dir)
-        except KeyboardInterrupt:
-            print(f"\ninterrupted: finished settings are in {run_dir.file('results.csv')}; rerun to continue")
+    run_dir = output_dir(_OUT.value, "run_palindrome")
+    train_unless_plot_only(lambda: train_sweep(config, run_dir), run_dir, _PLOT_ONLY.value)
     paths = plot(run_dir, config.data.task)
     if not paths:
-        raise SystemExit(f"no results in {run_dir.file('results.csv')} to plot")
+        raise ValueError(f"no results in {run_dir.file('results.csv')} to plot; run without --plot_only first")
     print("figures:", *paths, sep="\n  ")
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run_main(main)

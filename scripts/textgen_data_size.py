@@ -1,6 +1,7 @@
 """Validation loss against the amount of training text: character LSTM runs and an n-gram baseline.
 
     make textgen-data-size      # trains the runs below (resumable), evaluates them, draws the figure
+                                # (into results/textgen/data_size: without --out it is runs/textgen_data_size/<time>/data_size)
     .venv/bin/python scripts/textgen_data_size.py \\
         --runs=results/textgen/grimm_long_train0.25,results/textgen/grimm_long_train0.5,results/textgen/grimm_long \\
         --out=results/textgen/data_size
@@ -21,6 +22,7 @@ of the training text between neighbouring runs; it describes the runs, not a law
 
 import json
 import math
+import os
 import pathlib
 
 import matplotlib
@@ -28,19 +30,22 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter  # noqa: E402
-from absl import app, flags  # noqa: E402
+from absl import flags  # noqa: E402
 
+from jaxseq import cli  # noqa: E402
 from jaxseq.analysis.figures import save  # noqa: E402
 from jaxseq.data.text import corpus_for_config, find_book  # noqa: E402
 from jaxseq.models.ngram import NGramModel  # noqa: E402
-from jaxseq.train.results import RunDir, write_json_atomic  # noqa: E402
+from jaxseq.train.record import check_arguments  # noqa: E402
+from jaxseq.train.results import RunDir, check_writable_file, fresh_run_path, write_json_atomic  # noqa: E402
 from jaxseq.train.textgen import load_run_config  # noqa: E402
 
 _RUNS = flags.DEFINE_list("runs", [f"results/textgen/grimm_long_train{f}" for f in ("0.25", "0.5")]
                           + ["results/textgen/grimm_long"], "evaluated train_textgen.py run directories")
-_OUT = flags.DEFINE_string("out", "results/textgen/data_size", "output path without suffix (.json, .png)")
+_OUT = flags.DEFINE_string("out", None, "output path without suffix (.json, .png); default: a fresh "
+                           "runs/textgen_data_size/<YYYYmmdd-HHMMSS>/data_size")
 _DATA = flags.DEFINE_string("data", None, "the book the runs were trained on, if it was given with --data")
-_ORDER = flags.DEFINE_integer("order", 5, "n-gram order of the count baseline")
+_ORDER = flags.DEFINE_integer("order", 5, "n-gram order of the count baseline", lower_bound=1)
 _NGRAM_FRACTIONS = flags.DEFINE_list("ngram_fractions", ["0.0625", "0.125", "0.25", "0.5", "1.0"],
                                      "training fractions the n-gram baseline is fitted on")
 _TARGET_LOSS = flags.DEFINE_float("target_loss", 1.15, "validation loss target (nats/char), drawn dotted")
@@ -84,8 +89,23 @@ def plot(lstm: list[dict], ngram: list[dict], order: int, path: str) -> None:
     save(fig, path)
 
 
+def fractions(texts: list[str]) -> list[float]:
+    """``--ngram_fractions`` as numbers in (0, 1]."""
+    try:
+        values = [float(text) for text in texts]
+    except ValueError as error:
+        raise ValueError(f"--ngram_fractions: {error}") from None
+    bad = [v for v in values if not 0.0 < v <= 1.0]
+    if bad:
+        raise ValueError(f"--ngram_fractions must lie in (0, 1], got {bad}")
+    return values
+
+
 def main(argv):
-    del argv
+    check_arguments(argv, None, plot_only=False)
+    out = str(_OUT.value or fresh_run_path("textgen_data_size") / "data_size")
+    check_writable_file(out + ".json", "--out")
+    ngram_fractions = fractions(_NGRAM_FRACTIONS.value)
     lstm = sorted((lstm_point(run) for run in _RUNS.value), key=lambda p: p["train_fraction"])
     config = lstm[-1].pop("config")
     for p in lstm[:-1]:
@@ -102,7 +122,7 @@ def main(argv):
     for p in lstm:
         p["train_chars"] = len(corpus(p["train_fraction"]).train)
     ngram = []
-    for fraction in sorted({float(f) for f in _NGRAM_FRACTIONS.value} | {p["train_fraction"] for p in lstm}):
+    for fraction in sorted(set(ngram_fractions) | {p["train_fraction"] for p in lstm}):
         c = corpus(fraction)
         metrics = NGramModel(c.train, c.vocab.size, _ORDER.value).evaluate(c.val)
         ngram.append({"train_fraction": fraction, "train_chars": len(c.train),
@@ -126,13 +146,11 @@ def main(argv):
         print(f"LSTM validation loss per doubling of the training text, {small['train_chars']:,} -> "
               f"{large['train_chars']:,} characters: last step {change['val_loss']:+.4f}, "
               f"lowest {change['best_val_loss']:+.4f} nats/char")
-    write_json_atomic(_OUT.value + ".json", summary)
-    plot(lstm, ngram, _ORDER.value, _OUT.value + ".png")
-    print(f"wrote {_OUT.value}.json and {_OUT.value}.png")
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    write_json_atomic(out + ".json", summary)
+    plot(lstm, ngram, _ORDER.value, out + ".png")
+    print(f"wrote {out}.json and {out}.png")
 
 
 if __name__ == "__main__":
-    try:
-        app.run(main)
-    except (ValueError, FileNotFoundError) as err:
-        raise SystemExit(f"error: {err}") from None
+    cli.run_main(main)

@@ -4,10 +4,12 @@
     python scripts/train_gnn.py --config=configs/gat.py:citeseer --out=results/gnn/my_gat
     python scripts/train_gnn.py --config=configs/gcn.py --config.optim.lr=0.02 --data_dir=/data
 
-Writes to ``--out`` (default ``results/gnn/<model>_<dataset>``): ``config.json``,
-``metrics.jsonl`` (one row per seed and logged epoch), ``results.csv`` (one row per seed),
-``curves.png`` (mean ± std over seeds) and ``embedding.png`` (hidden embeddings of seed 0,
-projected on their first two principal components, coloured by class).
+Writes to ``--out`` (default: a fresh ``runs/train_gnn/<YYYYmmdd-HHMMSS>/``; the published runs
+are ``--out=results/gnn/<model>_<dataset>``): ``config.json``, ``metrics.jsonl`` (one row per seed
+and logged epoch), ``results.csv`` (one row per seed), ``curves.png`` (mean ± std over seeds) and
+``embedding.png`` (hidden embeddings of seed 0, projected on their first two principal components,
+coloured by class). Nothing is written until training has finished; a directory that already holds
+the results of the same config is left as it is, one with another config's results is refused.
 """
 
 import pathlib
@@ -16,19 +18,20 @@ import warnings
 import jax
 import matplotlib.pyplot as plt
 import numpy as np
-from absl import app, flags
-from ml_collections import config_flags
+from absl import flags
 
+from jaxseq import cli
 from jaxseq.data.graphs import load_planetoid
 from jaxseq.models.gnn import make_gnn
-from jaxseq.train.gnn import train_seeds
+from jaxseq.train.gnn import make_train, train_seeds
 from jaxseq.train.periodic import is_time
-from jaxseq.train.results import RunDir
+from jaxseq.train.record import check_arguments
+from jaxseq.train.results import RunDir, output_dir
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 
-_CONFIG = config_flags.DEFINE_config_file("config", str(REPO_ROOT / "configs/gcn.py"), "experiment config", lock_config=True)
-_OUT = flags.DEFINE_string("out", None, "output directory (default results/gnn/<model>_<dataset>)")
+_CONFIG = cli.define_config(str(REPO_ROOT / "configs/gcn.py"), "experiment config")
+_OUT = flags.DEFINE_string("out", None, "output directory (default: a fresh runs/train_gnn/<YYYYmmdd-HHMMSS>/)")
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "folder holding planetoid/ and SHA256SUMS (else $JAXSEQ_DATA, else ../shared/data)")
 
 CURVES = (("loss", "training loss (dropout, + L2)"), ("val_loss", "validation loss"), ("train_acc", "train accuracy"), ("val_acc", "validation accuracy"))
@@ -77,17 +80,10 @@ def plot_embedding(hidden: np.ndarray, labels: np.ndarray, labelled: np.ndarray,
     plt.close(fig)
 
 
-def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    config = _CONFIG.value
-    name = f"{config.model.name}_{config.data.name}"
-    data = load_planetoid(config.data.name, _DATA_DIR.value)  # a bad path fails before anything is written
-    run_dir = RunDir(_OUT.value or REPO_ROOT / "results" / "gnn" / name)
-    run_dir.write_config(config)
-
-    runs = train_seeds(config, data)
+def write_results(config, run_dir: RunDir, runs) -> None:
+    """``config.json``, ``metrics.jsonl`` and ``results.csv`` of a finished multi-seed run."""
     per_epoch, final = runs.metrics["epoch"], runs.metrics["final"]
+    run_dir.add_config(config)
     run_dir.append_metrics(metric_rows(per_epoch, final["epochs"], config.train.log_every))
     run_dir.append_results(
         [
@@ -105,6 +101,22 @@ def main(argv):
         ]
     )
 
+
+def main(argv):
+    check_arguments(argv, _OUT.value, plot_only=False)
+    config = _CONFIG.value
+    name = f"{config.model.name}_{config.data.name}"
+    run_dir = output_dir(_OUT.value, "train_gnn")
+    run_dir.check_config(config)
+    if run_dir.read_results():
+        print(f"{run_dir.path} already holds the results of this config; nothing to train (choose another --out to train again)")
+        return
+    data = load_planetoid(config.data.name, _DATA_DIR.value)  # a bad path fails before anything is written
+    make_train(config, data)  # every name and value checked before anything compiles
+
+    runs = train_seeds(config, data)
+    write_results(config, run_dir, runs)
+    per_epoch, final = runs.metrics["epoch"], runs.metrics["final"]
     plot_curves(per_epoch, name, run_dir.file("curves.png"))
     model = make_gnn(config.model, data.num_classes)
     seed0 = jax.tree.map(lambda leaf: leaf[0], runs.state.params)
@@ -129,4 +141,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run_main(main)

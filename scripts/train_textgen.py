@@ -7,7 +7,9 @@
 Writes into --out: config.json, vocab.json, metrics.jsonl (one row per compiled chunk, validation
 columns every train.eval_every steps), results.csv (one summary row; its wall_s counts only the
 last invocation, so a resumed run's time is the resumed part), samples.txt (greedy samples
-at 1/3, 2/3 and 3/3 of the run), curves.png and checkpoints/. Ctrl-C saves a checkpoint.
+at 1/3, 2/3 and 3/3 of the run), curves.png and checkpoints/. Without --out a run goes to a fresh
+runs/train_textgen/<YYYYmmdd-HHMMSS>/; results are published under results/ only when --out names
+it. Ctrl-C saves a checkpoint and exits with code 130; --resume (with the same --out) continues.
 A run that starts from scratch (no checkpoint in --out, e.g. a fresh clone of a committed run)
 replaces the metrics, samples and summary it finds there instead of appending to them.
 """
@@ -19,19 +21,20 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-from absl import app, flags  # noqa: E402
-from ml_collections import config_flags  # noqa: E402
+from absl import flags  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
+from jaxseq import cli  # noqa: E402
 from jaxseq.analysis.figures import save  # noqa: E402
 from jaxseq.data.text import corpus_for_config, find_book  # noqa: E402
 from jaxseq.models.charlm import make_char_lstm  # noqa: E402
-from jaxseq.train.results import RunDir  # noqa: E402
+from jaxseq.train.record import check_arguments  # noqa: E402
+from jaxseq.train.results import output_dir  # noqa: E402
 from jaxseq.train.sampling import complete, random_first_chars  # noqa: E402
-from jaxseq.train.textgen import Callbacks, fit  # noqa: E402
+from jaxseq.train.textgen import Callbacks, append_samples, fit  # noqa: E402
 
-_CONFIG = config_flags.DEFINE_config_file("config", "configs/textgen.py", "experiment config (path[:variant])")
-_OUT = flags.DEFINE_string("out", "results/textgen/grimm", "run directory")
+_CONFIG = cli.define_config("configs/textgen.py", "experiment config (path[:variant])")
+_OUT = flags.DEFINE_string("out", None, "run directory (default: a fresh runs/train_textgen/<YYYYmmdd-HHMMSS>/)")
 _DATA = flags.DEFINE_string("data", None, "a text file, or a directory holding books/ (default: $JAXSEQ_DATA, ../shared/data)")
 _RESUME = flags.DEFINE_bool("resume", False, "continue from the latest checkpoint in --out")
 
@@ -55,9 +58,11 @@ def plot_curves(rows, path) -> None:
 
 
 def main(argv):
-    del argv
+    check_arguments(argv, _OUT.value, plot_only=False)
+    if _RESUME.value and not _OUT.value:
+        raise ValueError("--resume continues an earlier run: give its directory with --out")
     config = _CONFIG.value
-    run = RunDir(_OUT.value)
+    run = output_dir(_OUT.value, "train_textgen")
     path = find_book(config.data.book, _DATA.value)
     corpus = corpus_for_config(path, config.data)
     print(f"{path}: {len(corpus.train):,} training / {len(corpus.val):,} validation characters, "
@@ -85,9 +90,7 @@ def main(argv):
         key = jax.random.fold_in(jax.random.key(config.seed + 1), step)
         firsts = random_first_chars(key, corpus.train, corpus.vocab, config.train.num_samples)
         texts = complete(model, state.params, corpus.vocab, firsts, config.train.sample_length - 1)
-        with open(run.file("samples.txt"), "a") as f:
-            f.write(f"=== step {step} of {total} (greedy, random first character) ===\n")
-            f.writelines(repr(t) + "\n" for t in texts)
+        append_samples(run, step, total, texts)
         bar.write(f"samples at step {step}: " + " | ".join(repr(t) for t in texts))
 
     start = time.perf_counter()
@@ -96,7 +99,7 @@ def main(argv):
     except KeyboardInterrupt:
         if bar is not None:
             bar.close()
-        raise SystemExit(130) from None
+        raise KeyboardInterrupt(f"continue with --resume --out={run.path}") from None
     seconds = time.perf_counter() - start
     bar.close()
     rows = run.read_metrics()
@@ -123,7 +126,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    try:
-        app.run(main)
-    except (ValueError, FileNotFoundError, FileExistsError) as err:
-        raise SystemExit(f"error: {err}") from None
+    cli.run_main(main)

@@ -1,16 +1,26 @@
-"""Train one setting's seeds together and record them in a run directory (what study scripts share)."""
+"""Train one setting's seeds together and record them in a run directory (what study scripts share).
 
-from typing import Callable
+A study script plans its settings (building every trainer first, so a bad name or value in any
+setting fails before anything trains), checks that ``--out`` holds results of the same config,
+then trains the settings not yet recorded, writing each one's rows and ``config.json`` as soon as
+it finishes. Ctrl-C keeps what finished and exits with code 130 (:mod:`jaxseq.cli`).
+"""
+
+from typing import Callable, Optional, Sequence
 
 import jax
 import ml_collections
-from absl import app
 from tqdm import tqdm
 
 from jaxseq.train.multiseed import MultiSeedRunner, SeedResults
 from jaxseq.train.results import RunDir
-from jaxseq.train.sequence import make_train
+from jaxseq.train.sequence import SequenceTrainer, make_train
 from jaxseq.train.sweep import metric_rows, result_rows
+
+
+def make_trainers(configs: Sequence[ml_collections.ConfigDict]) -> list[SequenceTrainer]:
+    """Every setting's trainer, built before any trains: unknown names and bad values fail at once."""
+    return [make_train(cfg) for cfg in configs]
 
 
 def train_setting(
@@ -19,9 +29,10 @@ def train_setting(
     progress=None,
     log_every: int = 10,
     label: str | None = None,
+    trainer: Optional[SequenceTrainer] = None,
     **columns,
 ) -> SeedResults:
-    """Train ``cfg.train.num_seeds`` seeds of ``cfg`` in one vmapped program and append their rows.
+    """Train ``cfg.train.num_seeds`` seeds of ``cfg`` in one compiled program and append their rows.
 
     Args:
       cfg: a full experiment config (one setting, see :func:`jaxseq.train.sweep.setting_config`).
@@ -29,11 +40,12 @@ def train_setting(
       progress: an optional tqdm bar, advanced by ``cfg.train.num_steps`` in all.
       log_every: per-step metrics are written every this many steps (and the last).
       label: names the setting in progress and printed lines (default: the column values).
+      trainer: ``make_train(cfg)`` if it was built already (see :func:`make_trainers`).
       **columns: the columns naming the setting (model, length, optimizer, ...), first in every row.
     Returns:
       The :class:`SeedResults` (its ``run`` holds the trained parameters, stacked over seeds).
     """
-    trainer = make_train(cfg)
+    trainer = trainer or make_train(cfg)
     label = label or " ".join(f"{v}" for v in columns.values())
     start = progress.n if progress is not None else 0
     results = MultiSeedRunner(trainer).run(
@@ -51,17 +63,31 @@ def train_setting(
     return results
 
 
-def train_unless_plot_only(argv: list[str], train: Callable[[], None], run_dir: RunDir, plot_only: bool) -> None:
-    """The training half of a study script's ``main``: reject stray arguments, then ``train()``.
+def check_arguments(argv: list[str], out: Optional[str], plot_only: bool) -> None:
+    """Refuse stray arguments, and ``--plot_only`` without the ``--out`` it would redraw.
 
-    Skipped with ``plot_only``. Ctrl-C stops training without losing the settings already written
-    to ``run_dir`` (the scripts skip them when run again), and the script goes on to plot them.
+    Raises:
+      ValueError: naming the problem and the fix.
     """
     if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+        raise ValueError(f"unexpected arguments: {' '.join(argv[1:])} (flags are written --name=value)")
+    if plot_only and not out:
+        raise ValueError("--plot_only redraws the figures of an earlier run: give its directory with --out")
+
+
+def train_unless_plot_only(train: Callable[[], None], run_dir: RunDir, plot_only: bool) -> None:
+    """The training half of a study script's ``main``: ``train()``, skipped with ``plot_only``.
+
+    Raises:
+      KeyboardInterrupt: on Ctrl-C, saying where the finished settings are (the scripts skip them
+        when the same command runs again); :func:`jaxseq.cli.run_main` exits with 130.
+    """
     if plot_only:
         return
     try:
         train()
     except KeyboardInterrupt:
-        print(f"\ninterrupted: finished settings are in {run_dir.path}; run the same command again to continue")
+        raise KeyboardInterrupt(
+            f"finished settings are in {run_dir.path}; run the same command again to continue "
+            "(add --plot_only to draw them now)"
+        ) from None

@@ -1,16 +1,28 @@
 """Run directories: ``config.json``, ``metrics.jsonl`` and ``results.csv`` a person can use.
 
-Rows are appended and flushed as soon as they exist, so an interrupted run keeps what finished.
+Rows are written as soon as they exist, so an interrupted run keeps what finished. A CSV file is
+rewritten whole through a temporary file and a rename, so a crash never leaves half a row; a torn
+row or JSON line left by an older crash is skipped with a warning. The directory itself is created
+only when the first file is written, so a run that fails before that leaves nothing behind.
 """
 
 import csv
+import datetime
+import fnmatch
+import io
 import json
 import os
 import pathlib
-from typing import Any, Iterable, Mapping
+import sys
+from typing import Any, Iterable, Mapping, Optional, Sequence
 
 import ml_collections
 import numpy as np
+
+from jaxseq.config import flat_fields
+
+# settings that never change a run's results (how seeds share a program, when a stall is declared)
+NEVER_CHANGE_RESULTS = ("train.seed_strategy", "train.stall_timeout_s")
 
 
 def _plain(value: Any) -> Any:
@@ -22,75 +34,234 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def write_json_atomic(path: os.PathLike, obj: Any) -> None:
-    """Write ``obj`` as indented JSON to ``path`` via a temporary file and rename."""
+def write_text_atomic(path: os.PathLike, text: str) -> None:
+    """Write ``text`` to ``path`` via a temporary file and a rename: readers see the old or the new file."""
     path = pathlib.Path(path)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=_plain) + "\n")
+    with open(tmp, "w", newline="") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
     os.replace(tmp, path)
 
 
+def write_json_atomic(path: os.PathLike, obj: Any) -> None:
+    """Write ``obj`` as indented JSON to ``path`` via a temporary file and rename."""
+    write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=True, default=_plain) + "\n")
+
+
+def warn(message: str) -> None:
+    """One ``warning:`` line on stderr."""
+    print(f"warning: {message}", file=sys.stderr)
+
+
+def fresh_run_path(script: str, root: os.PathLike = "runs") -> pathlib.Path:
+    """``runs/<script>/<YYYYmmdd-HHMMSS>`` (with ``-2``, ``-3``... if that exists): a script's default --out."""
+    base = pathlib.Path(root) / script / datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    path, n = base, 1
+    while path.exists():
+        n += 1
+        path = base.with_name(f"{base.name}-{n}")
+    return path
+
+
+def check_writable(path: os.PathLike, flag: str = "--out") -> pathlib.Path:
+    """Check up front that ``path`` can be a directory we write into (it need not exist yet).
+
+    Raises:
+      ValueError: ``path`` (or a parent) is a file, or the nearest existing parent is not writable.
+    """
+    path = pathlib.Path(path)
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ValueError(f"{flag}={path}: {existing} is a file, not a directory; choose another {flag}")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"{flag}={path}: {existing} is not writable; choose another {flag}")
+    return path
+
+
+def check_writable_file(path: os.PathLike, flag: str = "--out") -> pathlib.Path:
+    """Check up front that a file can be written at ``path`` (its directory need not exist yet).
+
+    Raises:
+      ValueError: ``path`` is a directory, or its directory cannot be written (see :func:`check_writable`).
+    """
+    path = pathlib.Path(path)
+    if path.is_dir():
+        raise ValueError(f"{flag}={path} is a directory; give a file name")
+    check_writable(path.absolute().parent, flag)
+    return path
+
+
+def output_dir(out: Optional[str], script: str) -> "RunDir":
+    """The run directory a script writes to: ``out``, or a fresh ``runs/<script>/<timestamp>/``.
+
+    Results go under ``results/`` only when asked (``--out=results/...``). Nothing is created
+    here; the directory appears with its first file.
+    """
+    path = check_writable(out if out else fresh_run_path(script))
+    if not out:
+        print(f"writing to {path} (give --out to choose)")
+    return RunDir(path)
+
+
+def _json_compatible(config: ml_collections.ConfigDict) -> dict[str, Any]:
+    """The config's dotted fields as they read back from ``config.json`` (tuples become lists)."""
+    return flat_fields(ml_collections.ConfigDict(json.loads(json.dumps(config.to_dict(), default=_plain))))
+
+
+def _matches(path: str, patterns: Sequence[str]) -> bool:
+    return any(fnmatch.fnmatchcase(path, p) for p in patterns)
+
+
+def _union_of_lists(saved: Any, new: Any) -> Any:
+    """Two comma-separated lists as one, in order, without repeats (a sweep list extended by a rerun)."""
+    if not (isinstance(saved, str) and isinstance(new, str)):
+        return new
+    items = [item.strip() for item in f"{saved},{new}".split(",") if item.strip()]
+    return ",".join(dict.fromkeys(items))
+
+
 class RunDir:
-    """A directory holding one experiment's outputs.
+    """A directory holding the outputs of one experiment config.
 
     Args:
-      path: the directory; created if missing.
+      path: the directory; created when the first file is written into it.
+    Raises:
+      ValueError: ``path`` exists and is not a directory.
     """
 
     def __init__(self, path: os.PathLike):
         self.path = pathlib.Path(path)
-        self.path.mkdir(parents=True, exist_ok=True)
+        if self.path.exists() and not self.path.is_dir():
+            raise ValueError(f"{self.path} is a file, not a run directory; choose another --out")
 
     def file(self, name: str) -> pathlib.Path:
         """Path of ``name`` inside the run directory."""
         return self.path / name
 
+    def _writable_file(self, name: str) -> pathlib.Path:
+        self.path.mkdir(parents=True, exist_ok=True)
+        return self.file(name)
+
+    def config_differences(self, config: ml_collections.ConfigDict, may_differ: Sequence[str] = ()) -> list[str]:
+        """Fields (``"optim.lr 0.001 -> 0.5"``) in which ``config`` differs from the saved ``config.json``.
+
+        ``may_differ`` are dotted fields or ``fnmatch`` patterns that may change between runs into
+        one directory (the sweep lists); so may :data:`NEVER_CHANGE_RESULTS`. [] when nothing is saved.
+        """
+        path = self.file("config.json")
+        if not path.is_file():
+            return []
+        saved = flat_fields(ml_collections.ConfigDict(json.loads(path.read_text())))
+        now = _json_compatible(config)
+        allowed = (*may_differ, *NEVER_CHANGE_RESULTS)
+        changed = sorted(k for k in saved.keys() | now.keys() if saved.get(k) != now.get(k) and not _matches(k, allowed))
+        return [f"{k} {saved.get(k, '(absent)')!r} -> {now.get(k, '(absent)')!r}" for k in changed]
+
+    def check_config(self, config: ml_collections.ConfigDict, may_differ: Sequence[str] = ()) -> None:
+        """Refuse to add results of a config that differs from the one the directory holds.
+
+        Raises:
+          ValueError: naming every differing field (``may_differ`` as in :meth:`config_differences`).
+        """
+        changed = self.config_differences(config, may_differ)
+        if changed:
+            raise ValueError(f"{self.path} holds results of another config ({'; '.join(changed)}); "
+                             "rerun with its settings or choose another --out")
+
     def write_config(self, config: ml_collections.ConfigDict) -> None:
-        """Save the full config as ``config.json``."""
-        write_json_atomic(self.file("config.json"), config.to_dict())
+        """Save the full config as ``config.json`` (replacing any saved one)."""
+        write_json_atomic(self._writable_file("config.json"), config.to_dict())
+
+    def add_config(self, config: ml_collections.ConfigDict, may_differ: Sequence[str] = ()) -> None:
+        """Save the config of rows just added: checked with :meth:`check_config`, merged with the saved one.
+
+        The comma-separated lists among ``may_differ`` are saved as the union of the saved and the
+        new ones, so ``config.json`` describes every row in the directory.
+        """
+        self.check_config(config, may_differ)
+        fields = _json_compatible(config)
+        path = self.file("config.json")
+        if path.is_file():
+            saved = flat_fields(ml_collections.ConfigDict(json.loads(path.read_text())))
+            for key, value in fields.items():
+                if key in saved and _matches(key, may_differ):
+                    fields[key] = _union_of_lists(saved[key], value)
+        nested: dict[str, Any] = {}
+        for key, value in fields.items():
+            *sections, name = key.split(".")
+            target = nested
+            for section in sections:
+                target = target.setdefault(section, {})
+            target[name] = value
+        write_json_atomic(self._writable_file("config.json"), nested)
 
     def append_metrics(self, rows: Iterable[Mapping[str, Any]]) -> None:
-        """Append one JSON line per row to ``metrics.jsonl``."""
-        with open(self.file("metrics.jsonl"), "a") as f:
+        """Append one JSON line per row to ``metrics.jsonl`` (after a newline if a crash tore the last line)."""
+        path = self._writable_file("metrics.jsonl")
+        torn = path.exists() and path.stat().st_size > 0 and not path.read_bytes().endswith(b"\n")
+        with open(path, "a") as f:
+            if torn:
+                f.write("\n")
             for row in rows:
                 f.write(json.dumps({k: _plain(v) for k, v in row.items()}) + "\n")
 
+    def _read_csv(self, name: str) -> tuple[list[str], list[dict[str, str]]]:
+        """The header and complete rows of a CSV file; a torn row (a crash mid-write) is skipped with a warning."""
+        path = self.file(name)
+        if not path.exists():
+            return [], []
+        with open(path, newline="") as f:
+            reader = csv.DictReader(f)
+            rows = list(reader)
+            header = list(reader.fieldnames or [])
+        complete = [r for r in rows if None not in r and None not in r.values()]
+        if len(complete) < len(rows):
+            warn(f"skipped {len(rows) - len(complete)} torn row(s) of {path} (a crash while writing); "
+                 "their settings are run again")
+        return header, complete
+
+    def write_results(self, rows: list[Mapping[str, Any]], name: str = "results.csv") -> None:
+        """Write rows (all with the same columns) as a CSV file with a header, replacing it atomically."""
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=list(rows[0].keys()), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows({k: _plain(v) for k, v in row.items()} for row in rows)
+        write_text_atomic(self._writable_file(name), buffer.getvalue())
+
     def append_results(self, rows: list[Mapping[str, Any]], name: str = "results.csv") -> None:
-        """Append summary rows to a CSV file, writing the header when the file is new.
+        """Add summary rows to a CSV file (with a header when it is new), rewriting it atomically.
 
         All rows (and any rows already in the file) must have the same columns.
         """
         if not rows:
             return
-        path = self.file(name)
         fields = list(rows[0].keys())
-        new = not path.exists() or path.stat().st_size == 0
-        if not new:
-            with open(path, newline="") as f:
-                existing = next(csv.reader(f), [])
-            if existing != fields:
-                raise ValueError(f"{path} has columns {existing}, new rows have {fields}; use another --out")
-        with open(path, "a", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=fields)
-            if new:
-                writer.writeheader()
-            for row in rows:
-                writer.writerow({k: _plain(v) for k, v in row.items()})
-            f.flush()
-            os.fsync(f.fileno())
+        header, existing = self._read_csv(name)
+        if header and header != fields:
+            raise ValueError(f"{self.file(name)} has columns {header}, new rows have {fields}; use another --out")
+        self.write_results([*existing, *rows], name)
 
     def read_results(self, name: str = "results.csv") -> list[dict[str, str]]:
         """Rows of a CSV file in the run directory as dicts of strings ([] if it does not exist)."""
-        path = self.file(name)
-        if not path.exists():
-            return []
-        with open(path, newline="") as f:
-            return list(csv.DictReader(f))
+        return self._read_csv(name)[1]
 
     def read_metrics(self) -> list[dict[str, Any]]:
-        """All rows of ``metrics.jsonl`` ([] if it does not exist)."""
+        """All rows of ``metrics.jsonl`` ([] if it does not exist); a torn line is skipped with a warning."""
         path = self.file("metrics.jsonl")
         if not path.exists():
             return []
+        rows, torn = [], 0
         with open(path) as f:
-            return [json.loads(line) for line in f if line.strip()]
+            for line in f:
+                if line.strip():
+                    try:
+                        rows.append(json.loads(line))
+                    except json.JSONDecodeError:
+                        torn += 1
+        if torn:
+            warn(f"skipped {torn} torn line(s) of {path} (a crash while writing)")
+        return rows

@@ -11,26 +11,52 @@ from jaxseq.train.multiseed import SeedResults
 from jaxseq.train.periodic import is_time
 
 
-def parse_list(text: str, cast=str, what: str = "value") -> list:
-    """``"a,b,c" -> [cast(a), cast(b), cast(c)]`` with a clear error for an empty or bad list."""
+def parse_list(text: str, cast=str, what: str = "value", field: str = "") -> list:
+    """``"a,b,c" -> [cast(a), cast(b), cast(c)]``, refusing an empty list, a bad item or a repeated one.
+
+    Args:
+      text: the comma-separated list (a config field such as ``sweep.lengths``).
+      cast: turns each item into its value (``int`` for lengths).
+      what: what an item is, for errors ("model", "length").
+      field: the config field the list came from, for errors.
+    Raises:
+      ValueError: naming the field, the list and the bad or repeated item.
+    """
+    where = f"config.{field}={text!r}" if field else repr(text)
     items = [item.strip() for item in str(text).split(",") if item.strip()]
     if not items:
-        raise ValueError(f"empty list of {what}s: {text!r}")
+        raise ValueError(f"{where}: empty list of {what}s")
     try:
-        return [cast(item) for item in items]
+        values = [cast(item) for item in items]
     except ValueError as error:
-        raise ValueError(f"bad {what} in {text!r}: {error}") from None
+        raise ValueError(f"{where}: bad {what} ({error})") from None
+    repeated = sorted({str(v) for v in values if values.count(v) > 1})
+    if repeated:
+        raise ValueError(f"{where}: {what} {', '.join(repeated)} given more than once; list each once")
+    return values
+
+
+def parse_lengths(text: str, field: str = "sweep.lengths") -> list[int]:
+    """Sequence lengths from a comma-separated list: whole numbers >= 2, each once."""
+    lengths = parse_list(text, int, "length", field)
+    for length in lengths:
+        if length < 2:
+            raise ValueError(f"config.{field}={text!r}: sequence length must be >= 2, got {length}")
+    return lengths
+
+
+def parse_names(text: str, registry, what: str, field: str) -> list[str]:
+    """Names from a comma-separated list, each once and each known to ``registry``."""
+    names = parse_list(text, str, what, field)
+    for name in names:
+        lookup(registry, name, what)
+    return names
 
 
 def sweep_settings(config: ml_collections.ConfigDict) -> list[tuple[str, int]]:
     """The ``(model, length)`` pairs of ``config.sweep``, validated before anything trains."""
-    models = parse_list(config.sweep.models, str, "model")
-    for model in models:
-        lookup(MODELS, model, "model")
-    lengths = parse_list(config.sweep.lengths, int, "length")
-    for length in lengths:
-        if length < 2:
-            raise ValueError(f"sequence length must be >= 2, got {length} in sweep.lengths")
+    models = parse_names(config.sweep.models, MODELS, "model", "sweep.models")
+    lengths = parse_lengths(config.sweep.lengths)
     return [(model, length) for model in models for length in lengths]
 
 
