@@ -1,41 +1,58 @@
-"""Training throughput (seed-steps/s) of our recurrent classifiers vs peers, side by side.
+"""Training throughput of the palindrome classifiers: jaxseq vs Flax vs PyTorch, side by side.
 
-    python benchmarks/bench_recurrent.py [--lengths 10,30] [--repeats 5] [--out benchmarks/results/bench_recurrent.json]
+    .venv/bin/python benchmarks/bench_recurrent.py                      # T = 10, 30; 1 and 8 seeds
+    .venv/bin/python benchmarks/bench_recurrent.py --lengths=30 --seeds=1 --variants=ours-lstm,torch-lstm
 
-Every variant trains on decimal palindromes with one-hot input, B = 128, H = 128, Adam, through
-the same compiled chunk of 10 steps (``SequenceTrainer.run_chunk``), vmapped over 1 or 8 seeds.
-Variants:
+Every variant trains on decimal palindromes (one-hot input, B = 128, H = 128, Adam 1e-3, global
+norm clipping at 10, a fresh batch per step) for chunks of ``--chunk`` steps. jax variants run
+``SequenceTrainer.run_chunk`` (data generated on device) compiled once per seed strategy; PyTorch
+runs the same step in eager mode (``nn.LSTM`` / ``nn.RNN``, ``torch.optim.Adam``,
+``clip_grad_norm_``, batches from ``torch.randint``). Variants:
 
-- ``ours-lstm``, ``ours-rnn``: the project's cells, input projection hoisted out of the scan;
-- ``flax-lstm``: Flax's built-in ``nn.RNN(nn.OptimizedLSTMCell)`` with the same head;
-- ``loop-lstm``: our LSTMCell called step by step in a Python loop over time (unrolled by jit);
-- ``scan-lstm``: our LSTMCell under ``nn.scan`` with the input projection inside each step (what
-  ``scan_cell`` does, minus the hoisting), to measure what hoisting buys.
+- ``ours-lstm``, ``ours-rnn``: the project's cells through ``scan_cell`` (hand-written BPTT);
+- ``ours-lstm-autodiff``, ``ours-rnn-autodiff``: the same with jax's transpose of the scan;
+- ``flax-lstm``: ``nn.RNN(nn.OptimizedLSTMCell)`` with the same head;
+- ``torch-lstm``, ``torch-rnn``: PyTorch's ``nn.LSTM`` / ``nn.RNN`` (needs ``pip install -e '.[bench]'``).
 
-Seed-steps/s = seeds x steps / seconds (median over repeats, compilation excluded). The speed-up of
-vmap is the 8-seed rate over the 1-seed rate, i.e. over 8 sequential runs.
+Timing is round-robin: every repeat times each variant once, in turn, so a noisy neighbour slows
+all of them alike; the table reports the median wall time, and the process CPU time beside it
+(all threads: what the step costs the machine, steadier than wall time when the machine is shared). Seed-steps/s = seeds x steps / seconds. With more
+than one seed, jax variants run every strategy in ``--strategies``; PyTorch's 8 seeds would be 8
+sequential runs, i.e. its 1-seed rate. Writes ``--out`` (JSON).
 """
 
-import argparse
 import json
 import os
 import platform
+import statistics
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
+from absl import app, flags  # noqa: E402
 from flax import linen as nn  # noqa: E402
 
 from jaxseq.config import load_config  # noqa: E402
-from jaxseq.models.cells import LSTMCell  # noqa: E402
+from jaxseq.train.multiseed import MultiSeedRunner, seed_keys  # noqa: E402
 from jaxseq.train.sequence import make_train  # noqa: E402
 from jaxseq.train.sweep import setting_config  # noqa: E402
 
-CHUNK = 10
+_LENGTHS = flags.DEFINE_list("lengths", ["10", "30"], "palindrome lengths T")
+_SEEDS = flags.DEFINE_list("seeds", ["1", "8"], "seed counts")
+_STRATEGIES = flags.DEFINE_list("strategies", ["vmap", "map"], "seed strategies for more than one seed")
+_VARIANTS = flags.DEFINE_list(
+    "variants",
+    ["ours-lstm", "ours-lstm-autodiff", "flax-lstm", "torch-lstm", "ours-rnn", "ours-rnn-autodiff", "torch-rnn"],
+    "what to time",
+)
+_REPEATS = flags.DEFINE_integer("repeats", 7, "timed chunks per variant (median reported)")
+_CHUNK = flags.DEFINE_integer("chunk", 10, "training steps per timed call")
+_OUT = flags.DEFINE_string("out", "benchmarks/results/bench_recurrent.json", "JSON output")
+
+B, H, LR, CLIP = 128, 128, 1e-3, 10.0
 
 
 class FlaxLSTMClassifier(nn.Module):
@@ -45,130 +62,151 @@ class FlaxLSTMClassifier(nn.Module):
     num_classes: int
 
     @nn.compact
-    def __call__(self, tokens):
+    def __call__(self, tokens, perturbations=None):
         hs = nn.RNN(nn.OptimizedLSTMCell(self.hidden_size))(jax.nn.one_hot(tokens, 10))
         return nn.Dense(self.num_classes)(hs[:, -1])
 
 
-def _step(cell, carry, x_t):
-    return cell(carry, x_t)
-
-
-class UnhoistedLSTMClassifier(nn.Module):
-    """Peer: our LSTMCell with ``x_t W_x`` computed inside every step (no hoisting).
-
-    ``loop=True`` steps it in a Python loop over time (unrolled by jit), else under ``nn.scan``.
-    """
-
-    hidden_size: int
-    num_classes: int
-    loop: bool
-
-    @nn.compact
-    def __call__(self, tokens):
-        x = jax.nn.one_hot(tokens, 10)
-        cell = LSTMCell(self.hidden_size)
-        carry = cell.initialize_carry(None, x[:, 0].shape)
-        if self.loop:
-            for t in range(x.shape[1]):
-                carry, h = cell(carry, x[:, t])
-        else:
-            scan = nn.scan(_step, variable_broadcast="params", split_rngs={"params": False}, in_axes=1, out_axes=1)
-            _, hs = scan(cell, carry, x)
-            h = hs[:, -1]
-        return nn.Dense(self.num_classes)(h)
-
-
 def make_trainer(variant: str, length: int):
+    """The palindrome trainer for a jax variant (model swapped in for the peers)."""
+    model = "rnn" if "rnn" in variant else "lstm"
     config = setting_config(
         load_config("configs/palindrome.py"),
         **{
-            "model.name": variant.split("-")[1] if variant.startswith("ours") else "lstm",
-            "model.encoding": "onehot",
-            "model.hidden_size": 128,
-            "optim.name": "adam",
-            "data.length": length,
-            "data.batch_size": 128,
-            "train.num_steps": 10**6,
-            "train.chunk_steps": CHUNK,
+            "model.name": model, "model.encoding": "onehot", "model.hidden_size": H,
+            "optim.name": "adam", "optim.lr": LR, "optim.clip_norm": CLIP,
+            "data.length": length, "data.batch_size": B,
+            "train.num_steps": 10**6, "train.chunk_steps": _CHUNK.value,
             "train.stop_accuracy": 2.0,  # never stop: every step does real work
         },
     )
     trainer = make_train(config)
     if variant == "flax-lstm":
-        trainer.model = FlaxLSTMClassifier(128, 10)
-    elif variant == "loop-lstm":
-        trainer.model = UnhoistedLSTMClassifier(128, 10, loop=True)
-    elif variant == "scan-lstm":
-        trainer.model = UnhoistedLSTMClassifier(128, 10, loop=False)
+        trainer.model = FlaxLSTMClassifier(H, 10)
+    elif variant.endswith("-autodiff"):
+        trainer.model = trainer.model.clone(manual_bptt=False)
     return trainer
 
 
-def seed_steps_per_second(variant: str, length: int, seeds: int, repeats: int) -> float:
-    trainer = make_trainer(variant, length)
-    chunk = jax.jit(jax.vmap(trainer.run_chunk))
-    run = jax.jit(jax.vmap(trainer.init))(jax.random.split(jax.random.key(0), seeds))
-    run, _ = chunk(run)  # compile and warm up
-    jax.block_until_ready(run)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run, metrics = chunk(run)
-        jax.block_until_ready((run, metrics))
-        times.append(time.perf_counter() - start)
-    return seeds * CHUNK / float(np.median(times))
+def jax_timer(variant: str, length: int, seeds: int, strategy: str):
+    """A function that runs one chunk of ``seeds`` seeds and returns its seconds (compiled and warmed up)."""
+    runner = MultiSeedRunner(make_trainer(variant, length), strategy=strategy)
+    state = {"run": runner.init(seed_keys(jax.random.key(0), seeds))}
+
+    def timed() -> tuple[float, float]:
+        start, cpu = time.perf_counter(), time.process_time()
+        state["run"], metrics = runner.run_chunk(state["run"])
+        jax.block_until_ready((state["run"], metrics))
+        return time.perf_counter() - start, time.process_time() - cpu
+
+    timed()
+    return timed
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--lengths", default="10,30")
-    parser.add_argument("--seeds", default="1,8")
-    parser.add_argument("--variants", default="ours-lstm,flax-lstm,loop-lstm,ours-rnn")
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--out", default="benchmarks/results/bench_recurrent.json")
-    args = parser.parse_args()
+def torch_timer(variant: str, length: int):
+    """The same training step in PyTorch (eager, CPU); returns a chunk timer like :func:`jax_timer`."""
+    import torch
 
+    torch.manual_seed(0)
+    recurrent = torch.nn.LSTM if variant == "torch-lstm" else torch.nn.RNN
+
+    class Classifier(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.rnn = recurrent(10, H, batch_first=True)
+            self.head = torch.nn.Linear(H, 10)
+
+        def forward(self, x):
+            return self.head(self.rnn(x)[0][:, -1])
+
+    model = Classifier()
+    optimizer = torch.optim.Adam(model.parameters(), lr=LR)
+    source = torch.tensor([min(k, length - 1 - k) for k in range(length)])
+
+    def step():
+        digits = torch.randint(0, 10, (B, length))
+        full = digits[:, source]  # a palindrome: slot k repeats digit min(k, T-1-k)
+        inputs = torch.nn.functional.one_hot(full[:, :-1], 10).float()
+        loss = torch.nn.functional.cross_entropy(model(inputs), full[:, -1])
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), CLIP)
+        optimizer.step()
+
+    def timed() -> tuple[float, float]:
+        start, cpu = time.perf_counter(), time.process_time()
+        for _ in range(_CHUNK.value):
+            step()
+        return time.perf_counter() - start, time.process_time() - cpu
+
+    timed()
+    return timed
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    cases = []  # (label dict, timer)
+    for length in map(int, _LENGTHS.value):
+        for variant in _VARIANTS.value:
+            for seeds in map(int, _SEEDS.value):
+                if variant.startswith("torch"):
+                    if seeds == 1:
+                        cases.append((dict(variant=variant, length=length, seeds=1, strategy="-"), torch_timer(variant, length)))
+                    continue
+                for strategy in (["vmap"] if seeds == 1 else _STRATEGIES.value):
+                    label = dict(variant=variant, length=length, seeds=seeds, strategy=strategy if seeds > 1 else "-")
+                    cases.append((label, jax_timer(variant, length, seeds, strategy)))
+                    print("compiled", label, flush=True)
+    times = [[] for _ in cases]
+    load_before = os.getloadavg()
+    for _ in range(_REPEATS.value):
+        for i, (_, timer) in enumerate(cases):
+            times[i].append(timer())
     rows = []
-    print(f"{'variant':<10} {'T':>3} {'seeds':>5} {'seed-steps/s':>13}")
-    for length in map(int, args.lengths.split(",")):
-        for variant in args.variants.split(","):
-            for seeds in map(int, args.seeds.split(",")):
-                rate = seed_steps_per_second(variant, length, seeds, args.repeats)
-                rows.append(dict(variant=variant, length=length, seeds=seeds, seed_steps_per_s=round(rate, 2)))
-                print(f"{variant:<10} {length:>3} {seeds:>5} {rate:>13.1f}", flush=True)
-
-    rate = {(r["variant"], r["length"], r["seeds"]): r["seed_steps_per_s"] for r in rows}
+    print(f"\n{'variant':<20} {'T':>3} {'seeds':>5} {'strategy':>8} {'seed-steps/s':>13} {'ms/step':>8} {'CPU ms/step':>11}")
+    for (label, _), measured in zip(cases, times):
+        median = statistics.median(wall for wall, _ in measured)
+        cpu = statistics.median(cpu for _, cpu in measured) / _CHUNK.value
+        rate = label["seeds"] * _CHUNK.value / median
+        rows.append(dict(**label, seed_steps_per_s=round(rate, 1), ms_per_step=round(1000 * median / _CHUNK.value, 2),
+                         cpu_ms_per_step=round(1000 * cpu, 2), seconds=[round(w, 4) for w, _ in measured]))
+        print(f"{label['variant']:<20} {label['length']:>3} {label['seeds']:>5} {label['strategy']:>8} {rate:>13.1f} "
+              f"{1000 * median / _CHUNK.value:>8.2f} {1000 * cpu:>11.2f}")
+    ratios = compute_ratios(rows)
     print("\nratios (same run):")
-    ratios = []
-    for length in map(int, args.lengths.split(",")):
-        for seeds in map(int, args.seeds.split(",")):
-            for peer in ["flax-lstm", "loop-lstm", "scan-lstm"]:
-                if ("ours-lstm", length, seeds) in rate and (peer, length, seeds) in rate:
-                    r = rate[("ours-lstm", length, seeds)] / rate[(peer, length, seeds)]
-                    ratios.append(dict(what=f"ours-lstm / {peer}", length=length, seeds=seeds, ratio=round(r, 2)))
-        for variant in args.variants.split(","):
-            if (variant, length, 8) in rate and (variant, length, 1) in rate:
-                r = rate[(variant, length, 8)] / rate[(variant, length, 1)]
-                ratios.append(dict(what=f"{variant}: 8 vmapped / 8 sequential", length=length, seeds=8, ratio=round(r, 2)))
     for r in ratios:
-        print(f"  {r['what']:<40} T={r['length']:<3} seeds={r['seeds']}: {r['ratio']:.2f}x")
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump(
-            dict(
-                rows=rows,
-                ratios=ratios,
-                machine=dict(platform=platform.platform(), cpus=os.cpu_count(), jax=jax.__version__, backend=jax.default_backend()),
-                batch_size=128,
-                hidden_size=128,
-                chunk_steps=CHUNK,
-                repeats=args.repeats,
-            ),
-            f,
-            indent=2,
-        )
-    print(f"wrote {args.out}")
+        print(f"  T={r['length']:<3} {r['what']:<55} {r['ratio']:.2f}x")
+    meta = dict(platform=platform.platform(), cpus=os.cpu_count(), jax=jax.__version__, backend=jax.default_backend(),
+                load_before=load_before, load_after=os.getloadavg(), batch_size=B, hidden_size=H, chunk=_CHUNK.value,
+                repeats=_REPEATS.value)
+    try:
+        import torch
+
+        meta.update(torch=torch.__version__, torch_threads=torch.get_num_threads())
+    except ImportError:
+        pass
+    os.makedirs(os.path.dirname(_OUT.value) or ".", exist_ok=True)
+    with open(_OUT.value, "w") as f:
+        json.dump(dict(meta=meta, rows=rows, ratios=ratios), f, indent=1)
+    print(f"wrote {_OUT.value}")
+
+
+def compute_ratios(rows: list[dict]) -> list[dict]:
+    """Ours vs each peer at one seed, and each multi-seed strategy vs sequential single-seed runs."""
+    rate = {(r["variant"], r["length"], r["seeds"], r["strategy"]): r["seed_steps_per_s"] for r in rows}
+    ratios = []
+    for (variant, length, seeds, strategy), value in rate.items():
+        if seeds == 1 and variant.startswith("ours") and not variant.endswith("autodiff"):
+            cell = variant.split("-")[1]
+            for peer in (f"ours-{cell}-autodiff", f"flax-{cell}", f"torch-{cell}"):
+                if (peer, length, 1, "-") in rate:
+                    ratios.append(dict(what=f"{variant} / {peer} (1 seed)", length=length, ratio=round(value / rate[(peer, length, 1, "-")], 2)))
+        if seeds > 1 and (variant, length, 1, "-") in rate:
+            ratios.append(dict(what=f"{variant}: {seeds} seeds {strategy} / {seeds} sequential", length=length,
+                               ratio=round(value / rate[(variant, length, 1, "-")], 2)))
+    return ratios
 
 
 if __name__ == "__main__":
-    main()
+    app.run(main)

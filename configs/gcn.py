@@ -43,6 +43,9 @@ def get_config(arg=None):
     config.train.num_seeds = 10
     config.train.seed = 0
     config.train.log_every = 1  # epochs between metrics.jsonl rows (the last epoch is always logged)
+    # auto | vmap | map | map:K; auto = map on CPU (faster than vmap there, benchmarks/README.md), vmap on GPU/TPU
+    config.train.seed_strategy = "auto"
+    config.train.stall_timeout_s = 300.0  # the whole run is one compiled call: stop if it takes longer than this
 
     unknown = variants - {"cora", "citeseer", "quick"}
     if unknown:

@@ -1,5 +1,8 @@
 """The multi-seed trainer: vmap equals separate runs, it learns, it stops, it fails clearly."""
 
+import time
+from unittest import mock
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -13,6 +16,7 @@ from jaxseq.train.checks import check_finite
 from jaxseq.train.multiseed import MultiSeedRunner
 from jaxseq.train.optim import OPTIMIZERS, make_optimizer
 from jaxseq.train.periodic import is_time
+from jaxseq.train.seeds import STALL_FACTOR, StalledRunError, StallWatch, resolve_seed_strategy
 from jaxseq.train.sequence import make_train
 from jaxseq.train.sweep import setting_config
 
@@ -159,3 +163,51 @@ def test_is_time_never_skips_the_last_step():
     assert [s for s in range(1, 11) if is_time(s, 4, 10)] == [4, 8, 10]
     assert [s for s in range(1, 6) if is_time(s, 0, 5)] == [5]
     assert [s for s in range(1, 7) if is_time(s, 3, 6)] == [3, 6]
+
+
+def test_every_seed_strategy_gives_the_same_per_seed_results():
+    """vmap, lax.map and lax.map in groups (including a ragged last group) train the same seeds."""
+    config = quick(**{"model.name": "lstm", "data.length": 5, "train.num_steps": 80, "train.chunk_steps": 20,
+                      "train.window": 10, "train.stop_accuracy": 0.3})
+    trainer = make_train(config)
+    results = {s: MultiSeedRunner(trainer, strategy=s).run(jax.random.key(5), 3) for s in ["vmap", "map", "map:2"]}
+    reference = results["vmap"]
+    assert len(set(reference.final["steps"].tolist())) > 1  # seeds stop on their own, at different steps
+    for strategy, other in results.items():
+        chex.assert_trees_all_close(other.run.train_state.params, reference.run.train_state.params, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(other.steps["loss"], reference.steps["loss"], rtol=1e-5, err_msg=strategy)
+        for key in ("steps", "converged_step", "stopped_step"):
+            np.testing.assert_array_equal(other.final[key], reference.final[key], err_msg=f"{strategy}: {key}")
+        np.testing.assert_allclose(other.final["eval_accuracy"], reference.final["eval_accuracy"], atol=1e-6)
+
+
+def test_seed_strategy_names():
+    assert resolve_seed_strategy("auto", backend="cpu") == "map"
+    assert resolve_seed_strategy("auto", backend="gpu") == "vmap"
+    assert resolve_seed_strategy("map:4") == "map:4"
+    assert make_train(quick(**{"train.seed_strategy": "vmap"})).seed_strategy == "vmap"
+    for bad in ["pmap", "map:0", "map:x", ""]:
+        with pytest.raises(ValueError, match="unknown train.seed_strategy"):
+            make_train(quick(**{"train.seed_strategy": bad}))
+
+
+def test_a_chunk_that_never_finishes_stops_the_run_with_a_clear_error():
+    """A stand-in for XLA's deadlock: a chunk whose result is not ready within the bound."""
+    stuck = StallWatch(min_s=0.2, strategy="vmap")
+    never_ready = mock.Mock(is_ready=mock.Mock(return_value=False))
+    start = time.monotonic()
+    with pytest.raises(StalledRunError, match=r"chunk 3 of 9 made no progress .*seed_strategy=map"):
+        stuck.wait({"loss": never_ready}, "chunk 3 of 9")
+    assert 0.2 <= time.monotonic() - start < 5
+    # the bound grows with the slowest chunk seen so far
+    watch = StallWatch(min_s=0.0)
+    watch.wait(jax.jit(lambda x: x @ x)(jnp.ones((300, 300))))
+    assert watch.slowest > 0 and watch.bound_s == pytest.approx(STALL_FACTOR * watch.slowest)
+
+
+def test_the_runner_stops_on_a_stalled_chunk(monkeypatch):
+    trainer = make_train(quick(**{"train.num_steps": 20, "train.chunk_steps": 10, "train.stall_timeout_s": 0.0}))
+    runner = MultiSeedRunner(trainer)
+    monkeypatch.setattr(jax.Array, "is_ready", lambda self: False, raising=False)
+    with pytest.raises(StalledRunError, match="chunk 1 of 2"):
+        runner.run(jax.random.key(0), 2)

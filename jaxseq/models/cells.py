@@ -7,6 +7,12 @@ Every cell follows Flax's ``RNNCellBase`` contract, ``cell(carry, x_t) -> (carry
   previous state, so a sequence model applies it to all time steps in one matmul before the scan;
 - ``step(carry, x_proj)``: the recurrent half, the only part that stays inside the scan.
 
+The recurrent half is written as pure static equations, so that :mod:`jaxseq.models.bptt` can run
+it with hand-written backpropagation through time. A step has one or more *stages*: stage ``j``
+multiplies ``a_j = stage_input(j, carry, x_proj, pre_<j)`` by the recurrent kernel ``W_j``, and
+``combine(carry, x_proj, pre)`` does the elementwise rest; ``recurrent_weights()`` returns the
+kernels in stage order.
+
 Gate matmuls are fused: one ``[d, k*H]`` input kernel and one ``[H, k*H]`` recurrent kernel for the
 ``k`` gates, sliced in the order the class docstring gives. Parameter names:
 ``input_proj/{kernel,bias}`` = ``W_x`` (all gates, stacked along columns) and ``b``;
@@ -19,9 +25,47 @@ import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
+from jaxseq.models.bptt import step_with_weights
 from jaxseq.models.initializers import gate_bias, stacked
 
 Carry = Any
+
+
+def gate_activations(pre: jax.Array, num_tanh: int, num_sigmoid: int) -> list[jax.Array]:
+    """Split fused pre-activations ``[batch, (num_tanh + num_sigmoid) * H]`` into gates: the first
+    ``num_tanh`` blocks through ``tanh``, the rest through the logistic ``σ``.
+
+    All blocks go through **one** ``tanh``, using ``σ(x) = (1 + tanh(x / 2)) / 2``: the same
+    function, but on XLA's CPU backend one wide ``tanh`` is much cheaper than separate ``exp`` and
+    divide per gate (benchmarks/README.md, "Where the time goes").
+    """
+    num_blocks = num_tanh + num_sigmoid
+    width = pre.shape[-1] // num_blocks
+    scale = jnp.concatenate([jnp.ones(num_tanh * width, pre.dtype), jnp.full(num_sigmoid * width, 0.5, pre.dtype)])
+    t = jnp.tanh(pre * scale)
+    blocks = jnp.split(t, num_blocks, axis=-1)
+    return blocks[:num_tanh] + [0.5 * b + 0.5 for b in blocks[num_tanh:]]
+
+
+class RecurrentKernel(nn.Module):
+    """A recurrent kernel ``[fan_in, num_blocks * H]`` held as its own module, so its parameter is
+    named ``<name>/kernel`` (as a bias-free ``nn.Dense`` would name it), but the cell gets the matrix
+    itself: the matmul happens in the cell's equations, where :mod:`jaxseq.models.bptt` can see it.
+
+    Attributes:
+      features: ``num_blocks * H``, the kernel's width.
+      num_blocks: gates stacked along the columns (each initialised on its own).
+      init: initialiser name (see ``INITIALIZERS``).
+    """
+
+    features: int
+    num_blocks: int
+    init: str
+
+    @nn.compact
+    def __call__(self, fan_in: int) -> jax.Array:
+        """The kernel ``[fan_in, features]`` (created on first use)."""
+        return self.param("kernel", stacked(self.init, self.num_blocks), (fan_in, self.features), jnp.float32)
 
 
 class RecurrentCell(nn.RNNCellBase):
@@ -46,13 +90,8 @@ class RecurrentCell(nn.RNNCellBase):
             name="input_proj",
         )
 
-    def _hidden_dense(self, num_blocks: int, name: str = "hidden_proj") -> nn.Dense:
-        return nn.Dense(
-            num_blocks * self.hidden_size,
-            use_bias=False,
-            kernel_init=stacked(self.recurrent_init, num_blocks),
-            name=name,
-        )
+    def _hidden_kernel(self, num_blocks: int, name: str = "hidden_proj") -> RecurrentKernel:
+        return RecurrentKernel(num_blocks * self.hidden_size, num_blocks, self.recurrent_init, name=name)
 
     def project_inputs(self, x: jax.Array) -> jax.Array:
         """``[..., d] -> [..., k*H]``: the input part ``x W_x + b`` of every gate."""
@@ -61,6 +100,25 @@ class RecurrentCell(nn.RNNCellBase):
     def __call__(self, carry: Carry, x: jax.Array) -> tuple[Carry, jax.Array]:
         """One time step from a raw input ``x: [batch, d]``; returns ``(carry, h: [batch, H])``."""
         return self.step(carry, self.project_inputs(x))
+
+    def recurrent_weights(self) -> tuple[jax.Array, ...]:
+        """The recurrent kernels ``(W_0, ...)`` in stage order: ``(hidden_proj,)`` unless a cell says otherwise."""
+        return (self.hidden_proj(self.hidden_size),)
+
+    def step(self, carry: Carry, x_proj: jax.Array) -> tuple[Carry, jax.Array]:
+        """The recurrent half of a step: ``x_proj: [batch, k*H]`` -> ``(carry_t, h_t: [batch, H])``."""
+        carry, h, _ = step_with_weights(type(self), self.recurrent_weights(), carry, x_proj)
+        return carry, h
+
+    @staticmethod
+    def stage_input(stage: int, carry: Carry, x_proj: jax.Array, pres: tuple) -> jax.Array:
+        """``a_stage [batch, in]``, the matrix the stage's kernel multiplies: ``h_{t-1}`` by default."""
+        return RecurrentCell.hidden(carry)
+
+    @staticmethod
+    def combine(carry: Carry, x_proj: jax.Array, pres: tuple) -> tuple[Carry, jax.Array]:
+        """The elementwise rest of a step from ``pres = (a_0 W_0, ...)``: ``(carry_t, h_t)``."""
+        raise NotImplementedError
 
     @staticmethod
     def hidden(carry: Carry) -> jax.Array:
@@ -92,11 +150,12 @@ class RNNCell(RecurrentCell):
 
     def setup(self):
         self.input_proj = self._input_dense()
-        self.hidden_proj = self._hidden_dense(1)
+        self.hidden_proj = self._hidden_kernel(1)
 
-    def step(self, carry: jax.Array, x_proj: jax.Array) -> tuple[jax.Array, jax.Array]:
-        """``carry = h: [batch, H]``, ``x_proj: [batch, H]`` -> ``(h_t, h_t)``."""
-        h = jnp.tanh(x_proj + self.hidden_proj(carry))
+    @staticmethod
+    def combine(carry, x_proj, pres):
+        """``carry = h: [batch, H]``, ``x_proj: [batch, H]``, ``pres = (h W_hh,)`` -> ``(h_t, h_t)``."""
+        h = jnp.tanh(x_proj + pres[0])
         return h, h
 
 
@@ -123,14 +182,25 @@ class LSTMCell(RecurrentCell):
 
     def setup(self):
         self.input_proj = self._input_dense(bias_init=gate_bias(4, {2: self.forget_bias}))
-        self.hidden_proj = self._hidden_dense(4)
+        self.hidden_proj = self._hidden_kernel(4)
 
-    def step(self, carry, x_proj):
-        """``carry = (c, h)``, ``x_proj: [batch, 4H]`` -> ``((c_t, h_t), h_t)``."""
-        c, h = carry
-        g, i, f, o = jnp.split(x_proj + self.hidden_proj(h), 4, axis=-1)
-        c = jnp.tanh(g) * nn.sigmoid(i) + c * nn.sigmoid(f)
-        h = jnp.tanh(c) * nn.sigmoid(o)
+    @staticmethod
+    def stage_input(stage, carry, x_proj, pres):
+        """``h_{t-1}``: the gates see the previous hidden state."""
+        return carry[1]
+
+    @staticmethod
+    def combine(carry, x_proj, pres):
+        """``carry = (c, h)``, ``x_proj: [batch, 4H]``, ``pres = (h W_h,)`` -> ``((c_t, h_t), h_t)``."""
+        c, _ = carry
+        g, i, f, o = gate_activations(x_proj + pres[0], num_tanh=1, num_sigmoid=3)
+        return LSTMCell.update_memory(c, g, i, f, o)
+
+    @staticmethod
+    def update_memory(c, candidate, i, f, o):
+        """``c_t = candidate ⊙ i + c_{t-1} ⊙ f``, ``h_t = tanh(c_t) ⊙ o``; returns ``((c_t, h_t), h_t)``."""
+        c = candidate * i + c * f
+        h = jnp.tanh(c) * o
         return (c, h), h
 
     @staticmethod
@@ -164,17 +234,30 @@ class GRUCell(RecurrentCell):
 
     def setup(self):
         self.input_proj = self._input_dense()
-        self.hidden_proj = self._hidden_dense(2)
-        self.candidate_proj = self._hidden_dense(1, name="candidate_proj")
+        self.hidden_proj = self._hidden_kernel(2)
+        self.candidate_proj = self._hidden_kernel(1, name="candidate_proj")
 
-    def step(self, carry, x_proj):
-        """``carry = h: [batch, H]``, ``x_proj: [batch, 3H]`` -> ``(h_t, h_t)``."""
+    def recurrent_weights(self):
+        """``(W_zr: [H, 2H], W_nh: [H, H])``: stage 0 reads ``h``, stage 1 reads ``r ⊙ h``."""
+        return (self.hidden_proj(self.hidden_size), self.candidate_proj(self.hidden_size))
+
+    @staticmethod
+    def _update_and_reset_gates(x_proj, hz_hr):
+        """``(z, r)``, each ``[batch, H]``, from the input part and stage 0's ``h [W_zh, W_rh]``."""
+        width = hz_hr.shape[-1]
+        return gate_activations(x_proj[..., :width] + hz_hr, num_tanh=0, num_sigmoid=2)
+
+    @staticmethod
+    def stage_input(stage, carry, x_proj, pres):
+        """Stage 0: ``h``; stage 1: ``r ⊙ h`` (``r`` from stage 0's ``h W_rh``)."""
+        return carry if stage == 0 else GRUCell._update_and_reset_gates(x_proj, pres[0])[1] * carry
+
+    @staticmethod
+    def combine(carry, x_proj, pres):
+        """``carry = h: [batch, H]``, ``x_proj: [batch, 3H]``, ``pres = (h W_zr, (r ⊙ h) W_nh)`` -> ``(h_t, h_t)``."""
         h = carry
-        xz, xr, xn = jnp.split(x_proj, 3, axis=-1)
-        hz, hr = jnp.split(self.hidden_proj(h), 2, axis=-1)
-        z = nn.sigmoid(xz + hz)
-        r = nn.sigmoid(xr + hr)
-        candidate = jnp.tanh(xn + self.candidate_proj(r * h))
+        z, _ = GRUCell._update_and_reset_gates(x_proj, pres[0])
+        candidate = jnp.tanh(x_proj[..., pres[0].shape[-1]:] + pres[1])
         h = (1.0 - z) * h + z * candidate
         return h, h
 
@@ -200,17 +283,21 @@ class PeepholeLSTMCell(RecurrentCell):
 
     def setup(self):
         self.input_proj = self._input_dense(bias_init=gate_bias(4, {2: self.forget_bias}))
-        self.hidden_proj = self._hidden_dense(3)
+        self.hidden_proj = self._hidden_kernel(3)
 
-    def step(self, carry, x_proj):
-        """``carry = (c, h)``, ``x_proj: [batch, 4H]`` -> ``((c_t, h_t), h_t)``."""
+    @staticmethod
+    def stage_input(stage, carry, x_proj, pres):
+        """``c_{t-1}``: the gates peek at the previous cell state."""
+        return carry[0]
+
+    @staticmethod
+    def combine(carry, x_proj, pres):
+        """``carry = (c, h)``, ``x_proj: [batch, 4H]``, ``pres = (c W_h,)`` -> ``((c_t, h_t), h_t)``."""
         c, _ = carry
-        xc, xi, xf, xo = jnp.split(x_proj, 4, axis=-1)
-        ci, cf, co = jnp.split(self.hidden_proj(c), 3, axis=-1)
-        i, f, o = nn.sigmoid(xi + ci), nn.sigmoid(xf + cf), nn.sigmoid(xo + co)
-        c = nn.sigmoid(xc) * i + c * f
-        h = jnp.tanh(c) * o
-        return (c, h), h
+        width = c.shape[-1]
+        peepholes = jnp.pad(pres[0], [(0, 0)] * (c.ndim - 1) + [(width, 0)])  # no peephole into the c block
+        candidate, i, f, o = gate_activations(x_proj + peepholes, num_tanh=0, num_sigmoid=4)
+        return LSTMCell.update_memory(c, candidate, i, f, o)
 
     hidden = staticmethod(LSTMCell.hidden)
     with_hidden = staticmethod(LSTMCell.with_hidden)

@@ -1,7 +1,8 @@
 """Sequence models built on any :mod:`jaxseq.models.cells` cell.
 
 :func:`scan_cell` is the one place a cell is run over time: it applies the cell's input
-projection to all time steps in one matmul, then ``nn.scan``s only the recurrent step.
+projection to all time steps in one matmul, then scans only the recurrent step, with the
+hand-written backpropagation through time of :mod:`jaxseq.models.bptt`.
 """
 
 from typing import Optional
@@ -10,28 +11,11 @@ import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
+from jaxseq.models.bptt import UNROLL, run_recurrence
 from jaxseq.models.cells import RecurrentCell
 from jaxseq.registry import lookup
 
 ENCODINGS = ("raw", "onehot", "embed")
-
-
-def _scan_body(cell: RecurrentCell, carry, inputs):
-    x_proj, perturbation = inputs
-    carry, h = cell.step(carry, x_proj)
-    if perturbation is not None:
-        h = h + perturbation
-        carry = cell.with_hidden(carry, h)
-    return carry, h
-
-
-_scan = nn.scan(
-    _scan_body,
-    variable_broadcast="params",
-    split_rngs={"params": False},
-    in_axes=1,
-    out_axes=1,
-)
 
 
 def scan_cell(
@@ -40,6 +24,8 @@ def scan_cell(
     carry=None,
     reverse: bool = False,
     perturbations: Optional[jax.Array] = None,
+    manual_bptt: bool = True,
+    unroll: int = UNROLL,
 ):
     """Run ``cell`` over a batch of sequences.
 
@@ -51,20 +37,25 @@ def scan_cell(
       perturbations: optional ``[batch, time, H]`` added to ``h_t`` after each step (and to the
         state carried forward); zeros leave the function unchanged, and differentiating with
         respect to them gives ``dL/dh_t`` for every ``t`` in one backward pass.
+      manual_bptt: differentiate with the hand-written backward pass of :mod:`jaxseq.models.bptt`
+        (weight gradients as one matmul after the loop); False uses jax's transpose of the scan.
+        Both give the same gradients.
+      unroll: time steps per iteration of the compiled loop.
     Returns:
       ``(final_carry, hs)`` with ``hs: [batch, time, H]``.
     """
     if carry is None:
         carry = cell.initialize_carry(jax.random.key(0), x[:, 0].shape)
-    x_proj = cell.project_inputs(x)
+    # time-major inside: each step then reads one contiguous [batch, k*H] slab
+    xs = cell.project_inputs(jnp.swapaxes(x, 0, 1))
+    ps = None if perturbations is None else jnp.swapaxes(perturbations, 0, 1)
     if reverse:
-        x_proj = jnp.flip(x_proj, axis=1)
-        if perturbations is not None:
-            perturbations = jnp.flip(perturbations, axis=1)
-    carry, hs = _scan(cell, carry, (x_proj, perturbations))
+        xs = jnp.flip(xs, axis=0)
+        ps = None if ps is None else jnp.flip(ps, axis=0)
+    carry, hs = run_recurrence(type(cell), cell.recurrent_weights(), carry, xs, ps, manual_bptt, unroll)
     if reverse:
-        hs = jnp.flip(hs, axis=1)
-    return carry, hs
+        hs = jnp.flip(hs, axis=0)
+    return carry, jnp.swapaxes(hs, 0, 1)
 
 
 class TokenEncoder(nn.Module):
@@ -99,6 +90,7 @@ class SequenceClassifier(nn.Module):
       cell: the recurrent cell (initial state zeros).
       num_classes: ``C``.
       vocab_size, encoding, embed_dim: see :class:`TokenEncoder`.
+      manual_bptt, unroll: how the cell is scanned (see :func:`scan_cell`; results do not depend on it).
     """
 
     cell: RecurrentCell
@@ -106,6 +98,8 @@ class SequenceClassifier(nn.Module):
     vocab_size: int
     encoding: str = "onehot"
     embed_dim: int = 16
+    manual_bptt: bool = True
+    unroll: int = UNROLL
 
     @nn.compact
     def __call__(self, tokens: jax.Array, perturbations: Optional[jax.Array] = None) -> jax.Array:
@@ -114,7 +108,7 @@ class SequenceClassifier(nn.Module):
         ``perturbations``: optional ``[batch, time, H]`` added to each ``h_t`` (see :func:`scan_cell`).
         """
         x = TokenEncoder(self.vocab_size, self.encoding, self.embed_dim, name="encoder")(tokens)
-        _, hs = scan_cell(self.cell, x, perturbations=perturbations)
+        _, hs = scan_cell(self.cell, x, perturbations=perturbations, manual_bptt=self.manual_bptt, unroll=self.unroll)
         return nn.Dense(self.num_classes, name="head")(hs[:, -1])
 
 
@@ -126,7 +120,7 @@ class BidirectionalClassifier(nn.Module):
 
     Attributes:
       forward_cell, backward_cell: two cells of the same hidden size (separate parameters).
-      num_classes, vocab_size, encoding, embed_dim: as in :class:`SequenceClassifier`.
+      num_classes, vocab_size, encoding, embed_dim, manual_bptt, unroll: as in :class:`SequenceClassifier`.
     """
 
     forward_cell: RecurrentCell
@@ -135,12 +129,15 @@ class BidirectionalClassifier(nn.Module):
     vocab_size: int
     encoding: str = "onehot"
     embed_dim: int = 16
+    manual_bptt: bool = True
+    unroll: int = UNROLL
 
     @nn.compact
     def __call__(self, tokens: jax.Array, perturbations: Optional[jax.Array] = None) -> jax.Array:
         """``tokens: [batch, time]`` -> logits ``[batch, C]``; ``perturbations`` (forward cell only)."""
         x = TokenEncoder(self.vocab_size, self.encoding, self.embed_dim, name="encoder")(tokens)
-        _, hs_fwd = scan_cell(self.forward_cell, x, perturbations=perturbations)
-        _, hs_bwd = scan_cell(self.backward_cell, x, reverse=True)
+        scan = dict(manual_bptt=self.manual_bptt, unroll=self.unroll)
+        _, hs_fwd = scan_cell(self.forward_cell, x, perturbations=perturbations, **scan)
+        _, hs_bwd = scan_cell(self.backward_cell, x, reverse=True, **scan)
         last = jnp.concatenate([hs_fwd[:, -1], hs_bwd[:, 0]], axis=-1)
         return nn.Dense(self.num_classes, name="head")(last)

@@ -2,7 +2,8 @@
 
 ``make_train(config) -> train(rng) -> (state, metrics)``: the whole run — initialisation, a
 ``lax.scan`` over epochs, early stopping, the final evaluation — is one compiled program, so ten
-seeds are ``jax.jit(jax.vmap(train))(jax.random.split(key, 10))``. Early stopping is per seed and
+seeds are ``jax.jit(jax.vmap(train))(jax.random.split(key, 10))`` (or ``lax.map``, by
+``train.seed_strategy``: :mod:`jaxseq.train.seeds`). Early stopping is per seed and
 lives inside the program: once a seed has stopped, its updates are masked out (its parameters and
 optimiser state are carried unchanged) while the other seeds keep training.
 
@@ -34,6 +35,7 @@ from jaxseq.models.gnn import make_gnn
 from jaxseq.registry import lookup
 from jaxseq.train.checks import check_finite
 from jaxseq.train.optim import make_optimizer
+from jaxseq.train.seeds import StallWatch, map_over_seeds, resolve_seed_strategy
 
 Params = Any
 
@@ -242,17 +244,21 @@ def train_seeds(
 ) -> SeedRuns:
     """Train ``num_seeds`` (default ``config.train.num_seeds``) seeds at once in one compiled program.
 
-    Seed ``i`` uses ``jax.random.split(jax.random.key(config.train.seed), num_seeds)[i]``.
+    Seed ``i`` uses ``jax.random.split(jax.random.key(config.train.seed), num_seeds)[i]``; the seeds
+    are mapped by ``config.train.seed_strategy`` (:mod:`jaxseq.train.seeds`).
 
     Raises:
       FloatingPointError: naming the first epoch and seed with a non-finite training loss.
+      StalledRunError: the run did not finish within ``train.stall_timeout_s``.
     """
     num_seeds = config.train.num_seeds if num_seeds is None else num_seeds
     keys = jax.random.split(jax.random.key(config.train.seed), num_seeds)
+    strategy = resolve_seed_strategy(config.train.get("seed_strategy", "auto"))
     start = time.perf_counter()
-    compiled = jax.jit(jax.vmap(make_train(config, data))).lower(keys).compile()
+    compiled = jax.jit(map_over_seeds(make_train(config, data), strategy)).lower(keys).compile()
     compiled_at = time.perf_counter()
-    state, metrics = jax.block_until_ready(compiled(keys))
+    watch = StallWatch(config.train.get("stall_timeout_s", None), strategy)
+    state, metrics = watch.wait(compiled(keys), f"training {num_seeds} seeds")
     finished = time.perf_counter()
     metrics = jax.tree.map(np.asarray, metrics)
     check_run(metrics)

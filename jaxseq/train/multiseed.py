@@ -2,10 +2,12 @@
 
 The trainer (for example :class:`jaxseq.train.sequence.SequenceTrainer`) provides pure
 ``init(rng)``, ``run_chunk(run) -> (run, metrics[chunk])`` and ``evaluate(run)``; here they are
-``jax.vmap``-ed over a leading seed axis and ``jax.jit``-ed once. When more than one device is
-visible (GPUs, TPUs, or CPU with ``--xla_force_host_platform_device_count``) and the number of
-seeds divides evenly, the seed axis is sharded across devices with ``jax.sharding``; the code
-path is the same either way.
+mapped over a leading seed axis by the config's ``train.seed_strategy`` (see
+:mod:`jaxseq.train.seeds`) and ``jax.jit``-ed once. On accelerators with more than one device and
+a seed count that divides evenly, the seed axis is sharded across devices with ``jax.sharding``.
+
+A chunk that does not finish within a generous bound stops the run with :class:`StalledRunError`
+instead of freezing silently (see :func:`jaxseq.train.seeds.wait_until_ready`).
 """
 
 import dataclasses
@@ -17,6 +19,9 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from jaxseq.train.checks import check_finite
+from jaxseq.train.seeds import StalledRunError, StallWatch, map_over_seeds, resolve_seed_strategy
+
+__all__ = ["MultiSeedRunner", "SeedResults", "StalledRunError", "seed_keys", "seed_sharding"]
 
 
 @dataclasses.dataclass
@@ -38,9 +43,14 @@ class SeedResults:
 
 
 def seed_sharding(num_seeds: int) -> Optional[NamedSharding]:
-    """Sharding of a leading seed axis over all devices, or None with one device (or uneven split)."""
+    """Sharding of a leading seed axis over all devices, or None.
+
+    None with one device, an uneven split, or on CPU: forced host devices
+    (``--xla_force_host_platform_device_count``) made the vmapped runs of jax 0.10.2 deadlock more
+    often (benchmarks/README.md, "Hangs"), and two host "devices" share the same cores anyway.
+    """
     devices = jax.devices()
-    if len(devices) < 2 or num_seeds % len(devices):
+    if len(devices) < 2 or num_seeds % len(devices) or devices[0].platform == "cpu":
         return None
     return NamedSharding(Mesh(np.array(devices), ("seed",)), PartitionSpec("seed"))
 
@@ -58,18 +68,23 @@ def seed_keys(key: jax.Array, num_seeds: int) -> jax.Array:
 
 
 class MultiSeedRunner:
-    """Compiled, vmapped versions of a trainer's functions (each traced once and reused).
+    """Compiled, seed-mapped versions of a trainer's functions (each traced once and reused).
 
     Args:
       trainer: an object with pure ``init``, ``run_chunk``, ``evaluate``, ``num_chunks`` and
-        ``chunk_steps``.
+        ``chunk_steps``, and optionally ``seed_strategy`` (a ``train.seed_strategy`` value) and
+        ``stall_timeout_s`` (the least time a chunk may take before the run is called stalled).
+      strategy: overrides the trainer's ``seed_strategy`` (``"auto"``, ``"vmap"``, ``"map"``,
+        ``"map:<K>"``); per-seed results do not depend on it.
     """
 
-    def __init__(self, trainer):
+    def __init__(self, trainer, strategy: Optional[str] = None):
         self.trainer = trainer
-        self.init = jax.jit(jax.vmap(trainer.init))
-        self.run_chunk = jax.jit(jax.vmap(trainer.run_chunk))
-        self.evaluate = jax.jit(jax.vmap(trainer.evaluate))
+        self.strategy = resolve_seed_strategy(strategy or getattr(trainer, "seed_strategy", "auto"))
+        self.init = jax.jit(map_over_seeds(trainer.init, self.strategy))
+        self.run_chunk = jax.jit(map_over_seeds(trainer.run_chunk, self.strategy))
+        self.evaluate = jax.jit(map_over_seeds(trainer.evaluate, self.strategy))
+        self.stall_timeout_s = getattr(trainer, "stall_timeout_s", None)
 
     def run(self, key: jax.Array, num_seeds: int, progress=None, description: str = "") -> SeedResults:
         """Train ``num_seeds`` seeds from ``key`` until every seed stops or the budget ends.
@@ -83,14 +98,16 @@ class MultiSeedRunner:
           :class:`SeedResults`.
         Raises:
           FloatingPointError: a seed's loss became NaN or infinite (names the step and seed).
+          StalledRunError: a chunk did not finish within the stall bound (see :class:`StallWatch`).
         """
         start = time.perf_counter()
         trainer = self.trainer
+        watch = StallWatch(self.stall_timeout_s, self.strategy)
         run = self.init(seed_keys(key, num_seeds))
         chunks = []
         for index in range(trainer.num_chunks):
             run, metrics = self.run_chunk(run)
-            metrics = jax.device_get(metrics)
+            metrics = jax.device_get(watch.wait(metrics, f"chunk {index + 1} of {trainer.num_chunks}"))
             active = metrics["active"]
             check_finite(np.where(active, metrics["loss"], 0.0), first_step=index * trainer.chunk_steps + 1)
             chunks.append(metrics)

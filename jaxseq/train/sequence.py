@@ -10,7 +10,8 @@ whose methods are pure functions of JAX values:
 - ``evaluate(run_state) -> metrics`` on a large fresh batch.
 - ``train(rng) -> (run_state, metrics)``: the whole run (all chunks, then ``evaluate``).
 
-Several seeds train in one program with ``jax.jit(jax.vmap(trainer.train))(keys)``. Each seed
+Several seeds train in one program with ``jax.jit(jax.vmap(trainer.train))(keys)`` (or
+``lax.map``: ``train.seed_strategy``, see :mod:`jaxseq.train.seeds`). Each seed
 stops by itself, inside the compiled program, by masking its updates once it has converged
 (windowed accuracy >= ``stop_accuracy``) or once its windowed loss has not improved for
 ``patience`` steps; it then records the step it stopped at.
@@ -27,6 +28,7 @@ from flax import struct
 from jaxseq.data.sequences import get_task
 from jaxseq.models.registry import make_classifier
 from jaxseq.train.optim import make_optimizer
+from jaxseq.train.seeds import resolve_seed_strategy
 from jaxseq.train.state import TrainState, param_norm, where_tree
 
 _EVAL_SALT = 0x5EED  # folded into the run key for the evaluation batch, apart from all step keys
@@ -89,6 +91,8 @@ class SequenceTrainer:
         self.window = train.get("window", 50)
         self.stop_accuracy = train.get("stop_accuracy", 1.1)  # > 1 disables
         self.patience = train.get("patience", 0)  # 0 disables
+        self.seed_strategy = resolve_seed_strategy(train.get("seed_strategy", "auto"))
+        self.stall_timeout_s = train.get("stall_timeout_s", None)
         self.model = make_classifier(
             config.model, self.task.vocab_size(self.length), self.task.num_classes(self.length)
         )

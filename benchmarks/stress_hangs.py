@@ -1,0 +1,157 @@
+"""Count hangs of the real multi-seed command, per seed strategy and seed count.
+
+Runs ``scripts/run_palindrome.py`` (an LSTM at T = 10 for 100 steps by default, the command of
+issue 11) ``--runs`` times for every (strategy, seeds) pair, each in its own subprocess and
+process group, one at a time, and watches the group's CPU time (user + system, from /proc). A run
+whose group used no CPU for ``--idle_s`` seconds is a **hang** and is killed; a run that is merely
+slow keeps going until ``--timeout_s``. Prints a table and writes JSON::
+
+    .venv/bin/python benchmarks/stress_hangs.py --strategies=auto,vmap,map --seeds=8,16 --runs=20
+
+``--xla_flags`` runs every pair again under extra ``XLA_FLAGS`` (``;``-separated sets), which is
+how the flags named in the README were tried. Linux only (it reads /proc).
+"""
+
+import dataclasses
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+from absl import app, flags
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+_STRATEGIES = flags.DEFINE_list("strategies", ["auto", "vmap", "map"], "train.seed_strategy values to stress")
+_SEEDS = flags.DEFINE_list("seeds", ["8", "16"], "seed counts")
+_RUNS = flags.DEFINE_integer("runs", 20, "runs per (strategy, seeds, flags)")
+_IDLE_S = flags.DEFINE_float("idle_s", 20.0, "a run whose process group used no CPU for this long is a hang")
+_TIMEOUT_S = flags.DEFINE_float("timeout_s", 600.0, "a run still going after this long is stopped as 'slow'")
+_XLA_FLAGS = flags.DEFINE_string("xla_flags", "", "';'-separated XLA_FLAGS sets to try besides the default")
+_EXTRA = flags.DEFINE_list("extra", [], "more --config overrides, e.g. train.num_steps=100")
+_OUT = flags.DEFINE_string("out", str(ROOT / "benchmarks/results/stress_hangs.json"), "JSON file to write")
+
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def group_cpu_seconds(pgid: int) -> float:
+    """User + system CPU seconds of every live process in process group ``pgid``."""
+    total = 0
+    for entry in pathlib.Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # the process ended while we looked
+        if int(fields[2]) == pgid:  # fields after the name: state, ppid, pgrp, ...
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / _TICKS
+
+
+@dataclasses.dataclass
+class Outcome:
+    """One run: ``status`` is ok, failed (non-zero exit), hang (idle CPU) or slow (timeout)."""
+
+    status: str
+    wall_s: float
+    cpu_s: float
+    returncode: int | None
+    last_line: str
+
+
+def run_once(argv: list[str], env: dict[str, str], idle_s: float, timeout_s: float) -> Outcome:
+    """Run ``argv`` in a new process group and watch it; kill the group on a hang or timeout."""
+    with tempfile.TemporaryFile("w+") as log:
+        start = time.monotonic()
+        proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        cpu, last_change, status = 0.0, start, None
+        while proc.poll() is None:
+            time.sleep(1.0)
+            now, used = time.monotonic(), group_cpu_seconds(proc.pid)
+            if used > cpu:
+                cpu, last_change = used, now
+            if now - last_change >= idle_s:
+                status = "hang"
+            elif now - start >= timeout_s:
+                status = "slow"
+            if status:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+                break
+        wall = time.monotonic() - start
+        log.seek(0)
+        lines = [line.strip() for line in log.read().replace("\r", "\n").splitlines() if line.strip()]
+    status = status or ("ok" if proc.returncode == 0 else "failed")
+    return Outcome(status, round(wall, 1), round(cpu, 1), proc.returncode, lines[-1][-200:] if lines else "")
+
+
+def command(strategy: str, seeds: int, out: str) -> list[str]:
+    """The issue's 8-seed command with the strategy and seed count as overrides."""
+    overrides = [
+        "sweep.models=lstm", "sweep.lengths=10", "train.num_steps=100",
+        f"train.num_seeds={seeds}", f"train.seed_strategy={strategy}", *_EXTRA.value,
+    ]
+    return [sys.executable, "scripts/run_palindrome.py", "--config=configs/palindrome.py",
+            *[f"--config.{o}" for o in overrides], f"--out={out}"]
+
+
+def summarize(rows: list[dict]) -> list[dict]:
+    """One line per (strategy, seeds, xla_flags): counts of each status and the median ok wall time."""
+    groups: dict[tuple, list[dict]] = {}
+    for row in rows:
+        groups.setdefault((row["strategy"], row["seeds"], row["xla_flags"]), []).append(row)
+    table = []
+    for (strategy, seeds, xla_flags), runs in groups.items():
+        ok = sorted(r["wall_s"] for r in runs if r["status"] == "ok")
+        counts = {s: sum(r["status"] == s for r in runs) for s in ("ok", "hang", "failed", "slow")}
+        table.append(dict(strategy=strategy, seeds=seeds, xla_flags=xla_flags or "-", runs=len(runs), **counts,
+                          median_ok_wall_s=ok[len(ok) // 2] if ok else None))
+    return table
+
+
+def print_table(table: list[dict]) -> None:
+    """Markdown table of :func:`summarize`."""
+    print("| strategy | seeds | XLA_FLAGS | runs | ok | hang | failed | slow | median ok wall s |")
+    print("|---|---:|---|---:|---:|---:|---:|---:|---:|")
+    for t in table:
+        print(f"| {t['strategy']} | {t['seeds']} | {t['xla_flags']} | {t['runs']} | {t['ok']} | {t['hang']} | "
+              f"{t['failed']} | {t['slow']} | {t['median_ok_wall_s']} |")
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    flag_sets = [""] + [f.strip() for f in _XLA_FLAGS.value.split(";") if f.strip()]
+    rows = []
+    for xla_flags in flag_sets:
+        env = dict(os.environ)
+        if xla_flags:
+            env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " " + xla_flags).strip()
+        for strategy in _STRATEGIES.value:
+            for seeds in map(int, _SEEDS.value):
+                for index in range(_RUNS.value):
+                    with tempfile.TemporaryDirectory() as tmp:
+                        outcome = run_once(command(strategy, seeds, tmp + "/out"), env, _IDLE_S.value, _TIMEOUT_S.value)
+                    row = dict(strategy=strategy, seeds=seeds, xla_flags=xla_flags, run=index, **dataclasses.asdict(outcome))
+                    rows.append(row)
+                    print(f"{strategy:>6s} seeds={seeds:<3d} {xla_flags or '-'} run {index + 1}/{_RUNS.value}: "
+                          f"{outcome.status} {outcome.wall_s:.0f}s cpu {outcome.cpu_s:.0f}s", flush=True)
+                    if outcome.status == "failed":
+                        print("   ", outcome.last_line, flush=True)
+    table = summarize(rows)
+    print_table(table)
+    out = pathlib.Path(_OUT.value)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    meta = dict(python=sys.version.split()[0], cpus=os.cpu_count(), idle_s=_IDLE_S.value, timeout_s=_TIMEOUT_S.value,
+                load_before=os.getloadavg())
+    out.write_text(json.dumps(dict(meta=meta, table=table, runs=rows), indent=1) + "\n")
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    app.run(main)

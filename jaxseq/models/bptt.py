@@ -1,0 +1,167 @@
+"""Running a cell over time, with backpropagation through time written by hand.
+
+A cell's step is split into *stages* (see :class:`jaxseq.models.cells.RecurrentCell`). Stage ``j``
+multiplies a stage input ``a_j`` (``h_{t-1}``, ``c_{t-1}`` or ``r ⊙ h_{t-1}``) by a recurrent
+kernel ``W_j``; everything else in the step is elementwise::
+
+    pre_j = a_j(carry, x_proj, pre_<j) @ W_j          the only matmuls inside the loop
+    carry_t, h_t = combine(carry, x_proj, pre)         gates, elementwise
+
+:func:`run_recurrence` is that loop as a ``lax.scan`` over time with a ``jax.custom_vjp``. Its
+backward pass walks the time steps in reverse carrying ``dL/dcarry`` and, at each step, needs
+only the elementwise vjp and ``dpre_j @ W_j^T``. The weight gradients are **not** accumulated
+inside the loop: the loop returns every ``a_j`` and ``dpre_j``, and afterwards each
+``dL/dW_j = Σ_t a_j,t^T dpre_j,t`` is one ``[in, T·B] x [T·B, out]`` matmul, which is what cuDNN
+and oneDNN do. jax's own transpose of the scan computes the same numbers with one small
+``[in, B] x [B, out]`` matmul per time step, accumulated in the loop.
+
+``jax.grad`` through :func:`run_recurrence` equals ``jax.grad`` through the plain scan
+(:func:`run_recurrence` with ``manual_bptt=False``) to float rounding; tests/test_bptt.py checks it
+for every cell, with and without perturbations, forwards and reversed.
+"""
+
+import functools
+from typing import Any, Optional, Sequence
+
+import jax
+import jax.numpy as jnp
+
+Carry = Any
+Weights = tuple[jax.Array, ...]
+
+UNROLL = 1  # time steps per iteration of the compiled loop (benchmarks/README.md: more did not help on CPU)
+
+
+def step_with_weights(equations, weights: Weights, carry: Carry, x_proj: jax.Array, perturbation=None):
+    """One time step of a cell from its pure equations.
+
+    Args:
+      equations: the cell class (its static ``stage_input``, ``combine``, ``with_hidden``, ``hidden``).
+      weights: the recurrent kernels ``(W_0, W_1, ...)``, one per stage.
+      carry: the state before the step (``h`` or ``(c, h)``, each ``[batch, H]``).
+      x_proj: ``[batch, k*H]``, the input part of every gate.
+      perturbation: optional ``[batch, H]`` added to ``h_t`` (and to the carried state).
+    Returns:
+      ``(carry_t, h_t, pres)`` with ``pres`` the stage outputs ``a_j @ W_j``.
+    """
+    pres = []
+    for j, kernel in enumerate(weights):
+        pres.append(equations.stage_input(j, carry, x_proj, tuple(pres)) @ kernel)
+    pres = tuple(pres)
+    carry, h = equations.combine(carry, x_proj, pres)
+    if perturbation is not None:
+        h = h + perturbation
+        carry = equations.with_hidden(carry, h)
+    return carry, h, pres
+
+
+def _combine_perturbed(equations, carry, x_proj, perturbation, pres):
+    """The elementwise rest of a step, given the stage outputs (what the backward pass differentiates)."""
+    carry, h = equations.combine(carry, x_proj, pres)
+    if perturbation is not None:
+        h = h + perturbation
+        carry = equations.with_hidden(carry, h)
+    return carry, h
+
+
+def _plain_scan(equations, weights, carry, xs, perturbations, unroll):
+    def body(carry, inputs):
+        x_proj, perturbation = inputs
+        carry, h, _ = step_with_weights(equations, weights, carry, x_proj, perturbation)
+        return carry, h
+
+    return jax.lax.scan(body, carry, (xs, perturbations), unroll=unroll)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 5))
+def _bptt_scan(equations, weights, carry, xs, perturbations, unroll):
+    return _plain_scan(equations, weights, carry, xs, perturbations, unroll)
+
+
+def _step_forward(equations, weights, carry, x_proj, perturbation):
+    """One step that also returns what its backward pass needs: the elementwise parts' vjps
+    (whose residuals are the gate activations, so nothing is recomputed) and the stage inputs."""
+    pres, stage_inputs, stage_vjps = [], [], []
+    for j, kernel in enumerate(weights):
+        stage = functools.partial(equations.stage_input, j)
+        a, stage_vjp = jax.vjp(stage, carry, x_proj, tuple(pres))
+        stage_inputs.append(a)
+        stage_vjps.append(stage_vjp)
+        pres.append(a @ kernel)
+    combine = functools.partial(_combine_perturbed, equations)
+    (carry, h), combine_vjp = jax.vjp(combine, carry, x_proj, perturbation, tuple(pres))
+    return carry, h, (combine_vjp, tuple(stage_vjps), tuple(stage_inputs))
+
+
+def _bptt_forward(equations, weights, carry, xs, perturbations, unroll):
+    def body(carry, inputs):
+        x_proj, perturbation = inputs
+        carry, h, saved = _step_forward(equations, weights, carry, x_proj, perturbation)
+        return carry, (h, saved)
+
+    final, (hs, saved) = jax.lax.scan(body, carry, (xs, perturbations), unroll=unroll)
+    return (final, hs), (weights, saved)
+
+
+def _step_backward(weights, saved, d_carry, d_h):
+    """Backward through one time step: ``dL/d carry_{t-1}``, ``dL/dx_proj_t``, ``dL/dperturbation_t``, ``dpre``."""
+    combine_vjp, stage_vjps, _ = saved
+    d_carry_prev, d_x, d_perturbation, d_pres = combine_vjp((d_carry, d_h))
+    d_pres = list(d_pres)
+    for j in reversed(range(len(weights))):  # stage j's input may depend on earlier stages' outputs
+        d_c, d_xj, d_earlier = stage_vjps[j](d_pres[j] @ weights[j].T)
+        d_carry_prev = jax.tree.map(jnp.add, d_carry_prev, d_c)
+        d_x = d_x + d_xj
+        for i, d_pre in enumerate(d_earlier):
+            d_pres[i] = d_pres[i] + d_pre
+    return d_carry_prev, d_x, d_perturbation, tuple(d_pres)
+
+
+def _bptt_backward(equations, unroll, residuals, cotangents):
+    weights, saved = residuals
+    d_final, d_hs = cotangents
+
+    def body(d_carry, inputs):
+        saved_t, d_h = inputs
+        d_carry, d_x, d_perturbation, d_pres = _step_backward(weights, saved_t, d_carry, d_h)
+        return d_carry, (d_x, d_perturbation, d_pres)
+
+    d_carry0, (d_xs, d_perturbations, d_pres) = jax.lax.scan(
+        body, d_final, (saved, d_hs), reverse=True, unroll=unroll
+    )
+    # dL/dW_j = sum over time and batch of a_j^T dpre_j: one matmul over all T*B rows
+    stage_inputs = saved[2]
+    d_weights = tuple(jnp.einsum("tbi,tbo->io", a, d_pre) for a, d_pre in zip(stage_inputs, d_pres))
+    return d_weights, d_carry0, d_xs, d_perturbations
+
+
+_bptt_scan.defvjp(_bptt_forward, _bptt_backward)
+
+
+def run_recurrence(
+    equations,
+    weights: Sequence[jax.Array],
+    carry: Carry,
+    xs: jax.Array,
+    perturbations: Optional[jax.Array] = None,
+    manual_bptt: bool = True,
+    unroll: int = UNROLL,
+) -> tuple[Carry, jax.Array]:
+    """Scan a cell's recurrent step over time-major inputs.
+
+    Args:
+      equations: the cell class (static ``stage_input``, ``combine``, ``hidden``, ``with_hidden``).
+      weights: recurrent kernels, one per stage.
+      carry: the initial state (``[batch, H]`` arrays).
+      xs: ``[time, batch, k*H]`` projected inputs.
+      perturbations: optional ``[time, batch, H]`` added to each ``h_t`` (see :func:`scan_cell`).
+      manual_bptt: differentiate with the hand-written backward pass (default) instead of jax's
+        transpose of the scan; the values are the same.
+      unroll: time steps per loop iteration.
+    Returns:
+      ``(final_carry, hs)`` with ``hs: [time, batch, H]``.
+    """
+    weights = tuple(weights)
+    if manual_bptt:
+        return _bptt_scan(equations, weights, carry, xs, perturbations, unroll)
+    return _plain_scan(equations, weights, carry, xs, perturbations, unroll)
