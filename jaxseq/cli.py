@@ -124,7 +124,8 @@ def parse_flags(argv: Sequence[str]) -> list[str]:
     Returns:
       The arguments left over (the program name first), as ``app.run`` passes them to ``main``.
     Raises:
-      UsageError: a bad flag, flag value, config file, config variant, override key or config value.
+      ValueError (:class:`UsageError` or from :func:`validate_config`): a bad flag, flag value, config
+        file, config variant, override key or config value.
     """
     argv = _with_configs(argv)
     _ARGV[:] = argv
