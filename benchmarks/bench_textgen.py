@@ -1,10 +1,13 @@
-"""Training speed of the character LSTM: jaxseq's CharLSTM vs Flax's nn.RNN(nn.OptimizedLSTMCell).
+"""Training speed of the character LSTM: jaxseq's CharLSTM vs Flax's nn.RNN(nn.OptimizedLSTMCell) vs PyTorch.
 
 Both models are Embedding(V, 64) -> 2 x LSTM(256) -> Dense(V), trained with the same step (Adam,
 global-norm clipping 5, mean cross-entropy over B = 64 windows of T = 30 characters, V = 80 as
 in Grimms' Fairy Tales), each as one jitted ``lax.scan`` over ``--steps_per_call`` steps on
-batches cut on device. Compilation and one warm-up call are excluded; the table reports the
-median over ``--repeats`` timed calls, in training characters (B * T per step) per second.
+batches cut on device. PyTorch's peer (``pip install -e '.[bench]'``) is the same stack,
+``nn.Embedding -> nn.LSTM(num_layers=2) -> nn.Linear``, with the same optimiser and clipping, run
+eagerly on random windows. Compilation and one warm-up call are excluded; the models are timed
+round-robin and the table reports the median over ``--repeats`` timed calls, in training
+characters (B * T per step) per second.
 
     .venv/bin/python benchmarks/bench_textgen.py
     .venv/bin/python benchmarks/bench_textgen.py --repeats=7 --steps_per_call=50
@@ -78,56 +81,115 @@ def make_timed_train(model: nn.Module, batch_size: int, seq_len: int, steps: int
     return tx, train
 
 
-def measure(name: str, model: nn.Module) -> dict:
+def jax_timer(model: nn.Module):
+    """``(timed, info)``: ``timed()`` runs one compiled call of ``--steps_per_call`` steps and returns its seconds."""
     batch_size, seq_len, steps = _BATCH.value, _SEQ_LEN.value, _STEPS.value
     key = jax.random.key(0)
     data = jax.random.randint(key, (200_000,), 0, _VOCAB.value)
     params = jax.jit(model.init)(key, jnp.zeros((1, seq_len), jnp.int32))["params"]
     tx, train = make_timed_train(model, batch_size, seq_len, steps)
-    opt_state = tx.init(params)
-    start = time.perf_counter()
-    params, opt_state, loss = jax.block_until_ready(train(params, opt_state, data, key))
-    first_call = time.perf_counter() - start  # compile + one call
-    jax.block_until_ready(train(params, opt_state, data, key))  # warm-up
-    times = []
-    for repeat in range(_REPEATS.value):
+    state = {"params": params, "opt_state": tx.init(params), "calls": 0}
+    info = {"params": sum(x.size for x in jax.tree_util.tree_leaves(params))}
+
+    def timed() -> float:
         start = time.perf_counter()
-        params, opt_state, loss = jax.block_until_ready(train(params, opt_state, data, jax.random.fold_in(key, repeat)))
-        times.append(time.perf_counter() - start)
-    median = statistics.median(times)
-    return {
-        "model": name,
-        "params": sum(x.size for x in jax.tree_util.tree_leaves(params)),
-        "chars_per_s": steps * batch_size * seq_len / median,
-        "ms_per_step": 1e3 * median / steps,
-        "first_call_s": first_call,
-        "times_s": times,
-        "final_loss": float(loss),
-    }
+        state["params"], state["opt_state"], loss = jax.block_until_ready(
+            train(state["params"], state["opt_state"], data, jax.random.fold_in(key, state["calls"]))
+        )
+        state["calls"] += 1
+        info["final_loss"] = float(loss)
+        return time.perf_counter() - start
+
+    info["first_call_s"] = timed()  # compile + one call
+    timed()  # warm-up
+    return timed, info
+
+
+def torch_timer():
+    """The same stack and step in PyTorch (eager, CPU): Embedding -> nn.LSTM(num_layers=2) -> Linear."""
+    import torch
+
+    torch.manual_seed(0)
+    vocab, hidden, batch_size, seq_len = _VOCAB.value, _HIDDEN.value, _BATCH.value, _SEQ_LEN.value
+
+    class TorchCharLSTM(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embed = torch.nn.Embedding(vocab, EMBED_DIM)
+            self.lstm = torch.nn.LSTM(EMBED_DIM, hidden, num_layers=NUM_LAYERS, batch_first=True)
+            self.head = torch.nn.Linear(hidden, vocab)
+
+        def forward(self, tokens):
+            return self.head(self.lstm(self.embed(tokens))[0])
+
+    model = TorchCharLSTM()
+    optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
+    data = torch.randint(0, vocab, (200_000,))
+    info = {"params": sum(p.numel() for p in model.parameters())}
+
+    def step():
+        starts = torch.randint(0, len(data) - seq_len - 1, (batch_size,))
+        windows = data[starts[:, None] + torch.arange(seq_len + 1)]
+        logits = model(windows[:, :-1])
+        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, vocab), windows[:, 1:].reshape(-1))
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        optimizer.step()
+        return loss
+
+    def timed() -> float:
+        start = time.perf_counter()
+        for _ in range(_STEPS.value):
+            loss = step()
+        info["final_loss"] = float(loss)
+        return time.perf_counter() - start
+
+    start = time.perf_counter()
+    timed()
+    info["first_call_s"] = time.perf_counter() - start
+    return timed, info
 
 
 def main(argv):
     del argv
-    models = {
-        "jaxseq CharLSTM (LSTMCell + scan_cell)": CharLSTM(_VOCAB.value, _HIDDEN.value, NUM_LAYERS, EMBED_DIM),
-        "flax nn.RNN(nn.OptimizedLSTMCell)": FlaxCharLSTM(_VOCAB.value, _HIDDEN.value),
+    makers = {
+        "jaxseq CharLSTM (LSTMCell + scan_cell)": lambda: jax_timer(CharLSTM(_VOCAB.value, _HIDDEN.value, NUM_LAYERS, EMBED_DIM)),
+        "flax nn.RNN(nn.OptimizedLSTMCell)": lambda: jax_timer(FlaxCharLSTM(_VOCAB.value, _HIDDEN.value)),
     }
-    rows = [measure(name, model) for name, model in models.items()]
+    try:
+        import torch  # noqa: F401
+
+        makers["PyTorch nn.LSTM (eager, CPU)"] = torch_timer
+    except ImportError:
+        print("PyTorch not installed (pip install -e '.[bench]'): timing jax models only")
+    timers = {name: make() for name, make in makers.items()}
+    times = {name: [] for name in timers}
+    for _ in range(_REPEATS.value):  # round-robin: a noisy neighbour slows every model alike
+        for name, (timed, _) in timers.items():
+            times[name].append(timed())
+    steps, chars = _STEPS.value, _STEPS.value * _BATCH.value * _SEQ_LEN.value
+    rows = []
+    for name, (_, info) in timers.items():
+        median = statistics.median(times[name])
+        rows.append({"model": name, **info, "chars_per_s": chars / median, "ms_per_step": 1e3 * median / steps,
+                     "times_s": times[name]})
     header = f"{'model':42s} {'params':>8s} {'chars/s':>10s} {'ms/step':>8s} {'compile+1st (s)':>16s}"
     print(f"B={_BATCH.value} T={_SEQ_LEN.value} {NUM_LAYERS}x{_HIDDEN.value} V={_VOCAB.value}, "
-          f"{_STEPS.value} steps per call, median of {_REPEATS.value}")
+          f"{_STEPS.value} steps per call, median of {_REPEATS.value} (round-robin)")
     print(header)
     for r in rows:
         print(f"{r['model']:42s} {r['params']:8d} {r['chars_per_s']:10.0f} {r['ms_per_step']:8.1f} {r['first_call_s']:16.1f}")
-    ratio = rows[0]["chars_per_s"] / rows[1]["chars_per_s"]
-    print(f"jaxseq / flax speed ratio: {ratio:.2f}")
+    ratios = {f"jaxseq / {r['model']}": rows[0]["chars_per_s"] / r["chars_per_s"] for r in rows[1:]}
+    for what, ratio in ratios.items():
+        print(f"{what}: {ratio:.2f}")
     out = pathlib.Path(_OUT.value)
     out.parent.mkdir(parents=True, exist_ok=True)
     setup = dict(batch_size=_BATCH.value, seq_len=_SEQ_LEN.value, hidden_size=_HIDDEN.value, num_layers=NUM_LAYERS,
                  embed_dim=EMBED_DIM, vocab_size=_VOCAB.value, steps_per_call=_STEPS.value, repeats=_REPEATS.value)
     machine = dict(device=str(jax.devices()[0]), cpu_count=os.cpu_count(), jax=jax.__version__,
-                   flax=flax.__version__, python=platform.python_version())
-    out.write_text(json.dumps({"setup": setup, "machine": machine, "results": rows, "ratio": ratio}, indent=2) + "\n")
+                   flax=flax.__version__, python=platform.python_version(), load_after=os.getloadavg())
+    out.write_text(json.dumps({"setup": setup, "machine": machine, "results": rows, "ratios": ratios}, indent=2) + "\n")
     print(f"wrote {out}")
 
 

@@ -8,7 +8,8 @@ slow keeps going until ``--timeout_s``. Prints a table and writes JSON::
 
     .venv/bin/python benchmarks/stress_hangs.py --strategies=auto,vmap,map --seeds=8,16 --runs=20
 
-``--xla_flags`` runs every pair again under extra ``XLA_FLAGS`` (``;``-separated sets), which is
+``--reproducer`` stresses ``benchmarks/hang_reproducer.py`` (jax + optax only) instead of the
+script. ``--xla_flags`` runs every pair again under extra ``XLA_FLAGS`` (``;``-separated sets), which is
 how the flags named in the README were tried. Linux only (it reads /proc).
 """
 
@@ -34,6 +35,7 @@ _TIMEOUT_S = flags.DEFINE_float("timeout_s", 600.0, "a run still going after thi
 _XLA_FLAGS = flags.DEFINE_string("xla_flags", "", "';'-separated XLA_FLAGS sets to try besides the default")
 _EXTRA = flags.DEFINE_list("extra", [], "more --config overrides, e.g. train.num_steps=100")
 _OUT = flags.DEFINE_string("out", str(ROOT / "benchmarks/results/stress_hangs.json"), "JSON file to write")
+_REPRODUCER = flags.DEFINE_bool("reproducer", False, "run benchmarks/hang_reproducer.py (jax + optax only) instead")
 
 _TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -91,7 +93,9 @@ def run_once(argv: list[str], env: dict[str, str], idle_s: float, timeout_s: flo
 
 
 def command(strategy: str, seeds: int, out: str) -> list[str]:
-    """The issue's 8-seed command with the strategy and seed count as overrides."""
+    """The issue's 8-seed command with the strategy and seed count as overrides (or the reproducer)."""
+    if _REPRODUCER.value:
+        return [sys.executable, "benchmarks/hang_reproducer.py", f"--seeds={seeds}", f"--strategy={strategy}"]
     overrides = [
         "sweep.models=lstm", "sweep.lengths=10", "train.num_steps=100",
         f"train.num_seeds={seeds}", f"train.seed_strategy={strategy}", *_EXTRA.value,

@@ -15,8 +15,9 @@ Dropout is off in all four, so "training (tail)" minus "validation" is the gener
 """
 
 import jax.numpy as jnp
-from absl import app, flags
+from absl import flags
 
+from jaxseq import cli
 from jaxseq.data.text import corpus_for_config, find_book, sequential_windows
 from jaxseq.train.results import write_json_atomic
 from jaxseq.train.textgen import evaluate, evaluate_carried, load_run, load_run_config
@@ -58,7 +59,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    try:
-        app.run(main)
-    except (ValueError, FileNotFoundError) as err:
-        raise SystemExit(f"error: {err}") from None
+    cli.run_main(main)

@@ -12,9 +12,10 @@ from a random letter of the vocabulary (chosen from --seed). Same --seed, same t
 
 import jax
 import numpy as np
-from absl import app, flags
+from absl import flags
 from ml_collections import config_flags
 
+from jaxseq import cli
 from jaxseq.train.sampling import GREEDY_BELOW, check_sampling_args, complete, is_greedy
 from jaxseq.train.textgen import load_run
 
@@ -47,12 +48,5 @@ def main(argv):
         print(text)
 
 
-def _run():
-    try:
-        app.run(main)
-    except (ValueError, FileNotFoundError) as err:
-        raise SystemExit(f"error: {err}") from None
-
-
 if __name__ == "__main__":
-    _run()
+    cli.run_main(main)

@@ -288,6 +288,23 @@ def test_resume_refuses_a_config_that_trains_differently(trained, corpus, tmp_pa
     assert rows == [] and int(resumed.step) == int(state.step)
 
 
+def test_a_run_that_fails_at_once_writes_no_file(trained, corpus, tmp_path):
+    """A non-finite first chunk names the step, and neither a fresh nor an existing run directory changes."""
+    config = quick_config()
+    config.optim.lr = float("inf")
+    config.optim.clip_norm = 0.0
+    with pytest.raises(FloatingPointError, match="at step"):
+        fit(config, corpus, RunDir(tmp_path / "fresh"))
+    assert not (tmp_path / "fresh").exists() or not any((tmp_path / "fresh").iterdir())
+    shutil.copytree(trained[3], tmp_path / "old")
+    before = {p.name: p.read_bytes() for p in (tmp_path / "old").iterdir() if p.is_file()}
+    for checkpoint in (tmp_path / "old" / "checkpoints").iterdir():  # as in a fresh clone
+        checkpoint.unlink()
+    with pytest.raises(FloatingPointError):
+        fit(config, corpus, RunDir(tmp_path / "old"))
+    assert {p.name: p.read_bytes() for p in (tmp_path / "old").iterdir() if p.is_file()} == before
+
+
 # --- generation -----------------------------------------------------------------------------------
 
 

@@ -266,8 +266,9 @@ def fit(
 ) -> tuple[TrainState, list[dict[str, Any]]]:
     """Train for ``config.train.num_steps`` steps (from the latest checkpoint of ``run`` if ``resume``).
 
-    Writes ``config.json``, ``vocab.json``, ``metrics.jsonl`` and ``checkpoints/`` into ``run``
-    (when given). Ctrl-C saves a checkpoint of the last finished chunk, then re-raises.
+    Writes ``config.json``, ``vocab.json``, ``metrics.jsonl`` and ``checkpoints/`` into ``run`` (when
+    given; the first two once the first chunk has trained without error, so a run that fails at once
+    changes no file). Ctrl-C saves a checkpoint of the last finished chunk, then re-raises.
 
     Crash safety: a chunk's metrics row and samples are written before its checkpoint, and a
     resumed run drops the rows and ``samples.txt`` blocks after the step it restores (they are
@@ -297,10 +298,15 @@ def fit(
         if resume and latest_checkpoint(run.path) is not None:
             _check_same_training(run, config)
             state, _ = restore_newest_verified(run.path, state)
+
+    def prepare_run_dir():
+        # only once the first chunk trained without error: a run that fails at once changes no file
         run.write_config(config)
         _save_vocab(run, corpus.vocab, resume)
-        _drop_metrics_after(run, int(state.step))  # from scratch: rows of an earlier run are dropped too
-        _drop_samples_after(run, int(state.step))
+        _drop_metrics_after(run, restored_step)  # from scratch: rows of an earlier run are dropped too
+        _drop_samples_after(run, restored_step)
+
+    restored_step = int(state.step)
     val_windows = None
     if len(corpus.val) > seq_len:
         val_windows = tuple(jnp.asarray(a) for a in sequential_windows(corpus.val, seq_len))
@@ -319,6 +325,8 @@ def fit(
             metrics = jax.device_get(metrics)
             seconds = time.perf_counter() - start
             check_finite(metrics["loss"], first_step=step + 1)
+            if run is not None and step == restored_step:
+                prepare_run_dir()
             state, first, step = new_state, step + 1, step + num_steps
             row = {"step": step, **{k: float(np.mean(v)) for k, v in metrics.items()}}
             row.update(lr=float(schedule(step - 1)), chars_per_s=num_steps * batch_size * seq_len / seconds)
