@@ -5,7 +5,8 @@
 
 Every variant trains on decimal palindromes (one-hot input, B = 128, H = 128, Adam 1e-3, global
 norm clipping at 10, a fresh batch per step) for chunks of ``--chunk`` steps. jax variants run
-``SequenceTrainer.run_chunk`` (data generated on device) compiled once per seed strategy; PyTorch
+``SequenceTrainer.run_chunk`` (data generated on device) compiled once per seed strategy (one seed
+runs under ``lax.map``, i.e. with no batch axis, which is what ``auto`` gives on CPU); PyTorch
 runs the same step in eager mode (``nn.LSTM`` / ``nn.RNN``, ``torch.optim.Adam``,
 ``clip_grad_norm_``, batches from ``torch.randint``). Variants:
 
@@ -37,12 +38,13 @@ from flax import linen as nn  # noqa: E402
 
 from jaxseq.config import load_config  # noqa: E402
 from jaxseq.train.multiseed import MultiSeedRunner, seed_keys  # noqa: E402
+from jaxseq.train.seeds import StalledRunError, StallWatch  # noqa: E402
 from jaxseq.train.sequence import make_train  # noqa: E402
 from jaxseq.train.sweep import setting_config  # noqa: E402
 
 _LENGTHS = flags.DEFINE_list("lengths", ["10", "30"], "palindrome lengths T")
 _SEEDS = flags.DEFINE_list("seeds", ["1", "8"], "seed counts")
-_STRATEGIES = flags.DEFINE_list("strategies", ["vmap", "map"], "seed strategies for more than one seed")
+_STRATEGIES = flags.DEFINE_list("strategies", ["vmap", "map", "map:4"], "seed strategies for more than one seed")
 _VARIANTS = flags.DEFINE_list(
     "variants",
     ["ours-lstm", "ours-lstm-autodiff", "flax-lstm", "torch-lstm", "ours-rnn", "ours-rnn-autodiff", "torch-rnn"],
@@ -53,6 +55,7 @@ _CHUNK = flags.DEFINE_integer("chunk", 10, "training steps per timed call")
 _OUT = flags.DEFINE_string("out", "benchmarks/results/bench_recurrent.json", "JSON output")
 
 B, H, LR, CLIP = 128, 128, 1e-3, 10.0
+STALL_S = 60.0  # a chunk that takes longer is recorded as hung (XLA's CPU deadlock under vmap), not waited for
 
 
 class FlaxLSTMClassifier(nn.Module):
@@ -93,10 +96,12 @@ def jax_timer(variant: str, length: int, seeds: int, strategy: str):
     runner = MultiSeedRunner(make_trainer(variant, length), strategy=strategy)
     state = {"run": runner.init(seed_keys(jax.random.key(0), seeds))}
 
+    watch = StallWatch(min_s=STALL_S, strategy=strategy)
+
     def timed() -> tuple[float, float]:
         start, cpu = time.perf_counter(), time.process_time()
         state["run"], metrics = runner.run_chunk(state["run"])
-        jax.block_until_ready((state["run"], metrics))
+        watch.wait((state["run"], metrics), f"{variant} T={length} {seeds} seeds")  # raises if XLA deadlocks
         return time.perf_counter() - start, time.process_time() - cpu
 
     timed()
@@ -146,7 +151,7 @@ def torch_timer(variant: str, length: int):
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    cases = []  # (label dict, timer)
+    cases, hung = [], []  # (label dict, timer); cases that deadlocked
     for length in map(int, _LENGTHS.value):
         for variant in _VARIANTS.value:
             for seeds in map(int, _SEEDS.value):
@@ -154,15 +159,28 @@ def main(argv):
                     if seeds == 1:
                         cases.append((dict(variant=variant, length=length, seeds=1, strategy="-"), torch_timer(variant, length)))
                     continue
-                for strategy in (["vmap"] if seeds == 1 else _STRATEGIES.value):
+                for strategy in (["map"] if seeds == 1 else _STRATEGIES.value):  # one seed: no batch axis
                     label = dict(variant=variant, length=length, seeds=seeds, strategy=strategy if seeds > 1 else "-")
-                    cases.append((label, jax_timer(variant, length, seeds, strategy)))
-                    print("compiled", label, flush=True)
+                    try:
+                        cases.append((label, jax_timer(variant, length, seeds, strategy)))
+                        print("compiled", label, flush=True)
+                    except StalledRunError as error:
+                        hung.append(dict(**label, error=str(error)))
+                        print("hung", label, flush=True)
     times = [[] for _ in cases]
     load_before = os.getloadavg()
     for _ in range(_REPEATS.value):
-        for i, (_, timer) in enumerate(cases):
-            times[i].append(timer())
+        for i, (label, timer) in enumerate(cases):
+            if timer is None:
+                continue
+            try:
+                times[i].append(timer())
+            except StalledRunError as error:
+                hung.append(dict(**label, error=str(error)))
+                cases[i] = (label, None)
+                print("hung", label, flush=True)
+    kept = [i for i, (_, timer) in enumerate(cases) if timer is not None]
+    cases, times = [cases[i] for i in kept], [times[i] for i in kept]
     rows = []
     print(f"\n{'variant':<20} {'T':>3} {'seeds':>5} {'strategy':>8} {'seed-steps/s':>13} {'ms/step':>8} {'CPU ms/step':>11}")
     for (label, _), measured in zip(cases, times):
@@ -174,6 +192,8 @@ def main(argv):
         print(f"{label['variant']:<20} {label['length']:>3} {label['seeds']:>5} {label['strategy']:>8} {rate:>13.1f} "
               f"{1000 * median / _CHUNK.value:>8.2f} {1000 * cpu:>11.2f}")
     ratios = compute_ratios(rows)
+    for h in hung:
+        print(f"HUNG: {h['variant']} T={h['length']} {h['seeds']} seeds {h['strategy']} (no result; see stress_hangs.py)")
     print("\nratios (same run):")
     for r in ratios:
         print(f"  T={r['length']:<3} {r['what']:<55} {r['ratio']:.2f}x")
@@ -188,7 +208,7 @@ def main(argv):
         pass
     os.makedirs(os.path.dirname(_OUT.value) or ".", exist_ok=True)
     with open(_OUT.value, "w") as f:
-        json.dump(dict(meta=meta, rows=rows, ratios=ratios), f, indent=1)
+        json.dump(dict(meta=meta, rows=rows, ratios=ratios, hung=hung), f, indent=1)
     print(f"wrote {_OUT.value}")
 
 

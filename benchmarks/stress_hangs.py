@@ -38,6 +38,7 @@ _OUT = flags.DEFINE_string("out", str(ROOT / "benchmarks/results/stress_hangs.js
 _REPRODUCER = flags.DEFINE_bool("reproducer", False, "run benchmarks/hang_reproducer.py (jax + optax only) instead")
 
 _TICKS = os.sysconf("SC_CLK_TCK")
+IDLE_SHARE = 0.01  # a run using less than this share of one core over --idle_s seconds is hung
 
 
 def group_cpu_seconds(pgid: int) -> float:
@@ -71,13 +72,14 @@ def run_once(argv: list[str], env: dict[str, str], idle_s: float, timeout_s: flo
     with tempfile.TemporaryFile("w+") as log:
         start = time.monotonic()
         proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        cpu, last_change, status = 0.0, start, None
+        samples, status, cpu = [(start, 0.0)], None, 0.0  # (time, CPU seconds used so far)
         while proc.poll() is None:
             time.sleep(1.0)
-            now, used = time.monotonic(), group_cpu_seconds(proc.pid)
-            if used > cpu:
-                cpu, last_change = used, now
-            if now - last_change >= idle_s:
+            now, cpu = time.monotonic(), group_cpu_seconds(proc.pid)
+            samples.append((now, cpu))
+            window = [(t, c) for t, c in samples if t >= now - idle_s]
+            # idle: under 1 % of a core over the last idle_s (the stall watch's polling costs ~0.1 %)
+            if now - start >= idle_s and cpu - window[0][1] < IDLE_SHARE * idle_s:
                 status = "hang"
             elif now - start >= timeout_s:
                 status = "slow"

@@ -29,6 +29,7 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from jaxseq.config import flat_fields, load_config, validate_config
+from jaxseq.train.seeds import StalledRunError
 
 # errors that say the command line asked for something that cannot be done as asked
 USAGE_ERRORS = (ValueError, KeyError, FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError,
@@ -188,4 +189,14 @@ def run_main(main: Callable[[list[str]], Any], argv: Optional[Sequence[str]] = N
         code, line = exit_code(error)
         sys.stdout.flush()
         print(line, file=sys.stderr)
+        if isinstance(error, StalledRunError):
+            exit_now(code)
         sys.exit(code)
+
+
+def exit_now(code: int) -> NoReturn:
+    """End the process at once, skipping interpreter shutdown: after a StalledRunError XLA's runtime
+    is deadlocked, and a normal exit waits for it forever (seen in benchmarks/stress_hangs.py)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

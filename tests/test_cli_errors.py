@@ -50,6 +50,7 @@ def snapshot(*dirs: pathlib.Path) -> dict[str, str]:
 def call(tmp_path, capsys, monkeypatch):
     """``call(script, *args, patch=None) -> (exit code, stderr)``, checking that no file changed."""
     monkeypatch.chdir(ROOT)
+    monkeypatch.setattr(cli, "exit_now", sys.exit)  # the real one ends the process (and pytest) at once
     watched = (ROOT / "results", ROOT / "configs", ROOT / "runs", tmp_path)
 
     def run(script, *args, patch=None, files_change=False):
@@ -293,3 +294,24 @@ def test_train_gnn_leaves_a_finished_run_of_the_same_config_alone(call, tmp_path
     RunDir(out).append_results([{"model": "gcn", "dataset": "cora", "seed": 0, "test_acc": 0.8}])
     code, err = call("train_gnn", "--config=configs/gcn.py:quick", f"--out={out}")
     assert code in (0, None), err
+
+
+STALLED_PROGRAM = """
+import threading
+from jaxseq import cli
+from jaxseq.train.seeds import StalledRunError
+
+def main(argv):
+    # a thread that never ends stands in for XLA's deadlocked workers: a normal exit would wait for it
+    threading.Thread(target=threading.Event().wait).start()
+    raise StalledRunError("chunk 1 of 2 made no progress for 300 s")
+
+cli.run_main(main, ["stalled"])
+"""
+
+
+def test_a_stalled_run_exits_at_once_even_when_threads_hang():
+    result = subprocess.run([sys.executable, "-c", STALLED_PROGRAM], cwd=ROOT, capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 1
+    assert_one_line(result.stderr, "error:", "made no progress")

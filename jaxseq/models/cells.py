@@ -31,22 +31,6 @@ from jaxseq.models.initializers import gate_bias, stacked
 Carry = Any
 
 
-def gate_activations(pre: jax.Array, num_tanh: int, num_sigmoid: int) -> list[jax.Array]:
-    """Split fused pre-activations ``[batch, (num_tanh + num_sigmoid) * H]`` into gates: the first
-    ``num_tanh`` blocks through ``tanh``, the rest through the logistic ``σ``.
-
-    All blocks go through **one** ``tanh``, using ``σ(x) = (1 + tanh(x / 2)) / 2``: the same
-    function, but on XLA's CPU backend one wide ``tanh`` is much cheaper than separate ``exp`` and
-    divide per gate (benchmarks/README.md, "Where the time goes").
-    """
-    num_blocks = num_tanh + num_sigmoid
-    width = pre.shape[-1] // num_blocks
-    scale = jnp.concatenate([jnp.ones(num_tanh * width, pre.dtype), jnp.full(num_sigmoid * width, 0.5, pre.dtype)])
-    t = jnp.tanh(pre * scale)
-    blocks = jnp.split(t, num_blocks, axis=-1)
-    return blocks[:num_tanh] + [0.5 * b + 0.5 for b in blocks[num_tanh:]]
-
-
 class RecurrentKernel(nn.Module):
     """A recurrent kernel ``[fan_in, num_blocks * H]`` held as its own module, so its parameter is
     named ``<name>/kernel`` (as a bias-free ``nn.Dense`` would name it), but the cell gets the matrix
@@ -193,8 +177,8 @@ class LSTMCell(RecurrentCell):
     def combine(carry, x_proj, pres):
         """``carry = (c, h)``, ``x_proj: [batch, 4H]``, ``pres = (h W_h,)`` -> ``((c_t, h_t), h_t)``."""
         c, _ = carry
-        g, i, f, o = gate_activations(x_proj + pres[0], num_tanh=1, num_sigmoid=3)
-        return LSTMCell.update_memory(c, g, i, f, o)
+        g, i, f, o = jnp.split(x_proj + pres[0], 4, axis=-1)
+        return LSTMCell.update_memory(c, jnp.tanh(g), nn.sigmoid(i), nn.sigmoid(f), nn.sigmoid(o))
 
     @staticmethod
     def update_memory(c, candidate, i, f, o):
@@ -245,7 +229,7 @@ class GRUCell(RecurrentCell):
     def _update_and_reset_gates(x_proj, hz_hr):
         """``(z, r)``, each ``[batch, H]``, from the input part and stage 0's ``h [W_zh, W_rh]``."""
         width = hz_hr.shape[-1]
-        return gate_activations(x_proj[..., :width] + hz_hr, num_tanh=0, num_sigmoid=2)
+        return jnp.split(nn.sigmoid(x_proj[..., :width] + hz_hr), 2, axis=-1)
 
     @staticmethod
     def stage_input(stage, carry, x_proj, pres):
@@ -296,7 +280,7 @@ class PeepholeLSTMCell(RecurrentCell):
         c, _ = carry
         width = c.shape[-1]
         peepholes = jnp.pad(pres[0], [(0, 0)] * (c.ndim - 1) + [(width, 0)])  # no peephole into the c block
-        candidate, i, f, o = gate_activations(x_proj + peepholes, num_tanh=0, num_sigmoid=4)
+        candidate, i, f, o = jnp.split(nn.sigmoid(x_proj + peepholes), 4, axis=-1)
         return LSTMCell.update_memory(c, candidate, i, f, o)
 
     hidden = staticmethod(LSTMCell.hidden)
