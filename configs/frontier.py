@@ -3,7 +3,7 @@
 Each entry of ``frontier.variants`` names a model *variant*: a set of config overrides in
 ``config.variants`` (a model name plus, e.g., its forget bias, input encoding, hidden size or
 optimiser), so "LSTM with forget bias 0" and "LSTM with forget bias 1" are two lines of the same
-table. Every variant trains its seeds together (one vmapped program) at each length of its
+table. Every variant trains its seeds together (one compiled program) at each length of its
 ``sweep.lengths``, in increasing order, within the fixed budget ``train.num_steps``; once a
 length fails, longer ones are skipped (``frontier.stop_after_failure``)::
 

@@ -2,7 +2,7 @@
 
 The classic palindrome set-up of ``configs/palindrome.py`` (raw digit input, hidden 128, batch
 128, RMSprop 1e-3, clipping at 10) at length 31, i.e. 30 input steps. Each model's seeds train
-together (one vmapped program) for ``train.num_steps`` steps with early stopping switched off;
+together (one compiled program) for ``train.num_steps`` steps with early stopping switched off;
 the per-step gradient norms are measured on one fresh batch at initialisation and at the end::
 
     python scripts/grad_norms.py --config=configs/grad_norms.py --out=results/grad_norms

@@ -1,8 +1,8 @@
 """SGD, momentum, RMSprop and Adam: on the palindrome task and in a 2-D ill-conditioned ravine.
 
 Palindromes: the classic set-up of ``configs/palindrome.py`` (LSTM, raw digit input, hidden 128,
-batch 128, clipping at 10) at length 10; each optimiser trains its seeds in one compiled,
-vmapped run with early stopping off, so every curve covers the whole budget. The learning rates
+batch 128, clipping at 10) at length 10; each optimiser trains its seeds in one compiled
+run with early stopping off, so every curve covers the whole budget. The learning rates
 are one reasonable value per optimiser (``compare.lr``), not tuned. The ravine runs the same four
 optax optimisers on ``(w_0^2 + kappa w_1^2) / 2`` (``jaxseq/analysis/ravine.py``)::
 

@@ -129,3 +129,20 @@ def test_short_gcn_run_on_cora_is_well_above_chance():
     assert jax.tree.map(np.shape, runs.state.params) == jax.tree.map(
         lambda p: (2,) + p.shape, model.init(jax.random.key(0), graphs.load_planetoid("cora").graph)["params"]
     )
+
+
+def test_train_seeds_gives_the_same_seeds_under_every_strategy(tiny_problem):
+    """``train.seed_strategy`` (vmap, lax.map, lax.map in groups) changes how, not what, the seeds train."""
+    runs = {}
+    for strategy in ("vmap", "map", "map:2"):
+        config = tiny_config("gcn")
+        config.train.num_seeds = 3
+        config.train.seed_strategy = strategy
+        runs[strategy] = gnn.train_seeds(config, tiny_problem)
+    reference = runs["vmap"].metrics
+    for strategy, run in runs.items():
+        for name in ("loss", "val_loss", "grad_norm"):
+            np.testing.assert_allclose(run.metrics["epoch"][name], reference["epoch"][name], rtol=1e-5, atol=1e-6,
+                                       err_msg=strategy)
+        np.testing.assert_array_equal(run.metrics["final"]["epochs"], reference["final"]["epochs"])
+        np.testing.assert_allclose(run.metrics["final"]["test_acc"], reference["final"]["test_acc"], atol=1e-6)
