@@ -199,10 +199,13 @@ def test_a_chunk_that_never_finishes_stops_the_run_with_a_clear_error():
     with pytest.raises(StalledRunError, match=r"chunk 3 of 9 made no progress .*seed_strategy=map"):
         stuck.wait({"loss": never_ready}, "chunk 3 of 9")
     assert 0.2 <= time.monotonic() - start < 5
-    # the bound grows with the slowest chunk seen so far
-    watch = StallWatch(min_s=0.0)
-    watch.wait(jax.jit(lambda x: x @ x)(jnp.ones((300, 300))))
-    assert watch.slowest > 0 and watch.bound_s == pytest.approx(STALL_FACTOR * watch.slowest)
+    # a chunk that finishes is returned, and the bound grows with the slowest chunk seen so far
+    watch = StallWatch(min_s=30.0)
+    result = watch.wait(jax.jit(lambda x: x @ x)(jnp.ones((300, 300))))
+    assert watch.slowest > 0 and float(result[0, 0]) == 300.0
+    assert watch.bound_s == 30.0
+    watch.slowest = 12.0
+    assert watch.bound_s == pytest.approx(STALL_FACTOR * 12.0)
 
 
 def test_the_runner_stops_on_a_stalled_chunk(monkeypatch):

@@ -9,7 +9,8 @@ kernel ``W_j``; everything else in the step is elementwise::
 
 :func:`run_recurrence` is that loop as a ``lax.scan`` over time with a ``jax.custom_vjp``. Its
 backward pass walks the time steps in reverse carrying ``dL/dcarry`` and, at each step, needs
-only the elementwise vjp and ``dpre_j @ W_j^T``. The weight gradients are **not** accumulated
+only the elementwise vjp (its residuals, the gate activations, saved by the forward pass, so
+nothing is recomputed) and ``dpre_j @ W_j^T``. The weight gradients are **not** accumulated
 inside the loop: the loop returns every ``a_j`` and ``dpre_j``, and afterwards each
 ``dL/dW_j = Σ_t a_j,t^T dpre_j,t`` is one ``[in, T·B] x [T·B, out]`` matmul, which is what cuDNN
 and oneDNN do. jax's own transpose of the scan computes the same numbers with one small
@@ -48,10 +49,7 @@ def step_with_weights(equations, weights: Weights, carry: Carry, x_proj: jax.Arr
     for j, kernel in enumerate(weights):
         pres.append(equations.stage_input(j, carry, x_proj, tuple(pres)) @ kernel)
     pres = tuple(pres)
-    carry, h = equations.combine(carry, x_proj, pres)
-    if perturbation is not None:
-        h = h + perturbation
-        carry = equations.with_hidden(carry, h)
+    carry, h = _combine_perturbed(equations, carry, x_proj, perturbation, pres)
     return carry, h, pres
 
 
