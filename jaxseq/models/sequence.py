@@ -13,7 +13,6 @@ from flax import linen as nn
 
 from jaxseq.models.bptt import UNROLL, run_recurrence
 from jaxseq.models.cells import RecurrentCell
-from jaxseq.registry import lookup
 
 ENCODINGS = ("raw", "onehot", "embed")
 
