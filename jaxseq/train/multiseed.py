@@ -7,7 +7,7 @@ mapped over a leading seed axis by the config's ``train.seed_strategy`` (see
 a seed count that divides evenly, the seed axis is sharded across devices with ``jax.sharding``.
 
 A chunk that does not finish within a generous bound stops the run with :class:`StalledRunError`
-instead of freezing silently (see :func:`jaxseq.train.seeds.wait_until_ready`).
+instead of freezing silently (see :class:`jaxseq.train.seeds.StallWatch`).
 """
 
 import dataclasses
@@ -47,7 +47,8 @@ def seed_sharding(num_seeds: int) -> Optional[NamedSharding]:
 
     None with one device, an uneven split, or on CPU: forced host devices
     (``--xla_force_host_platform_device_count``) made the vmapped runs of jax 0.10.2 deadlock more
-    often (benchmarks/README.md, "Hangs"), and two host "devices" share the same cores anyway.
+    often (benchmarks/README.md, "Multi-seed runs on CPU: hangs"), and two host "devices" share the
+    same cores anyway.
     """
     devices = jax.devices()
     if len(devices) < 2 or num_seeds % len(devices) or devices[0].platform == "cpu":
