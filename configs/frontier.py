@@ -12,6 +12,8 @@ length fails, longer ones are skipped (``frontier.stop_after_failure``)::
     python scripts/frontier.py --config=configs/frontier.py:push ...      # an LSTM at T = 100
     python scripts/frontier.py --config=configs/frontier.py:classic --out=results/classic_checks \\
         --table=results/classic_checks.csv                                 # the other tasks' sanity checks
+    python scripts/frontier.py --config=configs/frontier.py:full_raw ...    # palindrome.py:full's five cells, raw
+    python scripts/frontier.py --config=configs/frontier.py:full_onehot ... # the same, one-hot input and Adam
     python scripts/frontier.py --out=results/frontier --plot_only           # redraw from results.csv
 
 Override a variant from the command line, e.g. ``--config.variants.lstm_fb1.sweep.lengths=20,40``
@@ -84,11 +86,51 @@ CLASSIC_VARIANTS = {  # (model, task, length) sanity checks of the classic repor
     "peephole_lstm_palindrome": _variant(model=dict(name="peephole_lstm"), sweep=dict(lengths="6")),
 }
 
-GROUPS = {None: MODEL_VARIANTS, "inputs": INPUT_VARIANTS, "push": PUSH_VARIANTS, "classic": CLASSIC_VARIANTS}
+
+# the five cells of configs/palindrome.py:full in its two set-ups, run as frontiers (a model stops at
+# its first failing length, so the compute goes where the answer is); budget: see get_config
+FULL_MODELS = ("rnn", "lstm", "gru", "peephole_lstm", "bilstm")
+FULL_RAW_VARIANTS = {f"{name}_raw": _variant(model=dict(name=name)) for name in FULL_MODELS}
+FULL_ONEHOT_VARIANTS = {
+    f"{name}_onehot_adam": _variant(model=dict(name=name, encoding="onehot"), optim=dict(name="adam", lr=2e-3))
+    for name in FULL_MODELS
+}
+
+def _long(name: str, **model) -> ml_collections.ConfigDict:
+    """One-hot input, Adam 2e-3, hidden 64, batch 64 (the set-up that took an LSTM to T = 100).
+
+    The linear recurrences run step by step (``scan_mode="sequential"``): on the 2-core CPU that
+    is 1.5-5x faster than the parallel scan at these sizes (benchmarks/README.md), and both modes
+    compute the same function.
+    """
+    model = dict(name=name, encoding="onehot", hidden_size=64, scan_mode="sequential", **model)
+    return _variant(model=model, optim=dict(name="adam", lr=2e-3), data=dict(batch_size=64))
+
+
+LONG_VARIANTS = {  # the long-memory frontier: classic cells against the linear recurrences
+    "lstm_fb1": _long("lstm", forget_bias=1.0),
+    "lstm_fb3": _long("lstm", forget_bias=3.0),  # the open forget gate that solved T = 100
+    "gru": _long("gru"),
+    "mingru_1layer": _long("mingru"),  # gates see x_t only: can one layer find the first digit?
+    "mingru": _long("mingru", num_layers=2),
+    "minlstm": _long("minlstm", num_layers=2),
+    "lru": _long("lru", num_layers=2),
+}
+
+GROUPS = {
+    None: MODEL_VARIANTS,
+    "inputs": INPUT_VARIANTS,
+    "push": PUSH_VARIANTS,
+    "classic": CLASSIC_VARIANTS,
+    "full_raw": FULL_RAW_VARIANTS,
+    "full_onehot": FULL_ONEHOT_VARIANTS,
+    "long": LONG_VARIANTS,
+}
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-    """The frontier config; ``arg`` picks the variant group: None, inputs, push, classic or quick."""
+    """The frontier config; ``arg`` picks the variant group: None, inputs, push, classic, full_raw,
+    full_onehot or quick."""
     # the quick variant starts from palindrome's own quick (tiny) set-up
     config = load_config(str(pathlib.Path(__file__).with_name("palindrome.py")) + (":quick" if arg == "quick" else ""))
     config.unlock()
@@ -104,15 +146,28 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         config.train.num_steps = 20
         config.frontier.min_seeds = 2
         config.sweep.lengths = "4,5"
-        variants = {"rnn": MODEL_VARIANTS["rnn"], "lstm_fb0": MODEL_VARIANTS["lstm_fb0"]}
+        variants = {
+            "rnn": MODEL_VARIANTS["rnn"],
+            "lstm_fb0": MODEL_VARIANTS["lstm_fb0"],
+            "mingru_2layer": _variant(model=dict(name="mingru", num_layers=2)),
+            "lru": _variant(model=dict(name="lru", scan_mode="sequential")),
+        }
     elif arg in GROUPS:
         variants = GROUPS[arg]
         if arg == "inputs":
             config.sweep.lengths = "20,40"
         if arg == "classic":
             config.train.num_steps = 2000  # seeds stop as soon as they are perfect
+        if arg in ("full_raw", "full_onehot"):
+            # palindrome.py:full's lengths; 3000 steps, not its 5000, so that each group fits in about
+            # 30 minutes on a 2-core CPU (docs/study.md shows the loss curves at each frontier)
+            config.train.num_steps = 3000
+            config.sweep.lengths = "5,10,15,20,25,30,35,40"
+        if arg == "long":
+            config.train.num_steps = 1500
+            config.sweep.lengths = "50,100,200"  # extended to 500 and 1000 from the command line
     else:
-        raise ValueError(f"unknown variant {arg!r} of configs/frontier.py; choose inputs, push, classic or quick")
+        raise ValueError(f"unknown variant {arg!r} of configs/frontier.py; choose {', '.join(g for g in GROUPS if g)} or quick")
     config.frontier.variants = ",".join(variants)
     config.variants = ml_collections.ConfigDict({name: v.to_dict() for name, v in variants.items()})
     return config

@@ -11,7 +11,10 @@ the per-step gradient norms are measured on one fresh batch at initialisation an
 Expected (measured in docs/study.md): at initialisation the RNN's norm falls by orders of
 magnitude from t = T back to t = 1, the LSTM's (forget bias 1) far less.
 
-Variants: ``quick`` (tiny, for tests).
+Variants: ``quick`` (tiny, for tests); ``modern``: the same probe for the linear recurrences
+(minGRU, minLSTM, LRU: one layer each) beside the vanilla RNN and the LSTM::
+
+    python scripts/grad_norms.py --config=configs/grad_norms.py:modern --out=results/grad_norms_modern
 """
 
 import pathlib
@@ -22,7 +25,7 @@ from jaxseq.config import load_config
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-    """The gradient-norm study config; ``arg`` is None or ``"quick"``."""
+    """The gradient-norm study config; ``arg`` is None, ``"quick"`` or ``"modern"``."""
     # the quick variant starts from palindrome's own quick (tiny) set-up
     config = load_config(str(pathlib.Path(__file__).with_name("palindrome.py")) + (":quick" if arg == "quick" else ""))
     config.unlock()
@@ -39,6 +42,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         config.data.length = 8
         config.train.num_steps = 20
         config.probe.batch_size = 16
+    elif arg == "modern":
+        config.probe.models = "rnn,lstm,mingru,minlstm,lru"
     elif arg is not None:
-        raise ValueError(f"unknown variant {arg!r} of configs/grad_norms.py; choose quick")
+        raise ValueError(f"unknown variant {arg!r} of configs/grad_norms.py; choose quick or modern")
     return config

@@ -33,6 +33,13 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.model.forget_bias = 1.0  # LSTM-family initial forget-gate bias
     config.model.input_init = "xavier"  # kaiming | xavier | glorot | orthogonal | lecun
     config.model.recurrent_init = "orthogonal"
+    config.model.num_layers = 1  # > 1 stacks pre-norm residual layers (jaxseq.models.sequence.StackedClassifier)
+    # linear recurrences (mingru, minlstm, lru): parallel (associative scan over time) | sequential
+    config.model.scan_mode = "parallel"
+    config.model.lru_state_dim = 0  # N, the LRU's complex state size (0: hidden_size)
+    config.model.lru_r_min = 0.9  # ring initialisation of the LRU's eigenvalues: r_min <= |λ| <= r_max
+    config.model.lru_r_max = 0.999
+    config.model.lru_max_phase = 6.283185307179586  # initial phase of λ drawn from [0, max_phase] (2π)
 
     config.optim = ml_collections.ConfigDict()
     config.optim.name = "rmsprop"  # sgd | momentum | rmsprop | adam | adamw

@@ -96,6 +96,10 @@ FIELD_RULES: dict[str, tuple[str, Callable[[Any], bool]]] = {
     "model.dropout": UNIT_OPEN_RIGHT,
     "model.attention_dropout": UNIT_OPEN_RIGHT,
     "model.negative_slope": NON_NEGATIVE,
+    "model.lru_state_dim": COUNT_0,  # 0: the same as hidden_size
+    "model.lru_r_min": UNIT_OPEN_RIGHT,
+    "model.lru_r_max": UNIT_OPEN_RIGHT,  # |λ| < 1 keeps the recurrence stable
+    "model.lru_max_phase": POSITIVE,
     "optim.lr": POSITIVE,
     "optim.clip_norm": NON_NEGATIVE,  # 0 switches clipping off
     "optim.momentum": UNIT_OPEN_RIGHT,

@@ -6,8 +6,10 @@
 Writes ``OUT/config.json``, ``OUT/results.csv`` (one row per variant, length and seed),
 ``OUT/metrics.jsonl`` (per-step curves), the table ``--table`` (default ``OUT/frontier.csv``; one
 row per variant and length: mean ± std accuracy over seeds, whether it passed, and the variant's
-frontier) and the figure beside it, ``--table`` with ``.png`` for ``.csv`` (accuracy vs length,
-one line per variant, mean ± std). Without ``--out`` a run goes to a fresh
+frontier) and the figures beside it: ``--table`` with ``.png`` for ``.csv`` (accuracy vs length,
+one line per variant, mean ± std) and with ``_curves.png`` (loss and accuracy per training step at
+each variant's frontier and at its first failing length: a loss still falling at the end of the
+budget says the budget, not the cell, ran out). Without ``--out`` a run goes to a fresh
 ``runs/frontier/<YYYYmmdd-HHMMSS>/``; results are published under ``results/`` only when
 ``--out``/``--table`` name it. Settings already in ``results.csv`` are skipped when the command is
 run again (same ``--out``; a config that differs in anything but the variant and length lists is
@@ -40,7 +42,9 @@ _LOG_EVERY = flags.DEFINE_integer("log_every", 10, "write per-step metrics every
 MAY_DIFFER = ("frontier.variants", "sweep.lengths", "variants.*.sweep.lengths")
 
 # columns that say what a variant is, in results.csv and the table
-DESCRIBE = ("model", "task", "encoding", "hidden_size", "forget_bias", "optimizer", "lr", "batch_size", "num_steps")
+DESCRIBE = (
+    "model", "task", "encoding", "hidden_size", "num_layers", "forget_bias", "optimizer", "lr", "batch_size", "num_steps"
+)
 
 
 def dotted_fields(section: ml_collections.ConfigDict, prefix: str = "") -> dict:
@@ -65,7 +69,8 @@ def variant_configs(config) -> dict[str, ml_collections.ConfigDict]:
 
 def describe(cfg) -> dict:
     """The values of :data:`DESCRIBE` in one setting's config."""
-    values = (cfg.model.name, cfg.data.task, cfg.model.encoding, cfg.model.hidden_size, cfg.model.forget_bias)
+    values = (cfg.model.name, cfg.data.task, cfg.model.encoding, cfg.model.hidden_size, cfg.model.num_layers)
+    values += (cfg.model.forget_bias,)
     values += (cfg.optim.name, cfg.optim.lr, cfg.data.batch_size, cfg.train.num_steps)
     return dict(zip(DESCRIBE, values))
 
@@ -118,6 +123,25 @@ def train_frontier(config, run_dir: RunDir, table: str) -> None:
     write_table(config, run_dir, table)
 
 
+def frontier_curve_rows(summary: list[dict], metrics: list[dict]) -> list[dict]:
+    """Metric rows of each variant's frontier (last passing length) and first failing length,
+    labelled ``"<variant> T=<length> pass|fail"`` in the column ``setting``."""
+    chosen = {}
+    for name in dict.fromkeys(row["variant"] for row in summary):
+        rows = [row for row in summary if row["variant"] == name]
+        passed = [row["length"] for row in rows if row["passed"]]
+        failed = [row["length"] for row in rows if not row["passed"]]
+        if passed:
+            chosen[(name, max(passed))] = f"{name} T={max(passed)} pass"
+        if failed:
+            chosen[(name, min(failed))] = f"{name} T={min(failed)} fail"
+    return [
+        {**row, "setting": chosen[(row["variant"], int(row["length"]))]}
+        for row in metrics
+        if (row["variant"], int(row["length"])) in chosen
+    ]
+
+
 def main(argv):
     check_arguments(argv, _OUT.value, _PLOT_ONLY.value)
     config, run_dir = _CONFIG.value, output_dir(_OUT.value, "frontier")
@@ -129,6 +153,12 @@ def main(argv):
     path = os.path.splitext(table)[0] + ".png"
     title = f"accuracy vs length within {config.train.num_steps} steps (mean ± std over seeds)"
     figures.save(figures.accuracy_vs_length(run_dir.read_results(), group="variant", title=title), path)
+    curves = frontier_curve_rows(summary, run_dir.read_metrics())
+    if curves:  # did "not solved" mean the cell cannot, or that the budget ran out?
+        curves_path = os.path.splitext(table)[0] + "_curves.png"
+        title = "training curves at each variant's frontier (pass) and first failing length (fail), mean ± std"
+        figures.save(figures.training_curves(curves, group="setting", title=title), curves_path)
+        print("curves:", curves_path)
     for row in summary:
         print(
             f"{row['variant']:>26s} T={row['length']:<4d} {row['accuracy_mean']:.4f} ± {row['accuracy_std']:.4f} "

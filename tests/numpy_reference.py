@@ -84,11 +84,85 @@ def peephole_lstm_forward(params, xs):
     return np.stack(hs, axis=1)
 
 
+def _g(x):
+    """minGRU/minLSTM's positive activation: x + 0.5 for x >= 0, sigmoid(x) below."""
+    return np.where(x >= 0, x + 0.5, sigmoid(x))
+
+
+def _dense(params, x):
+    out = x @ np.asarray(params["kernel"], np.float64)
+    return out + np.asarray(params["bias"], np.float64) if "bias" in params else out
+
+
+def mingru_forward(params, xs, h0=None):
+    """minGRU, step by step in linear space: h_t = (1 - z_t) h_{t-1} + z_t g(h~_t), gates from x_t only."""
+    W_z, W_h = blocks(params["input_proj"]["kernel"], 2)
+    b_z, b_h = blocks(params["input_proj"]["bias"], 2)
+    h = np.zeros((xs.shape[0], W_z.shape[1])) if h0 is None else np.asarray(h0, np.float64)
+    hs = []
+    for t in range(xs.shape[1]):
+        x = xs[:, t]
+        z = sigmoid(x @ W_z + b_z)
+        h = (1 - z) * h + z * _g(x @ W_h + b_h)
+        hs.append(h)
+    return np.stack(hs, axis=1)
+
+
+def minlstm_forward(params, xs, h0=None):
+    """minLSTM: f' = f / (f + i), i' = i / (f + i), h_t = f' h_{t-1} + i' g(h~_t), gates from x_t only."""
+    W_f, W_i, W_h = blocks(params["input_proj"]["kernel"], 3)
+    b_f, b_i, b_h = blocks(params["input_proj"]["bias"], 3)
+    h = np.zeros((xs.shape[0], W_f.shape[1])) if h0 is None else np.asarray(h0, np.float64)
+    hs = []
+    for t in range(xs.shape[1]):
+        x = xs[:, t]
+        f, i = sigmoid(x @ W_f + b_f), sigmoid(x @ W_i + b_i)
+        h = f / (f + i) * h + i / (f + i) * _g(x @ W_h + b_h)
+        hs.append(h)
+    return np.stack(hs, axis=1)
+
+
+def lru_eigenvalues(params):
+    """lambda = exp(-exp(nu) + i exp(theta)) from the LRU's nu_theta_log [2, N]."""
+    nu_log, theta_log = np.asarray(params["nu_theta_log"], np.float64)
+    return np.exp(-np.exp(nu_log) + 1j * np.exp(theta_log))
+
+
+def lru_forward(params, xs, h0=None):
+    """LRU + GLU: x_t = lambda x_{t-1} + gamma (u_t B), y_t = Re(x_t C) + u_t D, out = GLU(GELU(y))."""
+    from math import erf, sqrt
+
+    lam = lru_eigenvalues(params)
+    gamma = np.exp(np.asarray(params["gamma_log"], np.float64))
+    B = np.asarray(params["B_re"]["kernel"], np.float64) + 1j * np.asarray(params["B_im"]["kernel"], np.float64)
+    C = np.asarray(params["C_re"]["kernel"], np.float64) + 1j * np.asarray(params["C_im"]["kernel"], np.float64)
+    D = np.asarray(params["D"]["kernel"], np.float64)
+    gelu = np.vectorize(lambda v: 0.5 * v * (1 + erf(v / sqrt(2))))  # the exact GELU
+    state = np.zeros((xs.shape[0], lam.shape[0]), complex) if h0 is None else np.asarray(h0, complex)
+    outs = []
+    for t in range(xs.shape[1]):
+        u = xs[:, t]
+        state = lam * state + gamma * (u @ B)
+        z = gelu((state @ C).real + u @ D)
+        outs.append(_dense(params["glu_1"], z) * sigmoid(_dense(params["glu_2"], z)))
+    return np.stack(outs, axis=1)
+
+
+def layer_norm(x, params, eps=1e-6):
+    """LayerNorm over the last axis with scale and bias (Flax's default epsilon)."""
+    mean = x.mean(-1, keepdims=True)
+    var = ((x - mean) ** 2).mean(-1, keepdims=True)
+    return (x - mean) / np.sqrt(var + eps) * np.asarray(params["scale"], np.float64) + np.asarray(params["bias"], np.float64)
+
+
 FORWARDS = {
     "rnn": rnn_forward,
     "lstm": lstm_forward,
     "gru": gru_forward,
     "peephole_lstm": peephole_lstm_forward,
+    "mingru": mingru_forward,
+    "minlstm": minlstm_forward,
+    "lru": lru_forward,
 }
 
 

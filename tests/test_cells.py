@@ -137,7 +137,7 @@ def test_zero_perturbations_change_nothing_and_nonzero_ones_do():
 
 
 def test_unknown_names_are_clear_errors():
-    with pytest.raises(ValueError, match="unknown model 'transformer'.*choose one of: bilstm, gru, lstm"):
+    with pytest.raises(ValueError, match="unknown model 'transformer'.*choose one of: bilstm, gru, lru, lstm, mingru"):
         make_classifier(_config("transformer"), 10, 10)
     with pytest.raises(ValueError, match="unknown encoding 'binary'"):
         make_classifier(_config("lstm", encoding="binary"), 10, 10)

@@ -7,6 +7,9 @@ import sys
 
 from data_paths import needs_planetoid
 
+from jaxseq.config import load_config
+from jaxseq.models.registry import MODELS
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 
@@ -69,11 +72,13 @@ def test_frontier_script_table_and_resume(tmp_path):
     args = ["--config=configs/frontier.py:quick", f"--out={out}", f"--table={table}"]
     run("frontier.py", *args)
     summary = read_csv(table)
-    assert {r["variant"] for r in summary} <= {"rnn", "lstm_fb0"}
+    assert {"mingru_2layer", "lru"} <= {r["variant"] for r in summary} <= {"rnn", "lstm_fb0", "mingru_2layer", "lru"}
     for row in summary:
         assert row["seeds"] == "2" and 0.0 <= float(row["accuracy_mean"]) <= 1.0
         assert row["passed"] in ("True", "False")
+    assert {r["num_layers"] for r in summary if r["variant"] == "mingru_2layer"} == {"2"}
     assert_figure(table.with_suffix(".png"))
+    assert_figure(tmp_path / "frontier_curves.png")
     before = read_csv(out / "results.csv")
     again = run("frontier.py", *args)
     assert read_csv(out / "results.csv") == before  # everything was already there
@@ -93,3 +98,8 @@ def test_train_gnn_script_quick(tmp_path):
         assert float(row["test_acc"]) > 0.3  # chance on Cora's 7 classes is ~0.14
     for name in ["curves.png", "embedding.png"]:
         assert_figure(out / name)
+
+
+def test_grad_norms_modern_config_names_registered_models():
+    models = load_config(str(ROOT / "configs" / "grad_norms.py") + ":modern").probe.models.split(",")
+    assert {"mingru", "minlstm", "lru"} <= set(models) <= set(MODELS)

@@ -4,7 +4,8 @@ A sequence classifier from :func:`jaxseq.models.registry.make_classifier` accept
 ``perturbations [batch, time, H]`` that are added to every hidden state ``h_t`` inside the scan
 (and carried forward). At zero perturbations the model is unchanged, and the gradient of the loss
 with respect to them is ``dL/dh_t`` for all ``t`` at once: one forward and one backward pass, no
-matter how long the sequence. Bidirectional models are probed in their forward cell.
+matter how long the sequence. Bidirectional models are probed in their forward cell, stacked
+models in their first layer, the LRU in its complex state (real and imaginary parts, ``2N`` wide).
 
 Per example ``b`` we differentiate that example's own loss ``l_b`` (softmax cross-entropy), so
 ``norms[b, t] = ||d l_b / d h_t^b||`` does not depend on the batch size; the batch mean of these is
@@ -20,12 +21,13 @@ from flax import linen as nn
 
 
 def hidden_size_of(model: nn.Module) -> int:
-    """``H`` of the cell whose hidden states :func:`hidden_grad_norms` perturbs."""
-    for field in ("cell", "forward_cell"):
-        cell = getattr(model, field, None)
+    """Width of the state :func:`hidden_grad_norms` perturbs: ``H`` for a classic cell, a linear
+    recurrence's ``probe_size`` (``2N`` real numbers for the LRU's complex state ``[N]``)."""
+    cells = getattr(model, "cells", None)
+    for cell in (getattr(model, "cell", None), getattr(model, "forward_cell", None), cells[0] if cells else None):
         if cell is not None:
-            return cell.hidden_size
-    raise ValueError(f"{type(model).__name__} has no recurrent cell to probe (expected a 'cell' or 'forward_cell')")
+            return getattr(cell, "probe_size", cell.hidden_size)
+    raise ValueError(f"{type(model).__name__} has no recurrent cell to probe (expected 'cell', 'forward_cell' or 'cells')")
 
 
 def hidden_grad_norms(

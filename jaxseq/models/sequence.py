@@ -13,6 +13,7 @@ from flax import linen as nn
 
 from jaxseq.models.bptt import UNROLL, run_recurrence
 from jaxseq.models.cells import RecurrentCell
+from jaxseq.models.parallel_scan import LinearRecurrentCell
 
 ENCODINGS = ("raw", "onehot", "embed")
 
@@ -33,16 +34,19 @@ def scan_cell(
       x: inputs ``[batch, time, d]``.
       carry: initial state (zeros if None).
       reverse: run from the last time step to the first (outputs stay in input order).
-      perturbations: optional ``[batch, time, H]`` added to ``h_t`` after each step (and to the
-        state carried forward); zeros leave the function unchanged, and differentiating with
-        respect to them gives ``dL/dh_t`` for every ``t`` in one backward pass.
+      perturbations: optional ``[batch, time, P]`` added to the state ``h_t`` after each step (and
+        to the state carried forward; ``P = H``, or a linear cell's ``probe_size``); zeros leave the
+        function unchanged, and differentiating with respect to them gives ``dL/dh_t`` for every
+        ``t`` in one backward pass.
       manual_bptt: differentiate with the hand-written backward pass of :mod:`jaxseq.models.bptt`
         (weight gradients as one matmul after the loop); False uses jax's transpose of the scan.
-        Both give the same gradients.
-      unroll: time steps per iteration of the compiled loop.
+        Both give the same gradients. (Classic cells only.)
+      unroll: time steps per iteration of the compiled loop (classic cells only).
     Returns:
-      ``(final_carry, hs)`` with ``hs: [batch, time, H]``.
+      ``(final_carry, hs)`` with ``hs: [batch, time, H]`` (the cell's outputs).
     """
+    if isinstance(cell, LinearRecurrentCell):
+        return _scan_linear(cell, x, carry, reverse, perturbations)
     if carry is None:
         carry = cell.initialize_carry(jax.random.key(0), x[:, 0].shape)
     # time-major inside: each step then reads one contiguous [batch, k*H] slab
@@ -55,6 +59,19 @@ def scan_cell(
     if reverse:
         hs = jnp.flip(hs, axis=0)
     return carry, jnp.swapaxes(hs, 0, 1)
+
+
+def _scan_linear(cell: LinearRecurrentCell, x, carry, reverse, perturbations):
+    """:func:`scan_cell` for a linear recurrence: ``cell.run`` on time-major inputs."""
+    xs = jnp.swapaxes(x, 0, 1)
+    ps = None if perturbations is None else jnp.swapaxes(perturbations, 0, 1)
+    if reverse:
+        xs = jnp.flip(xs, axis=0)
+        ps = None if ps is None else jnp.flip(ps, axis=0)
+    carry, ys = cell.run(xs, carry, ps)
+    if reverse:
+        ys = jnp.flip(ys, axis=0)
+    return carry, jnp.swapaxes(ys, 0, 1)
 
 
 class TokenEncoder(nn.Module):
@@ -140,3 +157,36 @@ class BidirectionalClassifier(nn.Module):
         _, hs_bwd = scan_cell(self.backward_cell, x, reverse=True, **scan)
         last = jnp.concatenate([hs_fwd[:, -1], hs_bwd[:, 0]], axis=-1)
         return nn.Dense(self.num_classes, name="head")(last)
+
+
+class StackedClassifier(nn.Module):
+    """``L`` recurrent layers, then ``p = h_T W_ph + b_p`` on the last layer's final output.
+
+    Layer 0 reads the encoded input; every later layer ``l`` is a pre-norm residual block,
+    ``h^l = h^{l-1} + cell_l(LayerNorm(h^{l-1}))``, so depth adds paths without blocking the one
+    below. (A one-layer model is :class:`SequenceClassifier`.)
+
+    Attributes:
+      cells: the ``L`` cells, all with the same output width ``H``.
+      num_classes, vocab_size, encoding, embed_dim, manual_bptt, unroll: as in :class:`SequenceClassifier`.
+    """
+
+    cells: tuple
+    num_classes: int
+    vocab_size: int
+    encoding: str = "onehot"
+    embed_dim: int = 16
+    manual_bptt: bool = True
+    unroll: int = UNROLL
+
+    @nn.compact
+    def __call__(self, tokens: jax.Array, perturbations: Optional[jax.Array] = None) -> jax.Array:
+        """``tokens: [batch, time]`` -> logits ``[batch, C]``; ``perturbations`` go to layer 0's state."""
+        h = TokenEncoder(self.vocab_size, self.encoding, self.embed_dim, name="encoder")(tokens)
+        scan = dict(manual_bptt=self.manual_bptt, unroll=self.unroll)
+        for layer, cell in enumerate(self.cells):
+            if layer == 0:
+                _, h = scan_cell(cell, h, perturbations=perturbations, **scan)
+            else:
+                h = h + scan_cell(cell, nn.LayerNorm(name=f"norm_{layer}")(h), **scan)[1]
+        return nn.Dense(self.num_classes, name="head")(h[:, -1])
