@@ -7,9 +7,10 @@ Writes ``OUT/config.json``, ``OUT/results.csv`` (one row per variant, length and
 ``OUT/metrics.jsonl`` (per-step curves), the table ``--table`` (default ``OUT/frontier.csv``; one
 row per variant and length: mean ± std accuracy over seeds, whether it passed, and the variant's
 frontier) and the figures beside it: ``--table`` with ``.png`` for ``.csv`` (accuracy vs length,
-one line per variant, mean ± std) and with ``_curves.png`` (loss and accuracy per training step at
-each variant's frontier and at its first failing length: a loss still falling at the end of the
-budget says the budget, not the cell, ran out). Without ``--out`` a run goes to a fresh
+one line per variant, mean ± std), with ``_longest.png`` (the longest length solved per variant, as
+bars) and with ``_curves.png`` (the training loss of every seed at each variant's frontier and at
+its first failing length: a loss still falling at the end of the budget says the budget, not the
+cell, ran out). Without ``--out`` a run goes to a fresh
 ``runs/frontier/<YYYYmmdd-HHMMSS>/``; results are published under ``results/`` only when
 ``--out``/``--table`` name it. Settings already in ``results.csv`` are skipped when the command is
 run again (same ``--out``; a config that differs in anything but the variant and length lists is
@@ -124,19 +125,19 @@ def train_frontier(config, run_dir: RunDir, table: str) -> None:
 
 
 def frontier_curve_rows(summary: list[dict], metrics: list[dict]) -> list[dict]:
-    """Metric rows of each variant's frontier (last passing length) and first failing length,
-    labelled ``"<variant> T=<length> pass|fail"`` in the column ``setting``."""
+    """Metric rows of each variant's frontier (last passing length) and first failing length, each
+    with a ``passed`` column (see :func:`jaxseq.analysis.figures.frontier_curves`)."""
     chosen = {}
     for name in dict.fromkeys(row["variant"] for row in summary):
         rows = [row for row in summary if row["variant"] == name]
         passed = [row["length"] for row in rows if row["passed"]]
         failed = [row["length"] for row in rows if not row["passed"]]
         if passed:
-            chosen[(name, max(passed))] = f"{name} T={max(passed)} pass"
+            chosen[(name, max(passed))] = True
         if failed:
-            chosen[(name, min(failed))] = f"{name} T={min(failed)} fail"
+            chosen[(name, min(failed))] = False
     return [
-        {**row, "setting": chosen[(row["variant"], int(row["length"]))]}
+        {**row, "passed": chosen[(row["variant"], int(row["length"]))]}
         for row in metrics
         if (row["variant"], int(row["length"])) in chosen
     ]
@@ -151,20 +152,24 @@ def main(argv):
     if not summary:
         raise ValueError(f"no results in {run_dir.file('results.csv')}; run without --plot_only first")
     path = os.path.splitext(table)[0] + ".png"
-    title = f"accuracy vs length within {config.train.num_steps} steps (mean ± std over seeds)"
+    budgets = sorted({int(row["num_steps"]) for row in summary if str(row.get("num_steps", "")).isdigit()})
+    budget = "/".join(map(str, budgets)) or config.train.num_steps  # as trained, whatever the config says now
+    title = f"accuracy vs length within {budget} steps (mean ± std over seeds)"
     figures.save(figures.accuracy_vs_length(run_dir.read_results(), group="variant", title=title), path)
+    bars = os.path.splitext(table)[0] + "_longest.png"
+    figures.save(figures.frontier_bars(summary, title=f"longest length solved within {budget} steps"), bars)
     curves = frontier_curve_rows(summary, run_dir.read_metrics())
     if curves:  # did "not solved" mean the cell cannot, or that the budget ran out?
         curves_path = os.path.splitext(table)[0] + "_curves.png"
-        title = "training curves at each variant's frontier (pass) and first failing length (fail), mean ± std"
-        figures.save(figures.training_curves(curves, group="setting", title=title), curves_path)
+        title = f"training loss at each variant's frontier and first failing length (budget {budget} steps)"
+        figures.save(figures.frontier_curves(curves, title=title), curves_path)
         print("curves:", curves_path)
     for row in summary:
         print(
             f"{row['variant']:>26s} T={row['length']:<4d} {row['accuracy_mean']:.4f} ± {row['accuracy_std']:.4f} "
             f"({row['seeds']} seeds) {'pass' if row['passed'] else 'FAIL'}  frontier {row['frontier'] or '-'}"
         )
-    print("table:", table, "\nfigure:", path)
+    print("table:", table, "\nfigures:", path, bars)
 
 
 if __name__ == "__main__":

@@ -79,6 +79,7 @@ def test_frontier_script_table_and_resume(tmp_path):
     assert {r["num_layers"] for r in summary if r["variant"] == "mingru_2layer"} == {"2"}
     assert_figure(table.with_suffix(".png"))
     assert_figure(tmp_path / "frontier_curves.png")
+    assert_figure(tmp_path / "frontier_longest.png")
     before = read_csv(out / "results.csv")
     again = run("frontier.py", *args)
     assert read_csv(out / "results.csv") == before  # everything was already there

@@ -85,3 +85,77 @@ def training_curves(rows: Iterable[Mapping], group: str = "model", metrics=("los
     np.atleast_1d(axes)[-1].legend()
     fig.suptitle(title)
     return fig
+
+
+def frontier_bars(summary: Iterable[Mapping], group: str = "variant", title: str = ""):
+    """The longest length each ``group`` value solved, as horizontal bars (log scale).
+
+    Args:
+      summary: rows of :func:`jaxseq.analysis.frontier.summarize` (``group``, ``length``, ``passed``).
+      title: figure title (say the step budget).
+    Each bar is labelled with its frontier and the shortest length that failed (``>`` when every
+    length tried passed); a variant that solved nothing gets no bar and the label "none".
+    """
+    tried = collections.defaultdict(list)
+    for row in summary:
+        tried[row[group]].append((int(row["length"]), row["passed"] in (True, "True")))
+    names = list(tried)
+    fig, ax = plt.subplots(figsize=(6.5, 0.45 * len(names) + 1.2))
+    for y, name in enumerate(names):
+        solved = [t for t, ok in tried[name] if ok]
+        failed = [t for t, ok in tried[name] if not ok]
+        best = max(solved) if solved else None
+        if best is not None:
+            ax.barh(y, best, color=f"C{y % 10}")
+        note = f"{best}" if best is not None else "none"
+        note += f" (fails at {min(failed)})" if failed else " (every length tried passed)"
+        ax.text(best or 1, y, f"  {note}", va="center", fontsize=8)
+    ax.set_yticks(range(len(names)), names)
+    ax.invert_yaxis()
+    ax.set_xscale("log")
+    longest = max(t for runs in tried.values() for t, _ in runs)
+    ax.set_xlim(1, longest * 8)
+    ax.set_xlabel("longest palindrome length solved (>= 99 %, mean over seeds)")
+    ax.set_title(title or "memory frontier")
+    ax.grid(alpha=0.3, axis="x")
+    return fig
+
+
+def frontier_curves(rows: Iterable[Mapping], title: str = ""):
+    """Training loss per step at each variant's frontier and first failing length, one panel per
+    variant, one thin line per seed (solid: the length passed; dashed: it failed).
+
+    Args:
+      rows: metric rows with ``variant``, ``length``, ``passed`` (bool), ``seed``, ``step`` and ``loss``.
+    A loss still falling at the end of the budget says the budget ran out; one flat at chance
+    (``ln 10 = 2.30`` for digits) says the cell found nothing to learn.
+    """
+    series = collections.defaultdict(lambda: collections.defaultdict(list))
+    for row in rows:
+        series[(row["variant"], int(row["length"]), bool(row["passed"]))][row["seed"]].append((row["step"], row["loss"]))
+    variants = list(dict.fromkeys(variant for variant, _, _ in series))
+    cols = min(4, len(variants))
+    nrows = -(-len(variants) // cols)
+    fig, axes = plt.subplots(nrows, cols, figsize=(3.4 * cols, 2.6 * nrows), squeeze=False, sharey=True)
+    for ax, variant in zip(axes.flat, variants):
+        for (name, length, passed), by_seed in sorted(series.items(), key=lambda item: item[0][1]):
+            if name != variant:
+                continue
+            color, style = ("C0", "-") if passed else ("C3", "--")
+            for i, points in enumerate(by_seed.values()):
+                steps, losses = zip(*sorted(points))
+                label = f"T={length} {'pass' if passed else 'fail'}" if i == 0 else None
+                ax.plot(steps, losses, color=color, linestyle=style, linewidth=1, label=label)
+        ax.set_title(variant, fontsize=9)
+        ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    for ax in axes.flat[len(variants):]:
+        ax.axis("off")
+    for ax in axes[-1]:
+        ax.set_xlabel("training step")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("training loss (per seed)")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
