@@ -126,13 +126,15 @@ def frontier_curves(rows: Iterable[Mapping], title: str = ""):
     variant, one thin line per seed (solid: the length passed; dashed: it failed).
 
     Args:
-      rows: metric rows with ``variant``, ``length``, ``passed`` (bool), ``seed``, ``step`` and ``loss``.
+      rows: metric rows with ``variant``, ``length``, ``passed`` (bool), ``seed``, ``step``, ``loss``
+        and optionally ``active`` (rows of seeds that had stopped are left out).
     A loss still falling at the end of the budget says the budget ran out; one flat at chance
     (``ln 10 = 2.30`` for digits) says the cell found nothing to learn.
     """
     series = collections.defaultdict(lambda: collections.defaultdict(list))
     for row in rows:
-        series[(row["variant"], int(row["length"]), bool(row["passed"]))][row["seed"]].append((row["step"], row["loss"]))
+        if row.get("active", True):  # a seed that has stopped early keeps no curve
+            series[(row["variant"], int(row["length"]), bool(row["passed"]))][row["seed"]].append((row["step"], row["loss"]))
     variants = list(dict.fromkeys(variant for variant, _, _ in series))
     cols = min(4, len(variants))
     nrows = -(-len(variants) // cols)
