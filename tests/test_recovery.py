@@ -2,6 +2,7 @@
 and the one checksum rule of the data loaders. In-process on a tiny book; one script call."""
 
 import hashlib
+import json
 import os
 import shutil
 
@@ -12,6 +13,7 @@ import pytest
 from test_study_scripts import run as run_script
 from test_textgen import corpus, quick_config  # noqa: F401 (corpus: the tiny book's fixture)
 
+from jaxseq.config import load_config
 from jaxseq.data import checksums, graphs
 from jaxseq.data.checksums import ChecksumError, read_sha256sums
 from jaxseq.data.text import find_book, load_corpus
@@ -24,7 +26,7 @@ from jaxseq.train.checkpoints import (
     restore_checkpoint,
     save_checkpoint,
 )
-from jaxseq.train.results import RunDir
+from jaxseq.train.results import ADDED_FIELDS, RunDir
 from jaxseq.train.sampling import check_sampling_args, complete
 from jaxseq.train.textgen import Callbacks, append_samples, create_train_state, fit, load_run
 
@@ -265,3 +267,18 @@ def test_users_own_book_is_accepted_with_one_note(tmp_path, capfd):
         load_corpus(book, val_fraction=0.1, seq_len=4)
     notes = [line for line in capfd.readouterr().err.splitlines() if line.startswith("note:")]
     assert notes == [f"note: {book} is not a book jaxseq knows and no SHA256SUMS lists it; using it as it is"]
+
+
+def test_results_saved_before_a_field_existed_accept_its_as_before_value(tmp_path):
+    """A run directory written before ``model.num_layers`` & co. existed stays resumable, unless
+    the new field is set to something that changes the model."""
+    config = load_config("configs/palindrome.py")
+    old = config.to_dict()
+    for field in ADDED_FIELDS:
+        section, name = field.split(".")
+        del old[section][name]
+    (tmp_path / "config.json").write_text(json.dumps(old))
+    run_dir = RunDir(tmp_path)
+    assert run_dir.config_differences(config) == []
+    config.model.num_layers = 2
+    assert run_dir.config_differences(config) == ["model.num_layers '(absent)' -> 2"]

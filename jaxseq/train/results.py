@@ -24,6 +24,23 @@ from jaxseq.config import flat_fields
 # settings that never change a run's results (how seeds share a program, when a stall is declared)
 NEVER_CHANGE_RESULTS = ("train.seed_strategy", "train.stall_timeout_s")
 
+# fields added to the configs after results were saved, with the value that means "as before": a
+# saved config without the field equals a config that has it at this value (a one-layer model; the
+# scan mode and the LRU's settings do not touch the classic cells)
+ADDED_FIELDS = {
+    "model.num_layers": 1,
+    "model.scan_mode": "parallel",
+    "model.lru_state_dim": 0,
+    "model.lru_r_min": 0.9,
+    "model.lru_r_max": 0.999,
+    "model.lru_max_phase": 6.283185307179586,
+}
+
+
+def _as_before(key: str, value: Any) -> bool:
+    """Whether ``key`` is an :data:`ADDED_FIELDS` field (or ends in one) holding its "as before" value."""
+    return any((key == field or key.endswith("." + field)) and value == old for field, old in ADDED_FIELDS.items())
+
 
 def _plain(value: Any) -> Any:
     """Turn numpy / jax scalars into JSON-friendly Python values."""
@@ -150,7 +167,9 @@ class RunDir:
         """Fields (``"optim.lr 0.001 -> 0.5"``) in which ``config`` differs from the saved ``config.json``.
 
         ``may_differ`` are dotted fields or ``fnmatch`` patterns that may change between runs into
-        one directory (the sweep lists); so may :data:`NEVER_CHANGE_RESULTS`. [] when nothing is saved.
+        one directory (the sweep lists); so may :data:`NEVER_CHANGE_RESULTS`, and a field of
+        :data:`ADDED_FIELDS` missing from the saved config while the new one holds its "as before"
+        value. [] when nothing is saved.
         """
         path = self.file("config.json")
         if not path.is_file():
@@ -158,7 +177,13 @@ class RunDir:
         saved = flat_fields(ml_collections.ConfigDict(json.loads(path.read_text())))
         now = _json_compatible(config)
         allowed = (*may_differ, *NEVER_CHANGE_RESULTS)
-        changed = sorted(k for k in saved.keys() | now.keys() if saved.get(k) != now.get(k) and not _matches(k, allowed))
+        changed = sorted(
+            k
+            for k in saved.keys() | now.keys()
+            if saved.get(k) != now.get(k)
+            and not _matches(k, allowed)
+            and not (k not in saved and _as_before(k, now[k]))
+        )
         return [f"{k} {saved.get(k, '(absent)')!r} -> {now.get(k, '(absent)')!r}" for k in changed]
 
     def check_config(self, config: ml_collections.ConfigDict, may_differ: Sequence[str] = ()) -> None:
