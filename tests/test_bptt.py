@@ -1,5 +1,7 @@
 """Hand-written backpropagation through time equals jax.grad of the plain scan, for every cell."""
 
+from typing import Optional
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -19,21 +21,24 @@ class Probe(nn.Module):
     cell: nn.Module
     manual_bptt: bool
     reverse: bool = False
+    join_input: Optional[bool] = None
 
     @nn.compact
     def __call__(self, xs, carry, perturbations):
-        final, hs = scan_cell(self.cell, xs, carry, self.reverse, perturbations, manual_bptt=self.manual_bptt)
+        final, hs = scan_cell(
+            self.cell, xs, carry, self.reverse, perturbations, manual_bptt=self.manual_bptt, join_input=self.join_input
+        )
         readout = jnp.sin(jnp.arange(1, hs.size + 1, dtype=hs.dtype)).reshape(hs.shape)
         return (hs * readout).sum() + sum(jnp.sum(leaf**2) for leaf in jax.tree.leaves(final))
 
 
-def gradients(name: str, manual: bool, reverse: bool, perturb: bool):
+def gradients(name: str, manual: bool, reverse: bool, perturb: bool, join_input: Optional[bool] = None):
     """Gradients of the probe loss w.r.t. parameters, inputs, initial carry and perturbations."""
     cell = CELLS[name](hidden_size=H)
     xs = jax.random.normal(jax.random.key(1), (B, T, D))
     carry = jax.tree.map(lambda z: 0.3 * jax.random.normal(jax.random.key(3), z.shape), cell.initialize_carry(None, (B, D)))
     perturbations = 0.1 * jax.random.normal(jax.random.key(4), (B, T, H)) if perturb else None
-    model = Probe(cell, manual, reverse)
+    model = Probe(cell, manual, reverse, join_input)
     params = random_params(model.init(jax.random.key(0), xs, carry, perturbations)["params"], jax.random.key(2))
 
     def loss(params, xs, carry, perturbations):
@@ -49,23 +54,39 @@ CASES = [(name, False, True) for name in sorted(CELLS)] + [  # every cell, pertu
 ]  # one- and two-stage cells without perturbations, and reversed (the backward half of a biLSTM)
 
 
+def assert_same_gradients(name, got, want):
+    """Equal gradient trees, every one non-zero (a peephole LSTM's ``dL/dh_0`` excepted)."""
+    flat_got, tree_got = jax.tree.flatten(got)
+    flat_want, tree_want = jax.tree.flatten(want)
+    assert tree_got == tree_want
+    assert len(flat_got) >= 4
+    # every gradient is exercised (but a peephole LSTM never reads h_{t-1}: its d h_0 is zero)
+    assert sum(np.abs(w).max() == 0 for w in flat_want) <= (1 if name == "peephole_lstm" else 0)
+    for g, w in zip(flat_got, flat_want):
+        np.testing.assert_allclose(g, w, rtol=2e-5, atol=2e-6)
+
+
 @pytest.mark.parametrize("name, reverse, perturb", CASES)
 def test_manual_bptt_equals_jax_grad_of_the_scan(name, reverse, perturb):
     value, manual = gradients(name, True, reverse, perturb)
     expected_value, expected = gradients(name, False, reverse, perturb)
     np.testing.assert_allclose(value, expected_value, rtol=1e-6)
-    flat_manual, tree_manual = jax.tree.flatten(manual)
-    flat_expected, tree_expected = jax.tree.flatten(expected)
-    assert tree_manual == tree_expected
-    assert len(flat_manual) >= 4
-    # every gradient is exercised (but a peephole LSTM never reads h_{t-1}: its d h_0 is zero)
-    assert sum(np.abs(want).max() == 0 for want in flat_expected) <= (1 if name == "peephole_lstm" else 0)
-    for got, want in zip(flat_manual, flat_expected):
-        np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-6)
+    assert_same_gradients(name, manual, expected)
+
+
+@pytest.mark.parametrize("name", ["lstm", "rnn"])
+@pytest.mark.parametrize("manual", [True, False])
+def test_joined_input_gives_the_gradients_of_the_hoisted_projection(name, manual):
+    """``[x_t, 1, h] @ [W_x; b; W_h]`` inside the step: same loss and gradients as ``x W_x + b`` before the loop
+    (reversed and perturbed, so every cotangent path is used)."""
+    value, joined = gradients(name, manual, True, True, join_input=True)
+    expected_value, hoisted = gradients(name, manual, True, True, join_input=False)
+    np.testing.assert_allclose(value, expected_value, rtol=1e-6)
+    assert_same_gradients(name, joined, hoisted)
 
 
 def test_manual_bptt_is_used_by_default():
-    """The default scan_cell differentiates through the custom vjp (the jaxpr shows custom_vjp_call)."""
+    """The default scan_cell differentiates through the hand-written BPTT (its custom vjp shows in the jaxpr)."""
     cell = CELLS["lstm"](hidden_size=H)
     xs = jnp.ones((B, T, D))
     carry = cell.initialize_carry(None, (B, D))
@@ -73,4 +94,4 @@ def test_manual_bptt_is_used_by_default():
     params = model.init(jax.random.key(0), xs, carry, None)["params"]
     jaxpr = str(jax.make_jaxpr(lambda p: Probe(cell, True).apply({"params": p}, xs, carry, None))(params))
     plain = str(jax.make_jaxpr(lambda p: Probe(cell, False).apply({"params": p}, xs, carry, None))(params))
-    assert "custom_vjp_call" in jaxpr and "custom_vjp_call" not in plain
+    assert "_bptt_forward" in jaxpr and "_bptt_forward" not in plain

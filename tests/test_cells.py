@@ -1,5 +1,7 @@
 """Cells and sequence models against plain NumPy loops of their equations."""
 
+from typing import Optional
+
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -19,10 +21,11 @@ class Scanned(nn.Module):
     """A cell scanned over time, returning all hidden states."""
 
     cell: nn.Module
+    join_input: Optional[bool] = None
 
     @nn.compact
     def __call__(self, xs):
-        return scan_cell(self.cell, xs)[1]
+        return scan_cell(self.cell, xs, join_input=self.join_input)[1]
 
 
 def random_params(params, key, scale=0.5):
@@ -32,10 +35,16 @@ def random_params(params, key, scale=0.5):
     return jax.tree.unflatten(treedef, [scale * jax.random.normal(k, x.shape) for k, x in zip(keys, leaves)])
 
 
-@pytest.mark.parametrize("name", sorted(CELLS))
-def test_scanned_cell_equals_numpy_loop(name):
+JOINABLE = sorted(name for name, cell in CELLS.items() if cell.input_joins_stage)
+
+
+@pytest.mark.parametrize(
+    "name, join_input", [(name, None) for name in sorted(CELLS)] + [(name, join) for name in JOINABLE for join in (True, False)]
+)
+def test_scanned_cell_equals_numpy_loop(name, join_input):
+    """Every cell, and the RNN and LSTM with the input projection both joined to the recurrent matmul and hoisted."""
     xs = jax.random.normal(jax.random.key(1), (B, T, D))
-    model = Scanned(CELLS[name](hidden_size=H))
+    model = Scanned(CELLS[name](hidden_size=H), join_input)
     params = random_params(model.init(jax.random.key(0), xs)["params"], jax.random.key(2))
     ours = model.apply({"params": params}, xs)
     expected = FORWARDS[name](params["cell"], np.asarray(xs, np.float64))
@@ -55,6 +64,23 @@ def test_single_step_call_equals_scan(name):
         hs.append(h)
     scanned = Scanned(cell).apply({"params": {"cell": params["params"]}}, xs)
     np.testing.assert_allclose(jnp.stack(hs, axis=1), scanned, rtol=1e-5, atol=1e-6)
+
+
+def test_joined_input_is_the_default_only_for_narrow_inputs():
+    """``join_input=None`` joins the projection for an RNN/LSTM input no wider than H, and hoists it otherwise."""
+    from jaxseq.models import bptt
+
+    def joined(name, d):
+        xs = jnp.ones((B, T, d))
+        model = Scanned(CELLS[name](hidden_size=H))
+        params = model.init(jax.random.key(0), xs)
+        jaxpr = str(jax.make_jaxpr(lambda p: model.apply(p, xs))(params))
+        return f"[{B},{d + 1 + H}]" in jaxpr.replace(" ", "")  # the per-step [x_t, 1, h] of a joined step
+
+    assert joined("lstm", H) and joined("rnn", 2)
+    assert not joined("lstm", H + 1) and not joined("gru", 2)
+    with pytest.raises(ValueError, match="cannot join"):
+        bptt.input_joined(CELLS["gru"])
 
 
 def test_lstm_with_forget_bias_zero_equals_flax_lstm_cell():

@@ -62,6 +62,44 @@ def _combine_perturbed(equations, carry, x_proj, perturbation, pres):
     return carry, h
 
 
+@functools.cache
+def input_joined(equations):
+    """The equations of a one-stage cell whose input projection joins its recurrent matmul.
+
+    The step then reads the raw input ``x_t`` (with a trailing 1 for the bias) instead of a
+    precomputed ``x_t W_x + b``, and its one matmul is ``[x_t, 1, a_0] @ [W_x; b; W_0]``: the
+    pre-activation the cell's ``combine`` expects as ``x_proj + pres[0]``. Nothing of width ``k*H``
+    is then stored per time step in the forward pass, and in the backward pass one ``dpre`` per step
+    serves both the recurrent and the input weight gradient (one ``[d+1+H, T*B] x [T*B, k*H]``
+    matmul after the loop). Requires ``equations.input_joins_stage``.
+
+    Args:
+      equations: a cell class (see :class:`jaxseq.models.cells.RecurrentCell`).
+    Returns:
+      A class with the same static ``stage_input``/``combine``/``hidden``/``with_hidden`` contract,
+      for weights ``([W_x; b; W_0],)`` and inputs ``[x_t, 1]``.
+    """
+    if not equations.input_joins_stage:
+        raise ValueError(f"{equations.__name__}'s input projection cannot join its recurrent matmul")
+
+    class Joined:
+        input_joins_stage = False
+
+        @staticmethod
+        def stage_input(stage, carry, x, pres):
+            return jnp.concatenate([x, equations.stage_input(stage, carry, None, pres)], axis=-1)
+
+        @staticmethod
+        def combine(carry, x, pres):
+            return equations.combine(carry, pres[0], (0.0,))  # pres[0] already holds x W_x + b + a_0 W_0
+
+        hidden = staticmethod(equations.hidden)
+        with_hidden = staticmethod(equations.with_hidden)
+
+    Joined.__name__ = Joined.__qualname__ = f"{equations.__name__}InputJoined"
+    return Joined
+
+
 def _plain_scan(equations, weights, carry, xs, perturbations, unroll):
     def body(carry, inputs):
         x_proj, perturbation = inputs

@@ -4,7 +4,9 @@ Every cell follows Flax's ``RNNCellBase`` contract, ``cell(carry, x_t) -> (carry
 ``initialize_carry``, and splits that step into two methods so a sequence model can run fast:
 
 - ``project_inputs(x)``: the input half of every gate, ``x W_x + b``; it does not depend on the
-  previous state, so a sequence model applies it to all time steps in one matmul before the scan;
+  previous state, so a sequence model can apply it to all time steps in one matmul before the scan
+  (or, for a one-stage cell, join ``W_x`` and ``b`` to the recurrent matmul: ``input_weights``,
+  ``input_joins_stage``, :func:`jaxseq.models.bptt.input_joined`);
 - ``step(carry, x_proj)``: the recurrent half, the only part that stays inside the scan.
 
 The recurrent half is written as pure static equations, so that :mod:`jaxseq.models.bptt` can run
@@ -52,6 +54,32 @@ class RecurrentKernel(nn.Module):
         return self.param("kernel", stacked(self.init, self.num_blocks), (fan_in, self.features), jnp.float32)
 
 
+class InputProjection(nn.Module):
+    """The input kernel ``W_x: [d, num_blocks * H]`` and bias ``b: [num_blocks * H]`` of a cell, held as
+    a module named ``input_proj`` (so the parameters are ``input_proj/{kernel,bias}``, as an
+    ``nn.Dense`` would name them). Like :class:`RecurrentKernel` it hands the cell the arrays, not a
+    product: the cell either applies them to every time step at once (``x W_x + b``) or joins them
+    to its recurrent matmul (see :func:`jaxseq.models.sequence.scan_cell`).
+
+    Attributes:
+      features: ``num_blocks * H``.
+      num_blocks: gates stacked along the columns (each initialised on its own).
+      init: kernel initialiser name (see ``INITIALIZERS``).
+      bias_init: bias initialiser.
+    """
+
+    features: int
+    num_blocks: int
+    init: str
+    bias_init: Any = nn.initializers.zeros
+
+    @nn.compact
+    def __call__(self, fan_in: int) -> tuple[jax.Array, jax.Array]:
+        """``(W_x: [fan_in, features], b: [features])`` (created on first use)."""
+        kernel = self.param("kernel", stacked(self.init, self.num_blocks), (fan_in, self.features), jnp.float32)
+        return kernel, self.param("bias", self.bias_init, (self.features,), jnp.float32)
+
+
 class RecurrentCell(nn.RNNCellBase):
     """Base class: shared fields and the ``__call__`` that chains projection and step.
 
@@ -65,21 +93,24 @@ class RecurrentCell(nn.RNNCellBase):
     input_init: str = "xavier"
     recurrent_init: str = "orthogonal"
     num_gates = 1  # k: column blocks of the fused kernels
+    # True when the cell has one stage whose kernel spans every gate column (``W_h: [H, k*H]``): then
+    # the input projection can join that matmul, ``[x_t, 1, h] @ [W_x; b; W_h]`` (bptt.input_joined)
+    input_joins_stage = False
 
-    def _input_dense(self, bias_init=nn.initializers.zeros) -> nn.Dense:
-        return nn.Dense(
-            self.num_gates * self.hidden_size,
-            kernel_init=stacked(self.input_init, self.num_gates),
-            bias_init=bias_init,
-            name="input_proj",
-        )
+    def _input_dense(self, bias_init=nn.initializers.zeros) -> InputProjection:
+        return InputProjection(self.num_gates * self.hidden_size, self.num_gates, self.input_init, bias_init, name="input_proj")
 
     def _hidden_kernel(self, num_blocks: int, name: str = "hidden_proj") -> RecurrentKernel:
         return RecurrentKernel(num_blocks * self.hidden_size, num_blocks, self.recurrent_init, name=name)
 
     def project_inputs(self, x: jax.Array) -> jax.Array:
         """``[..., d] -> [..., k*H]``: the input part ``x W_x + b`` of every gate."""
-        return self.input_proj(x)
+        kernel, bias = self.input_weights(x.shape[-1])
+        return x @ kernel + bias
+
+    def input_weights(self, fan_in: int) -> tuple[jax.Array, jax.Array]:
+        """``(W_x: [fan_in, k*H], b: [k*H])``, the input kernel and bias of every gate."""
+        return self.input_proj(fan_in)
 
     def __call__(self, carry: Carry, x: jax.Array) -> tuple[Carry, jax.Array]:
         """One time step from a raw input ``x: [batch, d]``; returns ``(carry, h: [batch, H])``."""
@@ -131,6 +162,7 @@ class RNNCell(RecurrentCell):
     """
 
     num_gates = 1
+    input_joins_stage = True
 
     def setup(self):
         self.input_proj = self._input_dense()
@@ -163,6 +195,7 @@ class LSTMCell(RecurrentCell):
 
     forget_bias: float = 1.0
     num_gates = 4
+    input_joins_stage = True
 
     def setup(self):
         self.input_proj = self._input_dense(bias_init=gate_bias(4, {2: self.forget_bias}))

@@ -8,8 +8,8 @@ forcing)::
     h_t^(l)   = LSTM_l(dropout(h_t^(l-1)), state^(l))    l = 2..L
     logits_t  = dropout(h_t^(L)) W_out + b_out            [vocab]
 
-Each layer runs over time with :func:`jaxseq.models.sequence.scan_cell` (input projection hoisted
-out of the scan). The per-layer states are returned, so a caller can carry them into the next call:
+Each layer runs over time with :func:`jaxseq.models.sequence.scan_cell` (by default the input
+projection joins the recurrent matmul where the layer's input is no wider than its state). The per-layer states are returned, so a caller can carry them into the next call:
 generation feeds a prompt through :meth:`CharLSTM.__call__` and then continues one character at a
 time with :meth:`CharLSTM.step`, for any length.
 """
@@ -38,6 +38,7 @@ class CharLSTM(nn.Module):
       dropout_rate: dropout on the output of every LSTM layer (between layers and before the
         output layer), active only with ``train=True``.
       forget_bias: initial forget-gate bias of every layer.
+      join_input: see :func:`jaxseq.models.sequence.scan_cell` (None: decided per layer).
     """
 
     vocab_size: int
@@ -46,6 +47,7 @@ class CharLSTM(nn.Module):
     embed_dim: int = 64
     dropout_rate: float = 0.0
     forget_bias: float = 1.0
+    join_input: Optional[bool] = None
 
     def setup(self):
         self.embed = nn.Embed(self.vocab_size, self.embed_dim)
@@ -74,7 +76,7 @@ class CharLSTM(nn.Module):
         x = self.embed(tokens)
         new_carries = []
         for cell, carry in zip(self.cells, carries):
-            carry, x = scan_cell(cell, x, carry)
+            carry, x = scan_cell(cell, x, carry, join_input=self.join_input)
             x = self.dropout(x, deterministic=not train)
             new_carries.append(carry)
         return tuple(new_carries), self.head(x)

@@ -1,8 +1,9 @@
 """Sequence models built on any :mod:`jaxseq.models.cells` cell.
 
-:func:`scan_cell` is the one place a cell is run over time: it applies the cell's input
-projection to all time steps in one matmul, then scans only the recurrent step, with the
-hand-written backpropagation through time of :mod:`jaxseq.models.bptt`.
+:func:`scan_cell` is the one place a cell is run over time. It scans only what recurs, with the
+hand-written backpropagation through time of :mod:`jaxseq.models.bptt`; the input projection is
+either applied to all time steps in one matmul before the scan (wide inputs) or joined to the
+recurrent matmul of each step (inputs no wider than the state, where that measured faster).
 """
 
 from typing import Optional
@@ -11,7 +12,7 @@ import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
-from jaxseq.models.bptt import UNROLL, run_recurrence
+from jaxseq.models.bptt import UNROLL, input_joined, run_recurrence
 from jaxseq.models.cells import RecurrentCell
 from jaxseq.models.parallel_scan import LinearRecurrentCell
 
@@ -26,6 +27,7 @@ def scan_cell(
     perturbations: Optional[jax.Array] = None,
     manual_bptt: bool = True,
     unroll: int = UNROLL,
+    join_input: Optional[bool] = None,
 ):
     """Run ``cell`` over a batch of sequences.
 
@@ -42,33 +44,47 @@ def scan_cell(
         (weight gradients as one matmul after the loop); False uses jax's transpose of the scan.
         Both give the same gradients. (Classic cells only.)
       unroll: time steps per iteration of the compiled loop (classic cells only).
+      join_input: how a classic cell gets its input part ``x_t W_x + b``. False: for all time steps
+        at once before the loop (a ``[time, batch, k*H]`` array). True: inside each step, joined to
+        the recurrent matmul as ``[x_t, 1, h] @ [W_x; b; W_h]`` (cells with
+        ``input_joins_stage``: the RNN and the LSTM). None (default): joined when the cell allows it
+        and the input is no wider than the state (``d <= H``), where it measured faster
+        (benchmarks/README.md). The function is the same either way, up to float rounding.
     Returns:
       ``(final_carry, hs)`` with ``hs: [batch, time, H]`` (the cell's outputs).
     """
     if isinstance(cell, LinearRecurrentCell):
-        return _scan_linear(cell, x, carry, reverse, perturbations)
+        return _time_major(lambda xs, ps: cell.run(xs, carry, ps), x, reverse, perturbations)
     if carry is None:
         carry = cell.initialize_carry(jax.random.key(0), x[:, 0].shape)
-    # time-major inside: each step then reads one contiguous [batch, k*H] slab
-    xs = cell.project_inputs(jnp.swapaxes(x, 0, 1))
-    ps = None if perturbations is None else jnp.swapaxes(perturbations, 0, 1)
-    if reverse:
-        xs = jnp.flip(xs, axis=0)
-        ps = None if ps is None else jnp.flip(ps, axis=0)
-    carry, hs = run_recurrence(type(cell), cell.recurrent_weights(), carry, xs, ps, manual_bptt, unroll)
-    if reverse:
-        hs = jnp.flip(hs, axis=0)
-    return carry, jnp.swapaxes(hs, 0, 1)
+    if join_input is None:
+        join_input = cell.input_joins_stage and x.shape[-1] <= cell.hidden_size
+    equations, weights = type(cell), cell.recurrent_weights()
+    if join_input:
+        kernel, bias = cell.input_weights(x.shape[-1])
+        equations = input_joined(equations)
+        weights = (jnp.concatenate([kernel, bias[None], weights[0]], axis=0),)
+
+    def run(xs, ps):
+        if join_input:
+            xs = jnp.concatenate([xs, jnp.ones(xs.shape[:-1] + (1,), xs.dtype)], axis=-1)
+        else:
+            xs = cell.project_inputs(xs)
+        return run_recurrence(equations, weights, carry, xs, ps, manual_bptt, unroll)
+
+    return _time_major(run, x, reverse, perturbations)
 
 
-def _scan_linear(cell: LinearRecurrentCell, x, carry, reverse, perturbations):
-    """:func:`scan_cell` for a linear recurrence: ``cell.run`` on time-major inputs."""
+def _time_major(run, x, reverse, perturbations):
+    """``run(xs, ps) -> (carry, ys)`` on time-major (and, if ``reverse``, time-flipped) copies of
+    ``x: [batch, time, d]`` and ``perturbations``; ``ys`` comes back as ``[batch, time, ...]`` in input order."""
+    # time-major inside: each step then reads one contiguous [batch, d] slab
     xs = jnp.swapaxes(x, 0, 1)
     ps = None if perturbations is None else jnp.swapaxes(perturbations, 0, 1)
     if reverse:
         xs = jnp.flip(xs, axis=0)
         ps = None if ps is None else jnp.flip(ps, axis=0)
-    carry, ys = cell.run(xs, carry, ps)
+    carry, ys = run(xs, ps)
     if reverse:
         ys = jnp.flip(ys, axis=0)
     return carry, jnp.swapaxes(ys, 0, 1)
@@ -99,14 +115,23 @@ class TokenEncoder(nn.Module):
         raise ValueError(f"unknown encoding {self.encoding!r}; choose one of: {', '.join(ENCODINGS)}")
 
 
-class SequenceClassifier(nn.Module):
+class ScanOptions:
+    """Mixin for models with the fields ``manual_bptt``, ``unroll`` and ``join_input``."""
+
+    def scan_options(self) -> dict:
+        """The keyword arguments of :func:`scan_cell` that those fields hold."""
+        return dict(manual_bptt=self.manual_bptt, unroll=self.unroll, join_input=self.join_input)
+
+
+class SequenceClassifier(ScanOptions, nn.Module):
     """Classify a sequence from the last hidden state: ``p = h_T W_ph + b_p``.
 
     Attributes:
       cell: the recurrent cell (initial state zeros).
       num_classes: ``C``.
       vocab_size, encoding, embed_dim: see :class:`TokenEncoder`.
-      manual_bptt, unroll: how the cell is scanned (see :func:`scan_cell`; results do not depend on it).
+      manual_bptt, unroll, join_input: how the cell is scanned (see :func:`scan_cell`; results do not
+        depend on them beyond float rounding).
     """
 
     cell: RecurrentCell
@@ -116,6 +141,7 @@ class SequenceClassifier(nn.Module):
     embed_dim: int = 16
     manual_bptt: bool = True
     unroll: int = UNROLL
+    join_input: Optional[bool] = None
 
     @nn.compact
     def __call__(self, tokens: jax.Array, perturbations: Optional[jax.Array] = None) -> jax.Array:
@@ -124,11 +150,11 @@ class SequenceClassifier(nn.Module):
         ``perturbations``: optional ``[batch, time, H]`` added to each ``h_t`` (see :func:`scan_cell`).
         """
         x = TokenEncoder(self.vocab_size, self.encoding, self.embed_dim, name="encoder")(tokens)
-        _, hs = scan_cell(self.cell, x, perturbations=perturbations, manual_bptt=self.manual_bptt, unroll=self.unroll)
+        _, hs = scan_cell(self.cell, x, perturbations=perturbations, **self.scan_options())
         return nn.Dense(self.num_classes, name="head")(hs[:, -1])
 
 
-class BidirectionalClassifier(nn.Module):
+class BidirectionalClassifier(ScanOptions, nn.Module):
     """Two cells read the sequence in opposite directions; the head sees both final states.
 
     ``p = [h_T^fwd ; h_1^bwd] W_ph + b_p`` where ``h_1^bwd`` is the backward cell's state after it
@@ -136,7 +162,7 @@ class BidirectionalClassifier(nn.Module):
 
     Attributes:
       forward_cell, backward_cell: two cells of the same hidden size (separate parameters).
-      num_classes, vocab_size, encoding, embed_dim, manual_bptt, unroll: as in :class:`SequenceClassifier`.
+      num_classes, vocab_size, encoding, embed_dim, manual_bptt, unroll, join_input: as in :class:`SequenceClassifier`.
     """
 
     forward_cell: RecurrentCell
@@ -147,19 +173,20 @@ class BidirectionalClassifier(nn.Module):
     embed_dim: int = 16
     manual_bptt: bool = True
     unroll: int = UNROLL
+    join_input: Optional[bool] = None
 
     @nn.compact
     def __call__(self, tokens: jax.Array, perturbations: Optional[jax.Array] = None) -> jax.Array:
         """``tokens: [batch, time]`` -> logits ``[batch, C]``; ``perturbations`` (forward cell only)."""
         x = TokenEncoder(self.vocab_size, self.encoding, self.embed_dim, name="encoder")(tokens)
-        scan = dict(manual_bptt=self.manual_bptt, unroll=self.unroll)
+        scan = self.scan_options()
         _, hs_fwd = scan_cell(self.forward_cell, x, perturbations=perturbations, **scan)
         _, hs_bwd = scan_cell(self.backward_cell, x, reverse=True, **scan)
         last = jnp.concatenate([hs_fwd[:, -1], hs_bwd[:, 0]], axis=-1)
         return nn.Dense(self.num_classes, name="head")(last)
 
 
-class StackedClassifier(nn.Module):
+class StackedClassifier(ScanOptions, nn.Module):
     """``L`` recurrent layers, then ``p = h_T W_ph + b_p`` on the last layer's final output.
 
     Layer 0 reads the encoded input; every later layer ``l`` is a pre-norm residual block,
@@ -168,7 +195,7 @@ class StackedClassifier(nn.Module):
 
     Attributes:
       cells: the ``L`` cells, all with the same output width ``H``.
-      num_classes, vocab_size, encoding, embed_dim, manual_bptt, unroll: as in :class:`SequenceClassifier`.
+      num_classes, vocab_size, encoding, embed_dim, manual_bptt, unroll, join_input: as in :class:`SequenceClassifier`.
     """
 
     cells: tuple
@@ -178,12 +205,13 @@ class StackedClassifier(nn.Module):
     embed_dim: int = 16
     manual_bptt: bool = True
     unroll: int = UNROLL
+    join_input: Optional[bool] = None
 
     @nn.compact
     def __call__(self, tokens: jax.Array, perturbations: Optional[jax.Array] = None) -> jax.Array:
         """``tokens: [batch, time]`` -> logits ``[batch, C]``; ``perturbations`` go to layer 0's state."""
         h = TokenEncoder(self.vocab_size, self.encoding, self.embed_dim, name="encoder")(tokens)
-        scan = dict(manual_bptt=self.manual_bptt, unroll=self.unroll)
+        scan = self.scan_options()
         for layer, cell in enumerate(self.cells):
             if layer == 0:
                 _, h = scan_cell(cell, h, perturbations=perturbations, **scan)
