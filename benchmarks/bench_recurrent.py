@@ -10,7 +10,10 @@ runs under ``lax.map``, i.e. with no batch axis, which is what ``auto`` gives on
 runs the same step in eager mode (``nn.LSTM`` / ``nn.RNN``, ``torch.optim.Adam``,
 ``clip_grad_norm_``, batches from ``torch.randint``). Variants:
 
-- ``ours-lstm``, ``ours-rnn``: the project's cells through ``scan_cell`` (hand-written BPTT);
+- ``ours-lstm``, ``ours-rnn``: the project's cells through ``scan_cell`` (hand-written BPTT, the
+  input projection joined to the recurrent matmul: the default for a one-hot input);
+- ``ours-lstm-hoisted``, ``ours-rnn-hoisted``: the same with the input projection applied to all
+  time steps before the loop (``join_input=False``);
 - ``ours-lstm-autodiff``, ``ours-rnn-autodiff``: the same with jax's transpose of the scan;
 - ``flax-lstm``: ``nn.RNN(nn.OptimizedLSTMCell)`` with the same head;
 - ``torch-lstm``, ``torch-rnn``: PyTorch's ``nn.LSTM`` / ``nn.RNN`` (needs ``pip install -e '.[bench]'``).
@@ -46,7 +49,10 @@ _SEEDS = flags.DEFINE_list("seeds", ["1", "8"], "seed counts")
 _STRATEGIES = flags.DEFINE_list("strategies", ["vmap", "map", "map:4"], "seed strategies for more than one seed")
 _VARIANTS = flags.DEFINE_list(
     "variants",
-    ["ours-lstm", "ours-lstm-autodiff", "flax-lstm", "torch-lstm", "ours-rnn", "ours-rnn-autodiff", "torch-rnn"],
+    [
+        "ours-lstm", "ours-lstm-hoisted", "ours-lstm-autodiff", "flax-lstm", "torch-lstm",
+        "ours-rnn", "ours-rnn-hoisted", "ours-rnn-autodiff", "torch-rnn",
+    ],
     "what to time",
 )
 _REPEATS = flags.DEFINE_integer("repeats", 7, "timed chunks per variant (median reported)")
@@ -87,6 +93,8 @@ def make_trainer(variant: str, length: int):
         trainer.model = FlaxLSTMClassifier(H, 10)
     elif variant.endswith("-autodiff"):
         trainer.model = trainer.model.clone(manual_bptt=False)
+    elif variant.endswith("-hoisted"):
+        trainer.model = trainer.model.clone(join_input=False)
     return trainer
 
 
@@ -218,8 +226,8 @@ def compute_ratios(rows: list[dict]) -> list[dict]:
     for (variant, length, seeds, strategy), value in rate.items():
         if seeds == 1 and variant.startswith("ours") and not variant.endswith("autodiff"):
             cell = variant.split("-")[1]
-            for peer in (f"ours-{cell}-autodiff", f"flax-{cell}", f"torch-{cell}"):
-                if (peer, length, 1, "-") in rate:
+            for peer in (f"ours-{cell}-hoisted", f"ours-{cell}-autodiff", f"flax-{cell}", f"torch-{cell}"):
+                if peer != variant and (peer, length, 1, "-") in rate:
                     ratios.append(dict(what=f"{variant} / {peer} (1 seed)", length=length, ratio=round(value / rate[(peer, length, 1, "-")], 2)))
         if seeds > 1 and (variant, length, 1, "-") in rate:
             ratios.append(dict(what=f"{variant}: {seeds} seeds {strategy} / {seeds} sequential", length=length,

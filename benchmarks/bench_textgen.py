@@ -1,6 +1,6 @@
 """Training speed of the character LSTM: jaxseq's CharLSTM vs Flax's nn.RNN(nn.OptimizedLSTMCell) vs PyTorch.
 
-Both models are Embedding(V, 64) -> 2 x LSTM(256) -> Dense(V), trained with the same step (Adam,
+All models are Embedding(V, 64) -> 2 x LSTM(256) -> Dense(V), trained with the same step (Adam,
 global-norm clipping 5, mean cross-entropy over B = 64 windows of T = 30 characters, V = 80 as
 in Grimms' Fairy Tales), each as one jitted ``lax.scan`` over ``--steps_per_call`` steps on
 batches cut on device. PyTorch's peer (``pip install -e '.[bench]'``) is the same stack,
@@ -155,6 +155,9 @@ def main(argv):
     del argv
     makers = {
         "jaxseq CharLSTM (LSTMCell + scan_cell)": lambda: jax_timer(CharLSTM(_VOCAB.value, _HIDDEN.value, NUM_LAYERS, EMBED_DIM)),
+        "jaxseq CharLSTM, input projection hoisted": lambda: jax_timer(
+            CharLSTM(_VOCAB.value, _HIDDEN.value, NUM_LAYERS, EMBED_DIM, join_input=False)
+        ),
         "flax nn.RNN(nn.OptimizedLSTMCell)": lambda: jax_timer(FlaxCharLSTM(_VOCAB.value, _HIDDEN.value)),
     }
     try:

@@ -1,7 +1,7 @@
 """Where the time of a training step goes: XLA's own per-op trace, summed by kind of op.
 
-    .venv/bin/python benchmarks/profile_step.py                               # ours-lstm, T = 30, 1 seed
-    .venv/bin/python benchmarks/profile_step.py --variants=ours-lstm,ours-lstm-autodiff,flax-lstm
+    .venv/bin/python benchmarks/profile_step.py             # T = 30, 1 seed: ours (input joined, hoisted, jax's BPTT), Flax
+    .venv/bin/python benchmarks/profile_step.py --profile_variants=ours-lstm,flax-lstm
 
 Runs ``--chunks`` chunks of the palindrome training step of ``bench_recurrent.py`` under
 ``jax.profiler`` and reads the trace back with jaxlib's ``ProfileData``. XLA's CPU runtime records
@@ -30,7 +30,9 @@ from absl import app, flags  # noqa: E402
 
 import bench_recurrent  # noqa: E402  (its flags: --chunk)
 
-_VARIANTS = flags.DEFINE_list("profile_variants", ["ours-lstm", "ours-lstm-autodiff", "flax-lstm"], "variants to profile")
+_VARIANTS = flags.DEFINE_list(
+    "profile_variants", ["ours-lstm", "ours-lstm-hoisted", "ours-lstm-autodiff", "flax-lstm"], "variants to profile"
+)
 _LENGTH = flags.DEFINE_integer("length", 30, "palindrome length T")
 _CHUNKS = flags.DEFINE_integer("chunks", 3, "traced chunks (after 3 warm-up chunks)")
 _STRATEGY = flags.DEFINE_string("strategy", "map", "seed strategy for the one seed (map: no batch axis)")
