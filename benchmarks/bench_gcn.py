@@ -35,7 +35,7 @@ from absl import app, flags
 from jaxseq.config import load_config
 from jaxseq.data import graphs
 from jaxseq.models.gnn import GCN
-from jaxseq.train.gnn import make_train, masked_cross_entropy
+from jaxseq.train.gnn import make_train, masked_cross_entropy, train_seeds
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 
@@ -132,7 +132,7 @@ def scaling(max_nodes: int, dense_max: int, degree: float, features: int, repeat
 
 
 def seeds_side_by_side(num_seeds: int) -> dict:
-    """Cora GCN (configs/gcn.py:cora): all seeds in one vmapped program vs one after another."""
+    """Cora GCN (configs/gcn.py:cora): all seeds in one vmapped program vs one after another vs seed groups in threads."""
     config = load_config("configs/gcn.py:cora")
     train = make_train(config, graphs.load_planetoid("cora"))
     keys = jax.random.split(jax.random.key(config.train.seed), num_seeds)
@@ -162,9 +162,16 @@ def seeds_side_by_side(num_seeds: int) -> dict:
     _, metrics = jax.block_until_ready(mapped(keys))
     result["lax_map_run_s"] = time.perf_counter() - start
     result["lax_map_test_acc"] = float(np.mean(metrics["final"]["test_acc"]))
+
+    # The CPU default: one lax.map program per core over a contiguous group of seeds, called at the
+    # same time from host threads (train.seed_strategy = "threads", jaxseq/train/seeds.py).
+    config.train.seed_strategy = "threads"
+    runs = train_seeds(config, graphs.load_planetoid("cora"), num_seeds)
+    result["threads_compile_s"], result["threads_run_s"] = runs.compile_s, runs.run_s
+    result["threads_test_acc"] = float(np.mean(runs.metrics["final"]["test_acc"]))
     print(f"\nCora GCN, {num_seeds} seeds x up to {config.train.num_epochs} epochs")
     print(f"{'mode':>10} {'compile s':>10} {'run s':>8} {'mean test acc':>14}")
-    for mode in ("vmap", "sequential", "lax_map"):
+    for mode in ("vmap", "sequential", "lax_map", "threads"):
         print(f"{mode:>10} {result[mode + '_compile_s']:>10.1f} {result[mode + '_run_s']:>8.2f} {result[mode + '_test_acc']:>14.4f}")
     return result
 

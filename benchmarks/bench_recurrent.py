@@ -40,13 +40,13 @@ from flax import linen as nn  # noqa: E402
 
 from jaxseq.config import load_config  # noqa: E402
 from jaxseq.train.multiseed import MultiSeedRunner, seed_keys  # noqa: E402
-from jaxseq.train.seeds import StalledRunError, StallWatch  # noqa: E402
+from jaxseq.train.seeds import SeedGroups, StalledRunError, StallWatch  # noqa: E402
 from jaxseq.train.sequence import make_train  # noqa: E402
 from jaxseq.train.sweep import setting_config  # noqa: E402
 
 _LENGTHS = flags.DEFINE_list("lengths", ["10", "30"], "palindrome lengths T")
 _SEEDS = flags.DEFINE_list("seeds", ["1", "8"], "seed counts")
-_STRATEGIES = flags.DEFINE_list("strategies", ["vmap", "map", "map:4"], "seed strategies for more than one seed")
+_STRATEGIES = flags.DEFINE_list("strategies", ["vmap", "map", "map:4", "threads"], "seed strategies for more than one seed")
 _VARIANTS = flags.DEFINE_list(
     "variants",
     [
@@ -101,14 +101,16 @@ def make_trainer(variant: str, length: int):
 def jax_timer(variant: str, length: int, seeds: int, strategy: str):
     """A function that runs one chunk of ``seeds`` seeds and returns its seconds (compiled and warmed up)."""
     runner = MultiSeedRunner(make_trainer(variant, length), strategy=strategy)
-    state = {"run": runner.init(seed_keys(jax.random.key(0), seeds))}
-
+    groups = SeedGroups(runner.strategy)  # threads:G runs G seed groups at once
     watch = StallWatch(min_s=STALL_S, strategy=strategy)
+    keys = groups.split(seed_keys(jax.random.key(0), seeds))
+    state = {"runs": groups(runner.init, keys, watch, "init")}
 
     def timed() -> tuple[float, float]:
         start, cpu = time.perf_counter(), time.process_time()
-        state["run"], metrics = runner.run_chunk(state["run"])
-        watch.wait((state["run"], metrics), f"{variant} T={length} {seeds} seeds")  # raises if XLA deadlocks
+        # waits for every group; raises if XLA deadlocks
+        outputs = groups(runner.run_chunk, state["runs"], watch, f"{variant} T={length} {seeds} seeds")
+        state["runs"] = [run for run, _ in outputs]
         return time.perf_counter() - start, time.process_time() - cpu
 
     timed()

@@ -62,9 +62,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.train.stop_accuracy = 0.999  # stop a seed once its windowed accuracy reaches this
     config.train.window = 50
     config.train.patience = 0  # stop a seed after this many steps without loss improvement (0: off)
-    # how seeds share one compiled program: auto | vmap | map | map:K (K vmapped seeds at a time);
-    # auto = map on CPU (vmap can deadlock there with jax 0.10.2), vmap on GPU/TPU. Results do not
-    # depend on it. See jaxseq/train/seeds.py and benchmarks/README.md.
+    # how seeds share compiled programs: auto | vmap | map | map:K (K vmapped seeds at a time) |
+    # threads | threads:G (G lax.map programs at once, one per host thread; threads: one per core);
+    # auto = threads on CPU (vmap can deadlock there with jax 0.10.2), vmap on GPU/TPU. Results do
+    # not depend on it. See jaxseq/train/seeds.py and benchmarks/README.md.
     config.train.seed_strategy = "auto"
     config.train.stall_timeout_s = 300.0  # a chunk slower than max(this, 10x the slowest so far) stops the run
 

@@ -1,5 +1,6 @@
 """The multi-seed trainer: vmap equals separate runs, it learns, it stops, it fails clearly."""
 
+import threading
 import time
 from unittest import mock
 
@@ -16,7 +17,17 @@ from jaxseq.train.checks import check_finite
 from jaxseq.train.multiseed import MultiSeedRunner
 from jaxseq.train.optim import OPTIMIZERS, make_optimizer
 from jaxseq.train.periodic import is_time
-from jaxseq.train.seeds import STALL_FACTOR, StalledRunError, StallWatch, resolve_seed_strategy
+from jaxseq.train.seeds import (
+    STALL_FACTOR,
+    SeedGroups,
+    StalledRunError,
+    StallWatch,
+    available_cores,
+    join_seeds,
+    resolve_seed_strategy,
+    seed_groups,
+    split_seeds,
+)
 from jaxseq.train.sequence import make_train
 from jaxseq.train.sweep import setting_config
 
@@ -166,11 +177,12 @@ def test_is_time_never_skips_the_last_step():
 
 
 def test_every_seed_strategy_gives_the_same_per_seed_results():
-    """vmap, lax.map and lax.map in groups (including a ragged last group) train the same seeds."""
+    """vmap, lax.map, lax.map in groups and seed groups in threads (each including a ragged last
+    group) train the same seeds."""
     config = quick(**{"model.name": "lstm", "data.length": 5, "train.num_steps": 80, "train.chunk_steps": 20,
                       "train.window": 10, "train.stop_accuracy": 0.3})
     trainer = make_train(config)
-    results = {s: MultiSeedRunner(trainer, strategy=s).run(jax.random.key(5), 3) for s in ["vmap", "map", "map:2"]}
+    results = {s: MultiSeedRunner(trainer, strategy=s).run(jax.random.key(5), 3) for s in ["vmap", "map", "map:2", "threads:2"]}
     reference = results["vmap"]
     assert len(set(reference.final["steps"].tolist())) > 1  # seeds stop on their own, at different steps
     for strategy, other in results.items():
@@ -182,11 +194,14 @@ def test_every_seed_strategy_gives_the_same_per_seed_results():
 
 
 def test_seed_strategy_names():
-    assert resolve_seed_strategy("auto", backend="cpu") == "map"
+    assert resolve_seed_strategy("auto", backend="cpu") == f"threads:{available_cores()}"
     assert resolve_seed_strategy("auto", backend="gpu") == "vmap"
     assert resolve_seed_strategy("map:4") == "map:4"
+    assert resolve_seed_strategy("threads:3") == "threads:3"
+    assert resolve_seed_strategy("threads") == f"threads:{available_cores()}"
+    assert seed_groups("threads:3") == 3 and seed_groups("map:4") == 1 and seed_groups("vmap") == 1
     assert make_train(quick(**{"train.seed_strategy": "vmap"})).seed_strategy == "vmap"
-    for bad in ["pmap", "map:0", "map:x", ""]:
+    for bad in ["pmap", "map:0", "map:x", "", "threads:0", "threads:x"]:
         with pytest.raises(ValueError, match="unknown train.seed_strategy"):
             make_train(quick(**{"train.seed_strategy": bad}))
 
@@ -208,9 +223,39 @@ def test_a_chunk_that_never_finishes_stops_the_run_with_a_clear_error():
     assert watch.bound_s == pytest.approx(STALL_FACTOR * 12.0)
 
 
+def test_seed_groups_split_join_and_stop_on_a_stalled_group():
+    """Seeds split into contiguous groups (larger first) and join back; a group that never finishes
+    stops the wait with the stall error, without waiting for its thread."""
+    tree = {"a": np.arange(5), "b": np.arange(10).reshape(5, 2)}
+    parts = split_seeds(tree, 2)
+    assert [len(p["a"]) for p in parts] == [3, 2] and len(split_seeds(tree, 9)) == 5
+    joined = join_seeds(parts)
+    assert all(np.array_equal(joined[k], tree[k]) for k in tree)
+    groups = SeedGroups("threads:2")
+    assert groups.groups == 2 and SeedGroups("map").groups == 1
+    assert groups(lambda x: x * 2, [1, 2], StallWatch(min_s=5.0), "chunk") == [2, 4]
+    release = threading.Event()  # the second group "deadlocks" until the test releases it
+    start = time.monotonic()
+    with pytest.raises(StalledRunError, match="chunk 1 of 3 made no progress"):
+        groups(lambda x: x or release.wait(60), [1, 0], StallWatch(min_s=0.3, strategy="threads:2"), "chunk 1 of 3")
+    groups.close()
+    assert time.monotonic() - start < 30  # gave up after its bound, not after the stuck group
+    release.set()
+
+
 def test_the_runner_stops_on_a_stalled_chunk(monkeypatch):
     trainer = make_train(quick(**{"train.num_steps": 20, "train.chunk_steps": 10, "train.stall_timeout_s": 0.0}))
-    runner = MultiSeedRunner(trainer)
-    monkeypatch.setattr(jax.Array, "is_ready", lambda self: False, raising=False)
-    with pytest.raises(StalledRunError, match="chunk 1 of 2"):
+    runner = MultiSeedRunner(trainer, strategy="map")  # threads: test_seed_groups_split_join_and_stop_...
+    stalled = {"now": True}  # from the start: the initialisation stalls
+    monkeypatch.setattr(type(jnp.zeros(1)), "is_ready", lambda self: not stalled["now"])  # jax's ArrayImpl
+    with pytest.raises(StalledRunError, match="initialisation made no progress"):
+        runner.run(jax.random.key(0), 2)
+    stalled["now"], run_chunk = False, runner.run_chunk
+
+    def stalling_chunk(run):  # from the first chunk on
+        stalled["now"] = True
+        return run_chunk(run)
+
+    runner.run_chunk = stalling_chunk
+    with pytest.raises(StalledRunError, match="chunk 1 of 2 made no progress"):
         runner.run(jax.random.key(0), 2)

@@ -35,7 +35,7 @@ from jaxseq.models.gnn import make_gnn
 from jaxseq.registry import lookup
 from jaxseq.train.checks import check_finite
 from jaxseq.train.optim import make_optimizer
-from jaxseq.train.seeds import StallWatch, map_over_seeds, resolve_seed_strategy
+from jaxseq.train.seeds import SeedGroups, StallWatch, map_over_seeds, resolve_seed_strategy
 
 Params = Any
 
@@ -254,15 +254,25 @@ def train_seeds(
     num_seeds = config.train.num_seeds if num_seeds is None else num_seeds
     keys = jax.random.split(jax.random.key(config.train.seed), num_seeds)
     strategy = resolve_seed_strategy(config.train.get("seed_strategy", "auto"))
+    groups = SeedGroups(strategy)
+    parts = groups.split(keys)  # one part unless the strategy is threads:G
     start = time.perf_counter()
-    compiled = jax.jit(map_over_seeds(make_train(config, data), strategy)).lower(keys).compile()
+    train = jax.jit(map_over_seeds(make_train(config, data), strategy))
+    compiled = {}
+    for part in parts:  # parts differ in size by at most one seed: at most two programs
+        if part.shape[0] not in compiled:
+            compiled[part.shape[0]] = train.lower(part).compile()
     compiled_at = time.perf_counter()
     watch = StallWatch(config.train.get("stall_timeout_s", None), strategy)
-    state, metrics = watch.wait(compiled(keys), f"training {num_seeds} seeds")
+    try:
+        outputs = groups(lambda part: compiled[part.shape[0]](part), parts, watch, f"training {num_seeds} seeds")
+    finally:
+        groups.close()
+    state, metrics = groups.join(jax.device_get(outputs))
     finished = time.perf_counter()
     metrics = jax.tree.map(np.asarray, metrics)
     check_run(metrics)
-    return SeedRuns(jax.device_get(state), metrics, compiled_at - start, finished - compiled_at)
+    return SeedRuns(state, metrics, compiled_at - start, finished - compiled_at)
 
 
 def check_run(metrics: dict[str, Any]) -> None:

@@ -1,4 +1,5 @@
-"""Run several seeds of a trainer in one compiled program, chunk by chunk, with progress.
+"""Run several seeds of a trainer at once, chunk by chunk, with progress (one compiled program, or
+one per seed group).
 
 The trainer (for example :class:`jaxseq.train.sequence.SequenceTrainer`) provides pure
 ``init(rng)``, ``run_chunk(run) -> (run, metrics[chunk])`` and ``evaluate(run)``; here they are
@@ -19,7 +20,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from jaxseq.train.checks import check_finite
-from jaxseq.train.seeds import StalledRunError, StallWatch, map_over_seeds, resolve_seed_strategy
+from jaxseq.train.seeds import SeedGroups, StalledRunError, StallWatch, map_over_seeds, resolve_seed_strategy
 
 __all__ = ["MultiSeedRunner", "SeedResults", "StalledRunError", "seed_keys", "seed_sharding"]
 
@@ -76,7 +77,10 @@ class MultiSeedRunner:
         ``chunk_steps``, and optionally ``seed_strategy`` (a ``train.seed_strategy`` value) and
         ``stall_timeout_s`` (the least time a chunk may take before the run is called stalled).
       strategy: overrides the trainer's ``seed_strategy`` (``"auto"``, ``"vmap"``, ``"map"``,
-        ``"map:<K>"``); per-seed results do not depend on it.
+        ``"map:<K>"``, ``"threads"``, ``"threads:<G>"``); per-seed results do not depend on it.
+
+    ``init``, ``run_chunk`` and ``evaluate`` are the compiled functions of one seed group (all
+    seeds unless the strategy is ``"threads:G"``, whose ``G`` groups :meth:`run` calls at once).
     """
 
     def __init__(self, trainer, strategy: Optional[str] = None):
@@ -101,14 +105,23 @@ class MultiSeedRunner:
           FloatingPointError: a seed's loss became NaN or infinite (names the step and seed).
           StalledRunError: a chunk did not finish within the stall bound (see :class:`StallWatch`).
         """
+        groups = SeedGroups(self.strategy)
+        try:
+            return self._run(key, num_seeds, groups, progress, description)
+        finally:
+            groups.close()
+
+    def _run(self, key, num_seeds, groups: SeedGroups, progress, description) -> SeedResults:
         start = time.perf_counter()
         trainer = self.trainer
         watch = StallWatch(self.stall_timeout_s, self.strategy)
-        run = self.init(seed_keys(key, num_seeds))
+        runs = groups(self.init, groups.split(seed_keys(key, num_seeds)), watch, "initialisation")
         chunks = []
         for index in range(trainer.num_chunks):
-            run, metrics = self.run_chunk(run)
-            metrics = jax.device_get(watch.wait(metrics, f"chunk {index + 1} of {trainer.num_chunks}"))
+            outputs = groups(self.run_chunk, runs, watch, f"chunk {index + 1} of {trainer.num_chunks}")
+            runs = [run for run, _ in outputs]
+            running = np.concatenate([np.asarray(run.active) for run in runs])
+            metrics = groups.join(jax.device_get([metrics for _, metrics in outputs]))
             active = metrics["active"]
             check_finite(np.where(active, metrics["loss"], 0.0), first_step=index * trainer.chunk_steps + 1)
             chunks.append(metrics)
@@ -117,12 +130,14 @@ class MultiSeedRunner:
                 acc = metrics["accuracy"][:, last[-1]].mean() if last.size else float("nan")
                 progress.update(trainer.chunk_steps)
                 progress.set_postfix_str(
-                    f"{description} acc {acc:.3f} running {int(np.asarray(run.active).sum())}/{num_seeds}"
+                    f"{description} acc {acc:.3f} running {int(running.sum())}/{num_seeds}"
                 )
-            if not np.asarray(run.active).any():
+            if not running.any():
                 break
+        run = groups.join(runs)
         steps = {k: np.concatenate([c[k] for c in chunks], axis=1) for k in chunks[0]}
-        final = {k: np.asarray(v) for k, v in jax.device_get(self.evaluate(run)).items()}
+        evaluated = groups.join(jax.device_get(groups(self.evaluate, runs, watch, "evaluation")))
+        final = {k: np.asarray(v) for k, v in evaluated.items()}
         final["steps"] = steps["active"].sum(axis=1)
         final["converged_step"] = np.asarray(run.converged_step)
         final["stopped_step"] = np.asarray(run.stopped_step)

@@ -6,26 +6,36 @@
 - ``"vmap"``: ``jax.vmap`` over all seeds, one batched program (``[seed, batch, ...]`` matmuls);
 - ``"map"``: ``jax.lax.map``, a loop over the seeds inside the compiled program;
 - ``"map:K"``: ``jax.lax.map(..., batch_size=K)``, a loop over groups of ``K`` vmapped seeds;
+- ``"threads:G"``: the seeds split into ``G`` contiguous groups, each a ``lax.map`` program, run
+  at the same time from ``G`` host threads (:class:`SeedGroups`); ``"threads"`` is one group per
+  CPU core the process may use. XLA's CPU runtime runs one program mostly one op at a time, on
+  about one core, and a program runs on the thread that calls it, so concurrent calls are what use
+  the other cores;
 - ``"auto"``: the measured choice for the backend, :data:`AUTO_STRATEGY`.
 
 Seed ``i`` computes the same function of ``keys[i]`` whatever the strategy, so per-seed results
 agree to float rounding (tests/test_train.py checks it for every strategy).
 
-Why ``auto`` is ``map`` on CPU (benchmarks/README.md, "Multi-seed on CPU"): with jax/jaxlib 0.10.2
-vmapped programs of 8 or more LSTM seeds deadlock inside XLA's CPU runtime in about half of the
-runs (every worker thread idle, the caller waiting forever), while ``lax.map`` never hung in the
-stress runs (0 of 40). It is not slower either: one seed at B = 128 already keeps the CPU busy,
-and the GCN's 10 seeds ran in 6.9 s under ``lax.map`` against 8.8 s under ``vmap``. On GPU and
-TPU one seed leaves the device mostly idle, which is where ``vmap`` pays (not measured yet).
+Why ``auto`` is ``threads`` on CPU (benchmarks/README.md, "Multi-seed runs on CPU"): with
+jax/jaxlib 0.10.2 vmapped programs of 8 or more LSTM seeds deadlock inside XLA's CPU runtime in
+about half of the runs (every worker thread idle, the caller waiting forever); ``lax.map`` never
+hung (0 of 40 stress runs), nor did ``threads`` (0 of 40), which runs ``lax.map`` programs side by
+side and so also uses the second core that one program leaves idle: 8 seeds trained at
+1.9-2.4x the rate of 8 sequential runs, where ``map`` gave 1.2-1.6x. On GPU and TPU one seed
+leaves the device mostly idle, which is where ``vmap`` pays (not measured yet).
 """
 
+import concurrent.futures
+import os
 import time
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Sequence
 
 import jax
+import jax.numpy as jnp
+import numpy as np
 
-SEED_STRATEGIES = ("auto", "vmap", "map", "map:K")
-AUTO_STRATEGY = {"cpu": "map", "gpu": "vmap", "cuda": "vmap", "rocm": "vmap", "tpu": "vmap"}
+SEED_STRATEGIES = ("auto", "vmap", "map", "map:K", "threads", "threads:G")
+AUTO_STRATEGY = {"cpu": "threads", "gpu": "vmap", "cuda": "vmap", "rocm": "vmap", "tpu": "vmap"}
 
 DEFAULT_STALL_TIMEOUT_S = 300.0  # the least a chunk may take before the run is called stalled
 STALL_FACTOR = 10.0  # ... or this many times the slowest chunk so far, whichever is longer
@@ -36,25 +46,35 @@ class StalledRunError(RuntimeError):
 
 
 def resolve_seed_strategy(name: str, backend: Optional[str] = None) -> str:
-    """The concrete strategy (``"vmap"``, ``"map"`` or ``"map:K"``) that ``name`` stands for.
+    """The concrete strategy (``"vmap"``, ``"map"``, ``"map:K"`` or ``"threads:G"``) that ``name`` stands for.
 
     Args:
-      name: a ``train.seed_strategy`` value: ``"auto"``, ``"vmap"``, ``"map"`` or ``"map:K"``.
+      name: a ``train.seed_strategy`` value: ``"auto"``, ``"vmap"``, ``"map"``, ``"map:K"``,
+        ``"threads"`` (one group per CPU core) or ``"threads:G"``.
       backend: the platform ``"auto"`` is resolved for (default: ``jax.default_backend()``).
     Raises:
-      ValueError: an unknown name or a bad ``K``, listing the valid forms.
+      ValueError: an unknown name or a bad ``K`` or ``G``, listing the valid forms.
     """
     name = str(name).strip()
     if name == "auto":
-        return AUTO_STRATEGY.get(backend or jax.default_backend(), "vmap")
+        return resolve_seed_strategy(AUTO_STRATEGY.get(backend or jax.default_backend(), "vmap"))
     if name in ("vmap", "map"):
         return name
+    if name == "threads":
+        return f"threads:{available_cores()}"
     kind, _, size = name.partition(":")
-    if kind == "map" and size.isdigit() and int(size) >= 1:
-        return f"map:{int(size)}"
+    if kind in ("map", "threads") and size.isdigit() and int(size) >= 1:
+        return f"{kind}:{int(size)}"
     raise ValueError(
-        f"unknown train.seed_strategy {name!r}; choose one of: auto, vmap, map, map:K (K a positive integer)"
+        f"unknown train.seed_strategy {name!r}; choose one of: auto, vmap, map, map:K, threads, threads:G "
+        "(K, G positive integers)"
     )
+
+
+def seed_groups(strategy: str) -> int:
+    """``G``, the number of seed groups run at the same time: ``G`` for ``"threads:G"``, else 1."""
+    kind, _, size = resolve_seed_strategy(strategy).partition(":")
+    return int(size) if kind == "threads" else 1
 
 
 def map_over_seeds(fn: Callable[[Any], Any], strategy: str) -> Callable[[Any], Any]:
@@ -69,8 +89,79 @@ def map_over_seeds(fn: Callable[[Any], Any], strategy: str) -> Callable[[Any], A
     strategy = resolve_seed_strategy(strategy)
     if strategy == "vmap":
         return jax.vmap(fn)
-    batch_size = int(strategy.partition(":")[2] or 0) or None
+    kind, _, size = strategy.partition(":")
+    batch_size = int(size) if kind == "map" and size else None  # a threads group is a plain lax.map
     return lambda stacked: jax.lax.map(fn, stacked, batch_size=batch_size)
+
+
+def split_seeds(tree: Any, groups: int) -> list[Any]:
+    """Split a pytree with a leading ``[seed]`` axis into ``min(groups, seeds)`` contiguous groups
+    (sizes differ by at most one, larger groups first); :func:`join_seeds` undoes it."""
+    if groups <= 1:
+        return [tree]
+    num_seeds = jax.tree.leaves(tree)[0].shape[0]
+    bounds = np.cumsum([0] + [len(part) for part in np.array_split(np.arange(num_seeds), min(groups, num_seeds))])
+    return [jax.tree.map(lambda x, a=a, b=b: x[a:b], tree) for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+def join_seeds(trees: Sequence[Any]) -> Any:
+    """Concatenate pytrees along their leading ``[seed]`` axis (NumPy leaves stay NumPy)."""
+    if len(trees) == 1:
+        return trees[0]
+
+    def join(*leaves):
+        return np.concatenate(leaves) if isinstance(leaves[0], np.ndarray) else jnp.concatenate(leaves)
+
+    return jax.tree.map(join, *trees)
+
+
+class SeedGroups:
+    """Calls a compiled seed-mapped function on every seed group at the same time, one host thread
+    per group, and waits for all of them under a :class:`StallWatch`.
+
+    With one group it calls the function directly (no thread), as ``"map"`` and ``"vmap"`` do.
+
+    Args:
+      strategy: a ``train.seed_strategy`` value; ``"threads:G"`` gives ``G`` groups, any other one.
+    """
+
+    def __init__(self, strategy: str):
+        self.groups = seed_groups(strategy)
+        self._pool = concurrent.futures.ThreadPoolExecutor(self.groups, "seed-group") if self.groups > 1 else None
+
+    def split(self, tree: Any) -> list[Any]:
+        """:func:`split_seeds` into this many groups."""
+        return split_seeds(tree, self.groups)
+
+    join = staticmethod(join_seeds)
+
+    def __call__(self, fn: Callable[[Any], Any], inputs: Sequence[Any], watch: "StallWatch", what: str) -> list[Any]:
+        """``[fn(x) for x in inputs]``, each finished (its arrays ready).
+
+        Raises:
+          StalledRunError: not all finished within the watch's bound.
+        """
+        if self._pool is None or len(inputs) == 1:
+            return [watch.wait(fn(x), what) for x in inputs]
+        futures = [self._pool.submit(lambda x: jax.block_until_ready(fn(x)), x) for x in inputs]
+        watch.wait(futures, what)
+        return [future.result() for future in futures]
+
+    def close(self) -> None:
+        """Release the threads without waiting for them (a deadlocked one never returns)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=False)
+
+
+def _is_future(leaf: Any) -> bool:
+    return isinstance(leaf, concurrent.futures.Future)
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on (its affinity mask where the OS has one, else ``os.cpu_count()``)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 class StallWatch:
@@ -96,16 +187,16 @@ class StallWatch:
         return max(self.min_s, STALL_FACTOR * self.slowest)
 
     def wait(self, tree: Any, what: str = "chunk") -> Any:
-        """Return ``tree`` once every array in it is ready.
+        """Return ``tree`` once every array in it is ready (and every ``concurrent.futures.Future`` done).
 
         Raises:
           StalledRunError: not ready within :attr:`bound_s`; names the cause and the workaround.
         """
         start = time.monotonic()
-        pending = [leaf for leaf in jax.tree.leaves(tree) if hasattr(leaf, "is_ready")]
+        pending = [leaf for leaf in jax.tree.leaves(tree) if _is_future(leaf) or hasattr(leaf, "is_ready")]
         pause = 1e-4
         while pending:
-            pending = [leaf for leaf in pending if not leaf.is_ready()]
+            pending = [leaf for leaf in pending if not (leaf.done() if _is_future(leaf) else leaf.is_ready())]
             waited = time.monotonic() - start
             if pending and waited > self.bound_s:
                 raise StalledRunError(
