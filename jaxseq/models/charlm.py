@@ -9,7 +9,8 @@ forcing)::
     logits_t  = dropout(h_t^(L)) W_out + b_out            [vocab]
 
 Each layer runs over time with :func:`jaxseq.models.sequence.scan_cell` (by default the input
-projection joins the recurrent matmul where the layer's input is no wider than its state). The per-layer states are returned, so a caller can carry them into the next call:
+projection joins the recurrent matmul where the layer's input is no wider than its state). The
+per-layer states are returned, so a caller can carry them into the next call:
 generation feeds a prompt through :meth:`CharLSTM.__call__` and then continues one character at a
 time with :meth:`CharLSTM.step`, for any length.
 """
