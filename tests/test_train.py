@@ -244,10 +244,16 @@ def test_seed_groups_split_join_and_stop_on_a_stalled_group():
 
 
 def test_the_runner_stops_on_a_stalled_chunk(monkeypatch):
-    trainer = make_train(quick(**{"train.num_steps": 20, "train.chunk_steps": 10, "train.stall_timeout_s": 0.0}))
+    trainer = make_train(quick(**{"train.num_steps": 20, "train.chunk_steps": 10, "train.stall_timeout_s": 2.0}))
     runner = MultiSeedRunner(trainer, strategy="map")  # threads: test_seed_groups_split_join_and_stop_...
     stalled = {"now": True}  # from the start: the initialisation stalls
-    monkeypatch.setattr(type(jnp.zeros(1)), "is_ready", lambda self: not stalled["now"])  # jax's ArrayImpl
+    array_type = type(jnp.zeros(1))  # jax's ArrayImpl
+    block = array_type.block_until_ready
+
+    def deadlocked(self):  # what a deadlocked runtime does: never returns (the watch's helper is a daemon)
+        return threading.Event().wait() if stalled["now"] else block(self)
+
+    monkeypatch.setattr(array_type, "block_until_ready", deadlocked)
     with pytest.raises(StalledRunError, match="initialisation made no progress"):
         runner.run(jax.random.key(0), 2)
     stalled["now"], run_chunk = False, runner.run_chunk
