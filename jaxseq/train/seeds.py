@@ -19,7 +19,7 @@ agree to float rounding (tests/test_train.py checks it for every strategy).
 Why ``auto`` is ``threads`` on CPU (benchmarks/README.md, "Multi-seed runs on CPU"): with
 jax/jaxlib 0.10.2 vmapped programs of 8 or more LSTM seeds deadlock inside XLA's CPU runtime in
 about half of the runs (every worker thread idle, the caller waiting forever); ``lax.map`` never
-hung (0 of 40 stress runs), nor did ``threads`` (0 of 40), which runs ``lax.map`` programs side by
+hung (0 of 40 stress runs), nor did ``threads`` (0 of 80), which runs ``lax.map`` programs side by
 side and so also uses the second core that one program leaves idle: 8 seeds trained at
 1.7-2.1x the rate of 8 sequential runs, where ``map`` gave 1.0-1.1x. On GPU and TPU one seed
 leaves the device mostly idle, which is where ``vmap`` pays (not measured yet).
