@@ -78,7 +78,7 @@ def run_once(argv: list[str], env: dict[str, str], idle_s: float, timeout_s: flo
             now, cpu = time.monotonic(), group_cpu_seconds(proc.pid)
             samples.append((now, cpu))
             window = [(t, c) for t, c in samples if t >= now - idle_s]
-            # idle: under 1 % of a core over the last idle_s (the stall watch's polling costs ~0.1 %)
+            # idle: under 1 % of a core over the last idle_s (the stall watch waits blocked, using no CPU)
             if now - start >= idle_s and cpu - window[0][1] < IDLE_SHARE * idle_s:
                 status = "hang"
             elif now - start >= timeout_s:
