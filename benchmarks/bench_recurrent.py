@@ -6,7 +6,8 @@
 Every variant trains on decimal palindromes (one-hot input, B = 128, H = 128, Adam 1e-3, global
 norm clipping at 10, a fresh batch per step) for chunks of ``--chunk`` steps. jax variants run
 ``SequenceTrainer.run_chunk`` (data generated on device) compiled once per seed strategy (one seed
-runs under ``lax.map``, i.e. with no batch axis, which is what ``auto`` gives on CPU); PyTorch
+runs under ``lax.map``, i.e. with no seed axis; ``shards:n`` rows split each batch over ``n``
+host threads, ``train.batch_shards = n``, which is what ``auto`` gives one seed on an n-core CPU); PyTorch
 runs the same step in eager mode (``nn.LSTM`` / ``nn.RNN``, ``torch.optim.Adam``,
 ``clip_grad_norm_``, batches from ``torch.randint``). Variants:
 
@@ -47,6 +48,7 @@ from jaxseq.train.sweep import setting_config  # noqa: E402
 _LENGTHS = flags.DEFINE_list("lengths", ["10", "30"], "palindrome lengths T")
 _SEEDS = flags.DEFINE_list("seeds", ["1", "8"], "seed counts")
 _STRATEGIES = flags.DEFINE_list("strategies", ["vmap", "map", "map:4", "threads"], "seed strategies for more than one seed")
+_SHARDS = flags.DEFINE_list("shards", ["2"], "train.batch_shards counts (> 1) also timed for one seed")
 _VARIANTS = flags.DEFINE_list(
     "variants",
     [
@@ -77,7 +79,7 @@ class FlaxLSTMClassifier(nn.Module):
 
 def make_trainer(variant: str, length: int):
     """The palindrome trainer for a jax variant (model swapped in for the peers)."""
-    model = "rnn" if "rnn" in variant else "lstm"
+    model = variant.split("-")[1] if variant.startswith("ours-") else "lstm"  # ours-<model>[-...]
     config = setting_config(
         load_config("configs/palindrome.py"),
         **{
@@ -98,18 +100,23 @@ def make_trainer(variant: str, length: int):
     return trainer
 
 
-def jax_timer(variant: str, length: int, seeds: int, strategy: str):
+def jax_timer(variant: str, length: int, seeds: int, strategy: str, batch_shards: int = 1):
     """A function that runs one chunk of ``seeds`` seeds and returns its seconds (compiled and warmed up)."""
-    runner = MultiSeedRunner(make_trainer(variant, length), strategy=strategy)
-    groups = SeedGroups(runner.strategy)  # threads:G runs G seed groups at once
-    watch = StallWatch(min_s=STALL_S, strategy=strategy)
+    runner = MultiSeedRunner(make_trainer(variant, length), strategy=strategy, batch_shards=batch_shards)
+    shards = runner.shards(seeds)  # None, or the batch split over host threads
+    groups = SeedGroups(runner.strategy if shards is None else "map")  # threads:G runs G seed groups at once
+    watch = StallWatch(min_s=STALL_S, strategy=f"seed strategy {strategy}")
     keys = groups.split(seed_keys(jax.random.key(0), seeds))
     state = {"runs": groups(runner.init, keys, watch, "init")}
+    what = f"{variant} T={length} {seeds} seeds"
 
     def timed() -> tuple[float, float]:
         start, cpu = time.perf_counter(), time.process_time()
-        # waits for every group; raises if XLA deadlocks
-        outputs = groups(runner.run_chunk, state["runs"], watch, f"{variant} T={length} {seeds} seeds")
+        # waits for every group or shard; raises if XLA deadlocks
+        if shards is None:
+            outputs = groups(runner.run_chunk, state["runs"], watch, what)
+        else:
+            outputs = [shards(state["runs"][0], watch, what)]
         state["runs"] = [run for run, _ in outputs]
         return time.perf_counter() - start, time.process_time() - cpu
 
@@ -168,10 +175,14 @@ def main(argv):
                     if seeds == 1:
                         cases.append((dict(variant=variant, length=length, seeds=1, strategy="-"), torch_timer(variant, length)))
                     continue
-                for strategy in (["map"] if seeds == 1 else _STRATEGIES.value):  # one seed: no batch axis
-                    label = dict(variant=variant, length=length, seeds=seeds, strategy=strategy if seeds > 1 else "-")
+                # one seed: no seed axis (lax.map), unsharded and with each batch shard count
+                runs = [("map", 1)] + [("map", int(n)) for n in _SHARDS.value if int(n) > 1]
+                runs = runs if seeds == 1 else [(strategy, 1) for strategy in _STRATEGIES.value]
+                for strategy, shards in runs:
+                    name = strategy if seeds > 1 else ("-" if shards == 1 else f"shards:{shards}")
+                    label = dict(variant=variant, length=length, seeds=seeds, strategy=name)
                     try:
-                        cases.append((label, jax_timer(variant, length, seeds, strategy)))
+                        cases.append((label, jax_timer(variant, length, seeds, strategy, shards)))
                         print("compiled", label, flush=True)
                     except StalledRunError as error:
                         hung.append(dict(**label, error=str(error)))
@@ -228,9 +239,11 @@ def compute_ratios(rows: list[dict]) -> list[dict]:
     for (variant, length, seeds, strategy), value in rate.items():
         if seeds == 1 and variant.startswith("ours") and not variant.endswith("autodiff"):
             cell = variant.split("-")[1]
+            sharded = "" if strategy == "-" else f" {strategy}"
             for peer in (f"ours-{cell}-hoisted", f"ours-{cell}-autodiff", f"flax-{cell}", f"torch-{cell}"):
-                if peer != variant and (peer, length, 1, "-") in rate:
-                    ratios.append(dict(what=f"{variant} / {peer} (1 seed)", length=length, ratio=round(value / rate[(peer, length, 1, "-")], 2)))
+                if (peer != variant or sharded) and (peer, length, 1, "-") in rate:
+                    ratios.append(dict(what=f"{variant}{sharded} / {peer} (1 seed)", length=length,
+                                       ratio=round(value / rate[(peer, length, 1, "-")], 2)))
         if seeds > 1 and (variant, length, 1, "-") in rate:
             ratios.append(dict(what=f"{variant}: {seeds} seeds {strategy} / {seeds} sequential", length=length,
                                ratio=round(value / rate[(variant, length, 1, "-")], 2)))

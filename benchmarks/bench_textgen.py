@@ -31,6 +31,9 @@ from flax import linen as nn
 
 from jaxseq.data.text import sample_batch
 from jaxseq.models.charlm import CharLSTM
+from jaxseq.train import textgen
+from jaxseq.train.batch_shards import BatchShards
+from jaxseq.train.seeds import StallWatch
 
 _BATCH = flags.DEFINE_integer("batch_size", 64, "B")
 _SEQ_LEN = flags.DEFINE_integer("seq_len", 30, "T")
@@ -38,6 +41,7 @@ _HIDDEN = flags.DEFINE_integer("hidden_size", 256, "H of each layer")
 _VOCAB = flags.DEFINE_integer("vocab_size", 80, "V (Grimms' Fairy Tales without the Gutenberg licence: 80)")
 _STEPS = flags.DEFINE_integer("steps_per_call", 20, "training steps per compiled call")
 _REPEATS = flags.DEFINE_integer("repeats", 5, "timed calls per model (median reported)")
+_SHARDS = flags.DEFINE_list("shards", ["2"], "train.batch_shards counts (> 1) timed through the text trainer")
 _OUT = flags.DEFINE_string("out", str(pathlib.Path(__file__).parent / "results" / "bench_textgen.json"), "JSON output")
 
 EMBED_DIM = 64
@@ -105,6 +109,38 @@ def jax_timer(model: nn.Module):
     return timed, info
 
 
+def library_timer(model: nn.Module, shards: int):
+    """Like :func:`jax_timer`, but through the text trainer's own step (``jaxseq.train.textgen``):
+    :func:`train_chunk` (one scan) with ``shards = 1``, else ``BatchShards`` (``train.batch_shards``:
+    each step's batch split over ``shards`` host threads, gradients averaged). Its step also computes
+    the accuracy and the gradient and parameter norms it logs."""
+    batch_size, seq_len, steps = _BATCH.value, _SEQ_LEN.value, _STEPS.value
+    key = jax.random.key(0)
+    data = jax.random.randint(key, (200_000,), 0, _VOCAB.value)
+    params = jax.jit(model.init)(key, jnp.zeros((1, seq_len), jnp.int32))["params"]
+    tx = optax.chain(optax.clip_by_global_norm(5.0), optax.adam(2e-3))
+    state = {"train": textgen.TrainState.create(apply_fn=None, params=params, tx=tx), "calls": 0}
+    info = {"params": sum(x.size for x in jax.tree_util.tree_leaves(params))}
+    sharded = BatchShards(shards, textgen.ShardedTextSteps(model, batch_size, seq_len), per_seed=False) if shards > 1 else None
+    watch = StallWatch(min_s=300.0, strategy=f"{shards} batch shards")
+
+    def timed() -> float:
+        start = time.perf_counter()
+        rng = jax.random.fold_in(key, state["calls"])
+        if sharded is None:
+            new, metrics = textgen.train_chunk(model, state["train"], data, rng, batch_size, seq_len, steps)
+        else:
+            new, metrics = sharded(state["train"], watch, "bench", steps=steps, args=(data, rng))
+        state["train"], metrics = jax.block_until_ready((new, metrics))
+        state["calls"] += 1
+        info["final_loss"] = float(metrics["loss"][-1])
+        return time.perf_counter() - start
+
+    info["first_call_s"] = timed()  # compile + one call
+    timed()  # warm-up
+    return timed, info
+
+
 def torch_timer():
     """The same stack and step in PyTorch (eager, CPU): Embedding -> nn.LSTM(num_layers=2) -> Linear."""
     import torch
@@ -153,13 +189,19 @@ def torch_timer():
 
 def main(argv):
     del argv
+    def ours():
+        return CharLSTM(_VOCAB.value, _HIDDEN.value, NUM_LAYERS, EMBED_DIM)
+
     makers = {
-        "jaxseq CharLSTM (LSTMCell + scan_cell)": lambda: jax_timer(CharLSTM(_VOCAB.value, _HIDDEN.value, NUM_LAYERS, EMBED_DIM)),
+        "jaxseq CharLSTM (LSTMCell + scan_cell)": lambda: jax_timer(ours()),
         "jaxseq CharLSTM, input projection hoisted": lambda: jax_timer(
             CharLSTM(_VOCAB.value, _HIDDEN.value, NUM_LAYERS, EMBED_DIM, join_input=False)
         ),
         "flax nn.RNN(nn.OptimizedLSTMCell)": lambda: jax_timer(FlaxCharLSTM(_VOCAB.value, _HIDDEN.value)),
+        "jaxseq CharLSTM, text trainer's step": lambda: library_timer(ours(), 1),
     }
+    for shards in map(int, _SHARDS.value):
+        makers[f"jaxseq CharLSTM, text trainer, batch_shards={shards}"] = lambda n=shards: library_timer(ours(), n)
     try:
         import torch  # noqa: F401
 
@@ -184,6 +226,11 @@ def main(argv):
     for r in rows:
         print(f"{r['model']:42s} {r['params']:8d} {r['chars_per_s']:10.0f} {r['ms_per_step']:8.1f} {r['first_call_s']:16.1f}")
     ratios = {f"jaxseq / {r['model']}": rows[0]["chars_per_s"] / r["chars_per_s"] for r in rows[1:]}
+    sharded = [r for r in rows if "batch_shards=" in r["model"]]
+    for r in sharded:  # the sharded step against the unsharded library step and the peers
+        for other in rows:
+            if other is not r and other not in sharded and other is not rows[0]:
+                ratios[f"{r['model']} / {other['model']}"] = r["chars_per_s"] / other["chars_per_s"]
     for what, ratio in ratios.items():
         print(f"{what}: {ratio:.2f}")
     out = pathlib.Path(_OUT.value)

@@ -121,6 +121,7 @@ FIELD_RULES: dict[str, tuple[str, Callable[[Any], bool]]] = {
     "train.patience": COUNT_0,  # 0 switches the loss-patience rule off (palindrome)
     "train.stop_accuracy": POSITIVE,  # above 1 never stops
     "train.stall_timeout_s": POSITIVE,
+    "train.batch_shards": ("auto or a positive integer", lambda v: v == "auto" or COUNT_1[1](int(v) if str(v).isdigit() else v)),
     "train.log_every": COUNT_1,
     "train.eval_every": COUNT_1,
     "train.checkpoint_every": COUNT_1,

@@ -263,7 +263,7 @@ def train_seeds(
         if part.shape[0] not in compiled:
             compiled[part.shape[0]] = train.lower(part).compile()
     compiled_at = time.perf_counter()
-    watch = StallWatch(config.train.get("stall_timeout_s", None), strategy)
+    watch = StallWatch(config.train.get("stall_timeout_s", None), f"seed strategy {strategy}")
     try:
         outputs = groups(lambda part: compiled[part.shape[0]](part), parts, watch, f"training {num_seeds} seeds")
     finally:

@@ -19,8 +19,16 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from jaxseq.train.batch_shards import BatchShards, resolve_batch_shards
 from jaxseq.train.checks import check_finite
-from jaxseq.train.seeds import SeedGroups, StalledRunError, StallWatch, map_over_seeds, resolve_seed_strategy
+from jaxseq.train.seeds import (
+    SHARD_WORKAROUND,
+    SeedGroups,
+    StalledRunError,
+    StallWatch,
+    map_over_seeds,
+    resolve_seed_strategy,
+)
 
 __all__ = ["MultiSeedRunner", "SeedResults", "StalledRunError", "seed_keys", "seed_sharding"]
 
@@ -78,14 +86,19 @@ class MultiSeedRunner:
         ``stall_timeout_s`` (the least time a chunk may take before the run is called stalled).
       strategy: overrides the trainer's ``seed_strategy`` (``"auto"``, ``"vmap"``, ``"map"``,
         ``"map:<K>"``, ``"threads"``, ``"threads:<G>"``); per-seed results do not depend on it.
+      batch_shards: overrides the trainer's ``batch_shards`` (``"auto"`` or a count; see
+        :mod:`jaxseq.train.batch_shards`). With more than one shard a chunk runs through
+        :meth:`shards` (the trainer then needs ``shard_gradients`` and ``finish_step``), and the
+        seeds run under ``lax.map`` in every shard.
 
     ``init``, ``run_chunk`` and ``evaluate`` are the compiled functions of one seed group (all
     seeds unless the strategy is ``"threads:G"``, whose ``G`` groups :meth:`run` calls at once).
     """
 
-    def __init__(self, trainer, strategy: Optional[str] = None):
+    def __init__(self, trainer, strategy: Optional[str] = None, batch_shards: Any = None):
         self.trainer = trainer
         self.strategy = resolve_seed_strategy(strategy or getattr(trainer, "seed_strategy", "auto"))
+        self.batch_shards = getattr(trainer, "batch_shards", 1) if batch_shards is None else batch_shards
         self.init = jax.jit(map_over_seeds(trainer.init, self.strategy))
         self.run_chunk = jax.jit(map_over_seeds(trainer.run_chunk, self.strategy))
         self.evaluate = jax.jit(map_over_seeds(trainer.evaluate, self.strategy))
@@ -105,20 +118,38 @@ class MultiSeedRunner:
           FloatingPointError: a seed's loss became NaN or infinite (names the step and seed).
           StalledRunError: a chunk did not finish within the stall bound (see :class:`StallWatch`).
         """
-        groups = SeedGroups(self.strategy)
+        shards = self.shards(num_seeds)
+        groups = SeedGroups(self.strategy if shards is None else "map")
         try:
-            return self._run(key, num_seeds, groups, progress, description)
+            return self._run(key, num_seeds, groups, shards, progress, description)
         finally:
             groups.close()
+            if shards is not None:
+                shards.close()
 
-    def _run(self, key, num_seeds, groups: SeedGroups, progress, description) -> SeedResults:
+    def shards(self, num_seeds: int) -> Optional[BatchShards]:
+        """The :class:`BatchShards` a run of ``num_seeds`` seeds trains with, or None (one shard)."""
+        trainer = self.trainer
+        sized = self.batch_shards == "auto" and num_seeds == 1 and hasattr(trainer, "num_params")
+        length, num_params = (trainer.length, trainer.num_params()) if sized else (None, None)
+        count = resolve_batch_shards(self.batch_shards, num_seeds, trainer.batch_size, length, num_params)
+        return BatchShards(count, self.trainer) if count > 1 else None
+
+    def _run(self, key, num_seeds, groups: SeedGroups, shards: Optional[BatchShards], progress, description) -> SeedResults:
         start = time.perf_counter()
         trainer = self.trainer
-        watch = StallWatch(self.stall_timeout_s, self.strategy)
+        if shards is None:
+            watch = StallWatch(self.stall_timeout_s, f"seed strategy {self.strategy}")
+        else:
+            watch = StallWatch(self.stall_timeout_s, f"{shards.count} batch shards", SHARD_WORKAROUND)
         runs = groups(self.init, groups.split(seed_keys(key, num_seeds)), watch, "initialisation")
         chunks = []
         for index in range(trainer.num_chunks):
-            outputs = groups(self.run_chunk, runs, watch, f"chunk {index + 1} of {trainer.num_chunks}")
+            what = f"chunk {index + 1} of {trainer.num_chunks}"
+            if shards is None:
+                outputs = groups(self.run_chunk, runs, watch, what)
+            else:
+                outputs = [shards(runs[0], watch, what)]  # one seed group, split by batch rows
             runs = [run for run, _ in outputs]
             running = np.concatenate([np.asarray(run.active) for run in runs])
             metrics = groups.join(jax.device_get([metrics for _, metrics in outputs]))

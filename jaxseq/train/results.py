@@ -21,8 +21,9 @@ import numpy as np
 
 from jaxseq.config import flat_fields
 
-# settings that never change a run's results (how seeds share a program, when a stall is declared)
-NEVER_CHANGE_RESULTS = ("train.seed_strategy", "train.stall_timeout_s")
+# settings that never change a run's results beyond float rounding (how seeds and batch rows share
+# programs and threads, when a stall is declared)
+NEVER_CHANGE_RESULTS = ("train.seed_strategy", "train.batch_shards", "train.stall_timeout_s")
 
 # fields added to the configs after results were saved, with the value that means "as before": a
 # saved config without the field equals a config that has it at this value (a one-layer model; the

@@ -39,6 +39,8 @@ SEED_STRATEGIES = ("auto", "vmap", "map", "map:K", "threads", "threads:G")
 AUTO_STRATEGY = {"cpu": "threads", "gpu": "vmap", "cuda": "vmap", "rocm": "vmap", "tpu": "vmap"}
 
 DEFAULT_STALL_TIMEOUT_S = 300.0  # the least a chunk may take before the run is called stalled
+SEED_WORKAROUND = "--config.train.seed_strategy=map (finished settings are kept)"
+SHARD_WORKAROUND = "--config.train.batch_shards=1"
 STALL_FACTOR = 10.0  # ... or this many times the slowest chunk so far, whichever is longer
 
 
@@ -195,11 +197,13 @@ class StallWatch:
     Args:
       min_s: the least time a chunk may take (default :data:`DEFAULT_STALL_TIMEOUT_S`).
       strategy: named in the error message.
+      workaround: what the error message tells the user to rerun with.
     """
 
-    def __init__(self, min_s: Optional[float] = None, strategy: str = ""):
+    def __init__(self, min_s: Optional[float] = None, strategy: str = "", workaround: str = SEED_WORKAROUND):
         self.min_s = DEFAULT_STALL_TIMEOUT_S if min_s is None else float(min_s)
         self.strategy = strategy
+        self.workaround = workaround
         self.slowest = 0.0
 
     @property
@@ -215,7 +219,12 @@ class StallWatch:
         """
         start = time.monotonic()
         pending = [leaf for leaf in jax.tree.leaves(tree) if _is_future(leaf) or hasattr(leaf, "is_ready")]
-        if pending:
+        if pending and all(_is_future(leaf) for leaf in pending):
+            # futures: wait for them directly (a helper thread costs ~0.1-0.2 ms, per step when the
+            # batch is sharded)
+            if concurrent.futures.wait(pending, timeout=self.bound_s).not_done:
+                raise self._stalled(what, start)
+        elif pending:
             # a helper thread blocks on the results and wakes this one the moment they are ready (a
             # poll with growing pauses made 28 ms chunks take ~50 ms); this one waits at most
             # the bound, and a helper stuck in a deadlocked runtime is a daemon that dies with the process
@@ -224,11 +233,13 @@ class StallWatch:
             helper.start()
             if not finished.wait(self.bound_s):
                 stop.set()
-                raise StalledRunError(
-                    f"{what} made no progress for {time.monotonic() - start:.0f} s (seed strategy "
-                    f"{self.strategy or '?'}): XLA's CPU runtime looks deadlocked; rerun with "
-                    "--config.train.seed_strategy=map (finished settings are kept), or raise "
-                    "train.stall_timeout_s if chunks are really this slow"
-                )
+                raise self._stalled(what, start)
         self.slowest = max(self.slowest, time.monotonic() - start)
         return tree
+
+    def _stalled(self, what: str, start: float) -> StalledRunError:
+        return StalledRunError(
+            f"{what} made no progress for {time.monotonic() - start:.0f} s ({self.strategy or '?'}): "
+            f"XLA's CPU runtime looks deadlocked; rerun with {self.workaround}, or raise "
+            "train.stall_timeout_s if chunks are really this slow"
+        )

@@ -27,6 +27,7 @@ from flax import struct
 
 from jaxseq.data.sequences import get_task
 from jaxseq.models.registry import make_classifier
+from jaxseq.train.batch_shards import count_params, resolve_batch_shards, shard_rows
 from jaxseq.train.optim import make_optimizer
 from jaxseq.train.seeds import resolve_seed_strategy
 from jaxseq.train.state import TrainState, param_norm, where_tree
@@ -93,6 +94,8 @@ class SequenceTrainer:
         self.patience = train.get("patience", 0)  # 0 disables
         self.seed_strategy = resolve_seed_strategy(train.get("seed_strategy", "auto"))
         self.stall_timeout_s = train.get("stall_timeout_s", None)
+        self.batch_shards = train.get("batch_shards", 1)  # resolved per run: jaxseq.train.batch_shards
+        resolve_batch_shards(self.batch_shards, 2, self.batch_size)  # a bad value fails here, eagerly
         self.model = make_classifier(
             config.model, self.task.vocab_size(self.length), self.task.num_classes(self.length)
         )
@@ -104,8 +107,9 @@ class SequenceTrainer:
         return self.task.sample(key, batch_size or self.batch_size, self.length)
 
     # -- one step ----------------------------------------------------------------------
-    def train_step(self, state: TrainState, batch, rng: jax.Array) -> tuple[TrainState, dict[str, jax.Array]]:
-        """One optimiser update on ``batch``; returns the new state and scalar metrics."""
+    def gradients(self, state: TrainState, batch) -> tuple[jax.Array, jax.Array, Any]:
+        """``(loss, accuracy, grads)`` of ``state.params`` on ``batch``: mean cross-entropy,
+        accuracy and the loss's gradients (a pytree like the parameters)."""
         inputs, labels = batch
 
         def loss_fn(params):
@@ -113,6 +117,10 @@ class SequenceTrainer:
             return cross_entropy(logits, labels)
 
         (loss, accuracy), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+        return loss, accuracy, grads
+
+    def apply_gradients(self, state: TrainState, loss, accuracy, grads) -> tuple[TrainState, dict[str, jax.Array]]:
+        """The optimiser update with ``grads``; returns the new state and the step's scalar metrics."""
         metrics = {
             "loss": loss,
             "accuracy": accuracy,
@@ -120,6 +128,10 @@ class SequenceTrainer:
             "param_norm": param_norm(state.params),
         }
         return state.apply_gradients(grads=grads), metrics
+
+    def train_step(self, state: TrainState, batch, rng: jax.Array) -> tuple[TrainState, dict[str, jax.Array]]:
+        """One optimiser update on ``batch``; returns the new state and scalar metrics."""
+        return self.apply_gradients(state, *self.gradients(state, batch))
 
     # -- a run -------------------------------------------------------------------------
     def init(self, rng: jax.Array) -> RunState:
@@ -141,12 +153,29 @@ class SequenceTrainer:
             since_best=jnp.int32(0),
         )
 
-    def _one_step(self, run: RunState, _) -> tuple[RunState, dict[str, jax.Array]]:
+    def num_params(self) -> int:
+        """The model's parameter count (from shapes only; nothing is initialised)."""
+        return count_params(jax.eval_shape(self.init, jax.random.key(0)).train_state.params)
+
+    def _step_batch(self, run: RunState):
+        """The batch of the run's next step (step ``s`` draws it from ``fold_in(rng, s)``)."""
+        data_key, _ = jax.random.split(jax.random.fold_in(run.rng, run.step + 1))
+        return self.get_batch(data_key)
+
+    def shard_gradients(self, run: RunState, index: jax.Array, count: int) -> tuple[jax.Array, jax.Array, Any]:
+        """``(loss, accuracy, grads)`` of the next step on rows ``[index*B/count, (index+1)*B/count)``
+        of its batch (:mod:`jaxseq.train.batch_shards`); the mean over all ``count`` shards is what
+        the unsharded step computes, up to float rounding."""
+        batch = shard_rows(self._step_batch(run), index, count)
+        return self.gradients(run.train_state, batch)
+
+    def finish_step(self, run: RunState, loss, accuracy, grads) -> tuple[RunState, dict[str, jax.Array]]:
+        """The rest of the next step, given its loss, accuracy and gradients: the update (masked
+        once the seed has stopped) and the stopping bookkeeping. Returns the run and the step's
+        metrics (``active`` marks a real update)."""
         step = run.step + 1  # 1-based number of the step being taken
         active = run.active & (step <= self.num_steps)
-        step_key = jax.random.fold_in(run.rng, step)
-        data_key, step_rng = jax.random.split(step_key)
-        new_state, metrics = self.train_step(run.train_state, self.get_batch(data_key), step_rng)
+        new_state, metrics = self.apply_gradients(run.train_state, loss, accuracy, grads)
 
         slot = (step - 1) % self.window
         recent_acc = run.recent_acc.at[slot].set(metrics["accuracy"])
@@ -174,6 +203,9 @@ class SequenceTrainer:
             since_best=since_best,
         )
         return run, {**metrics, "active": apply_update}
+
+    def _one_step(self, run: RunState, _) -> tuple[RunState, dict[str, jax.Array]]:
+        return self.finish_step(run, *self.gradients(run.train_state, self._step_batch(run)))
 
     def run_chunk(self, run: RunState) -> tuple[RunState, dict[str, jax.Array]]:
         """``chunk_steps`` steps as one scan; metrics ``[chunk]``, ``active`` marks real updates."""

@@ -39,10 +39,12 @@ from jaxseq.train.checkpoints import (  # noqa: F401 (checkpoint_path, list_chec
     restore_newest_verified,
     save_checkpoint,
 )
+from jaxseq.train.batch_shards import BatchShards, count_params, resolve_batch_shards, shard_rows
 from jaxseq.train.checks import check_finite
 from jaxseq.train.optim import make_optimizer, make_schedule
 from jaxseq.train.periodic import is_time
 from jaxseq.train.results import RunDir, write_json_atomic
+from jaxseq.train.seeds import SHARD_WORKAROUND, StallWatch
 
 SAMPLE_FRACTIONS = (1 / 3, 2 / 3, 1.0)
 SAMPLES_FILE = "samples.txt"
@@ -81,29 +83,66 @@ def next_char_metrics(logits: jax.Array, targets: jax.Array) -> tuple[jax.Array,
     return loss, accuracy
 
 
+def step_gradients(model: CharLSTM, state: TrainState, batch, dropout_key: jax.Array):
+    """``(loss, accuracy, grads)`` of ``state.params`` on ``batch = (inputs, targets)`` (``[B, T]``
+    each), with dropout masks drawn from ``dropout_key``."""
+    inputs, targets = batch
+
+    def loss_fn(params):
+        _, logits = model.apply({"params": params}, inputs, train=True, rngs={"dropout": dropout_key})
+        loss, accuracy = next_char_metrics(logits, targets)
+        return loss, {"accuracy": accuracy}
+
+    (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+    return loss, aux["accuracy"], grads
+
+
+def apply_step(state: TrainState, loss, accuracy, grads) -> tuple[TrainState, dict[str, jax.Array]]:
+    """The optimiser update with ``grads``: ``(state, metrics)`` (loss, accuracy, norms; scalars)."""
+    state = state.apply_gradients(grads=grads)
+    metrics = {
+        "loss": loss,
+        "accuracy": accuracy,
+        "grad_norm": optax.tree.norm(grads),
+        "param_norm": optax.tree.norm(state.params),
+    }
+    return state, metrics
+
+
 def make_train_step(model: CharLSTM) -> Callable:
     """``train_step(state, (inputs, targets), rng) -> (state, metrics)``; dropout key ``fold_in(rng, step)``."""
 
     def train_step(state: TrainState, batch, rng: jax.Array):
-        inputs, targets = batch
         dropout_key = jax.random.fold_in(rng, state.step)
-
-        def loss_fn(params):
-            _, logits = model.apply({"params": params}, inputs, train=True, rngs={"dropout": dropout_key})
-            loss, accuracy = next_char_metrics(logits, targets)
-            return loss, {"accuracy": accuracy}
-
-        (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
-        state = state.apply_gradients(grads=grads)
-        metrics = {
-            "loss": loss,
-            "accuracy": aux["accuracy"],
-            "grad_norm": optax.tree.norm(grads),
-            "param_norm": optax.tree.norm(state.params),
-        }
-        return state, metrics
+        return apply_step(state, *step_gradients(model, state, batch, dropout_key))
 
     return train_step
+
+
+class ShardedTextSteps:
+    """The training step of :func:`train_chunk`, split for :class:`jaxseq.train.batch_shards.BatchShards`
+    (``train.batch_shards``; one run, no seed axis).
+
+    Shard ``i`` of step ``s`` trains on its rows of the batch :func:`train_chunk` draws at step
+    ``s``, with dropout key ``fold_in(fold_in(dropout_rng, s), i)``: every shard draws its own
+    masks, so with dropout a sharded run equals an unsharded one in distribution rather than to
+    float rounding (without dropout, to rounding).
+
+    Args:
+      model: the CharLSTM; batch_size, seq_len: ``B`` and ``T`` of the whole batch.
+    """
+
+    def __init__(self, model: CharLSTM, batch_size: int, seq_len: int):
+        self.model, self.batch_size, self.seq_len = model, batch_size, seq_len
+
+    def shard_gradients(self, state: TrainState, index: jax.Array, count: int, data: jax.Array, rng: jax.Array):
+        """``(loss, accuracy, grads)`` of shard ``index`` of ``count`` at step ``state.step``."""
+        data_rng, dropout_rng = jax.random.split(rng)
+        batch = sample_batch(jax.random.fold_in(data_rng, state.step), data, self.batch_size, self.seq_len)
+        dropout_key = jax.random.fold_in(jax.random.fold_in(dropout_rng, state.step), index)
+        return step_gradients(self.model, state, shard_rows(batch, index, count), dropout_key)
+
+    finish_step = staticmethod(apply_step)
 
 
 @functools.partial(jax.jit, static_argnames=("model", "batch_size", "seq_len", "num_steps"))
@@ -202,9 +241,10 @@ def load_vocab(run_path: os.PathLike) -> CharVocab:
     return CharVocab(tuple(json.loads(path.read_text())["chars"]))
 
 
-# settings that change what is logged or saved, not the parameters a run ends with
+# settings a resumed run may change: bookkeeping, the stall bound, and how a step's batch is spread
+# over threads (the same step up to float rounding; with dropout, other masks of the same rate)
 _BOOKKEEPING = {"train.eval_every", "train.checkpoint_every", "train.keep_checkpoints", "train.num_samples",
-                "train.sample_length"}
+                "train.sample_length", "train.stall_timeout_s", "train.batch_shards"}
 # settings added after runs were saved, with the value that reproduces those runs
 _ADDED_LATER = {"data.train_fraction": 1.0}
 
@@ -306,6 +346,9 @@ def fit(
         _drop_metrics_after(run, restored_step)  # from scratch: rows of an earlier run are dropped too
         _drop_samples_after(run, restored_step)
 
+    shards = resolve_batch_shards(cfg.get("batch_shards", 1), 1, batch_size, seq_len, count_params(state.params))
+    sharded = BatchShards(shards, ShardedTextSteps(model, batch_size, seq_len), per_seed=False) if shards > 1 else None
+    watch = StallWatch(cfg.get("stall_timeout_s", None), f"{shards} batch shards", f"{SHARD_WORKAROUND} --resume")
     restored_step = int(state.step)
     val_windows = None
     if len(corpus.val) > seq_len:
@@ -321,7 +364,11 @@ def fit(
         while step < total:
             num_steps = min(cfg.steps_per_call, total - step)
             start = time.perf_counter()
-            new_state, metrics = train_chunk(model, state, data, train_rng, batch_size, seq_len, num_steps)
+            if sharded is None:
+                new_state, metrics = train_chunk(model, state, data, train_rng, batch_size, seq_len, num_steps)
+            else:
+                what = f"steps {step + 1}-{step + num_steps}"
+                new_state, metrics = sharded(state, watch, what, steps=num_steps, args=(data, train_rng))
             metrics = jax.device_get(metrics)
             seconds = time.perf_counter() - start
             check_finite(metrics["loss"], first_step=step + 1)
@@ -347,6 +394,9 @@ def fit(
             path = save_checkpoint(run.path, recorded, cfg.keep_checkpoints)
             print(f"\ninterrupted: saved {path}; continue with --resume")
         raise
+    finally:
+        if sharded is not None:
+            sharded.close()
     return state, rows
 
 

@@ -1,0 +1,179 @@
+"""One seed's training batch split over host threads, its gradients averaged between them.
+
+XLA's CPU runtime runs a compiled program mostly one op at a time, on the thread that calls it:
+one seed's training chunk keeps about one core busy, and the small elementwise ops of a recurrent
+step are what bound it (benchmarks/README.md, "Profile"). With ``train.batch_shards = n`` every
+training step cuts its batch of ``B`` rows into ``n`` shards of ``B / n`` rows and computes the
+loss and gradients of each shard in its own program, ``n`` programs at once from ``n`` host
+threads; one more program averages the shards' gradients (summed in shard order) and applies the
+update (:class:`BatchShards`). That is the full batch's gradient up to float rounding, so a run
+with ``n`` shards follows the unsharded trajectory to rounding, not bit for bit
+(tests/test_batch_shards.py). The steps of a chunk then run as a host loop, not one ``lax.scan``:
+two dispatches per step, cheap next to a recurrent step's milliseconds.
+
+A trainer is sharded through two pure functions of one seed (see
+:class:`jaxseq.train.sequence.SequenceTrainer`):
+
+- ``shard_gradients(run, index, count) -> (loss, accuracy, grads)`` on shard ``index``'s rows
+  (:func:`shard_rows`) of the next step's batch;
+- ``finish_step(run, loss, accuracy, grads) -> (run, metrics)``: the update and its bookkeeping.
+
+``train.batch_shards = "auto"`` (:func:`resolve_batch_shards`) shards only a run of one seed on
+CPU, one shard per core, and only when a step is large enough to pay for the handoff
+(:data:`MIN_SHARD_FLOPS`): several seeds already fill the cores through
+``train.seed_strategy = threads``. Measured on a 2-core machine only (benchmarks/README.md).
+"""
+
+import concurrent.futures
+from typing import Any, Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxseq.train.seeds import StallWatch, available_cores, map_over_seeds
+
+MIN_SHARD_ROWS = 32  # "auto" never cuts a batch into shards of fewer rows than this
+# "auto" shards only a step of at least this many training FLOPs (6 x B x T x parameters): below it
+# the per-step handoff between threads and the separate update program cost more than the second
+# core gives (benchmarks/README.md, 2 cores, sharded / unsharded: RNN T = 10 (1.5e8 FLOPs) 0.70x,
+# RNN T = 30 (4.4e8) 1.04x, GRU T = 10 (4.2e8) 1.09x, LSTM T = 10 (5.6e8) 1.14x, T = 30 1.51x)
+MIN_SHARD_FLOPS = 3e8
+# ... and only a model of at most this many parameters: a wider model's matmuls already keep the
+# cores busy, and halving their rows slows them (character LSTM, 2 x 256: 8.8e5 parameters, 0.81x;
+# 2 x 128: 2.5e5 parameters, 1.34x)
+MAX_SHARD_PARAMS = 5e5
+
+
+def count_params(params: Any) -> int:
+    """The number of parameters in a pytree of arrays or shape structs."""
+    return sum(int(np.prod(leaf.shape)) for leaf in jax.tree.leaves(params))
+
+
+def resolve_batch_shards(
+    value: Any,
+    num_seeds: int,
+    batch_size: int,
+    length: Optional[int] = None,
+    num_params: Optional[int] = None,
+    backend: Optional[str] = None,
+    cores: Optional[int] = None,
+) -> int:
+    """The number of batch shards a run uses.
+
+    Args:
+      value: a ``train.batch_shards`` value: ``"auto"`` or a positive integer (or its digits).
+      num_seeds: seeds in the run; ``"auto"`` shards only a single seed.
+      batch_size: ``B``, the rows of one training batch; the shard count must divide it.
+      length: ``T``, time steps per sequence; num_params: the model's parameter count. With both,
+        ``"auto"`` shards only a step of at least :data:`MIN_SHARD_FLOPS` training FLOPs
+        (``6 x B x T x num_params``) and a model of at most :data:`MAX_SHARD_PARAMS` parameters.
+      backend: the platform ``"auto"`` is resolved for (default ``jax.default_backend()``); only
+        ``"cpu"`` is sharded.
+      cores: CPU cores to use (default :func:`jaxseq.train.seeds.available_cores`).
+    Returns:
+      ``n >= 1``. ``"auto"``: for one seed of a small model on CPU with a large enough step, the
+      most shards, at most one per core, that divide ``B`` into shards of at least
+      :data:`MIN_SHARD_ROWS` rows; else 1.
+    Raises:
+      ValueError: a value that is neither ``"auto"`` nor a positive integer dividing ``B``.
+    """
+    if isinstance(value, str) and value.strip().isdigit():  # a config field holds "auto" or "<n>"
+        value = int(value)
+    if value == "auto":
+        if num_seeds != 1 or (backend or jax.default_backend()) != "cpu":
+            return 1
+        if length is not None and num_params is not None:
+            if 6.0 * batch_size * length * num_params < MIN_SHARD_FLOPS or num_params > MAX_SHARD_PARAMS:
+                return 1
+        count = max(1, min(cores or available_cores(), batch_size // MIN_SHARD_ROWS))
+        while batch_size % count:
+            count -= 1
+        return count
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 1:
+        if batch_size % value:
+            raise ValueError(f"train.batch_shards={value} does not divide data.batch_size={batch_size}")
+        return int(value)
+    raise ValueError(f"train.batch_shards must be auto or a positive integer, got {value!r}")
+
+
+def shard_rows(batch: Any, index: jax.Array, count: int) -> Any:
+    """Rows ``[index * B/count, (index + 1) * B/count)`` of every array in ``batch`` (leading axis
+    ``[B]``; ``index`` may be traced)."""
+
+    def rows(x):
+        size = x.shape[0] // count
+        return jax.lax.dynamic_slice_in_dim(x, index * size, size, axis=0)
+
+    return jax.tree.map(rows, batch)
+
+
+def mean_of_shards(parts: tuple) -> Any:
+    """The mean of equally structured pytrees, summed in the order given (so it is deterministic)."""
+    total = parts[0]
+    for part in parts[1:]:
+        total = jax.tree.map(jnp.add, total, part)
+    return jax.tree.map(lambda x: x / len(parts), total)
+
+
+class BatchShards:
+    """A trainer's chunk of steps with every step's batch split over ``count`` host threads.
+
+    Args:
+      count: shards (``>= 2``).
+      trainer: provides ``shard_gradients(run, index, count, *args) -> (loss, accuracy, grads)``,
+        ``finish_step(run, loss, accuracy, grads) -> (run, metrics)`` and, unless every call
+        passes ``steps``, ``chunk_steps`` (see the module docstring). ``args`` are the extra
+        arrays a call passes on (e.g. the text trainer's corpus and key).
+      per_seed: the run state has a leading ``[seed]`` axis (the seeds run one after another
+        under ``lax.map`` within every shard); False: one run, no seed axis.
+
+    Calling it runs a chunk of steps and returns ``(run, metrics)`` like a compiled
+    ``run_chunk``: metrics ``[seed, steps]`` (``[steps]`` without a seed axis).
+    """
+
+    def __init__(self, count: int, trainer, per_seed: bool = True):
+        if count < 2:
+            raise ValueError(f"BatchShards needs at least 2 shards, got {count}")
+        self.count = count
+        self.chunk_steps = getattr(trainer, "chunk_steps", None)
+        lift = (lambda fn: map_over_seeds(fn, "map")) if per_seed else (lambda fn: fn)
+
+        def gradients(runs, index, *args):
+            return lift(lambda run: trainer.shard_gradients(run, index, count, *args))(runs)
+
+        def finish(runs, parts):
+            return lift(lambda each: trainer.finish_step(*each))((runs, *mean_of_shards(parts)))
+
+        axis = 1 if per_seed else 0
+        self._gradients = jax.jit(gradients)
+        self._finish = jax.jit(finish)
+        self._stack = jax.jit(lambda steps: jax.tree.map(lambda *xs: jnp.stack(xs, axis=axis), *steps))
+        self._pool = concurrent.futures.ThreadPoolExecutor(count, "batch-shard")
+
+    def _shard(self, runs: Any, index: int, args: tuple) -> Any:
+        return jax.block_until_ready(self._gradients(runs, jnp.int32(index), *args))
+
+    def step(self, runs: Any, watch: StallWatch, what: str = "step", args: tuple = ()) -> tuple[Any, Any]:
+        """One training step: ``(runs, metrics)``, metrics ``[seed]`` (scalars without a seed axis).
+
+        Raises:
+          StalledRunError: the shards did not finish within the watch's bound.
+        """
+        futures = [self._pool.submit(self._shard, runs, index, args) for index in range(self.count)]
+        watch.wait(futures, what)
+        return self._finish(runs, tuple(future.result() for future in futures))
+
+    def __call__(
+        self, runs: Any, watch: StallWatch, what: str = "chunk", steps: Optional[int] = None, args: tuple = ()
+    ) -> tuple[Any, Any]:
+        """``steps`` (default ``trainer.chunk_steps``) steps: ``(runs, metrics)``, metrics stacked over steps."""
+        metrics = []
+        for _ in range(steps or self.chunk_steps):
+            runs, step_metrics = self.step(runs, watch, what, args)
+            metrics.append(step_metrics)
+        return watch.wait((runs, self._stack(metrics)), what)
+
+    def close(self) -> None:
+        """Release the threads without waiting for them."""
+        self._pool.shutdown(wait=False)

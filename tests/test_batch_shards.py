@@ -1,0 +1,113 @@
+"""One seed's batch split over host threads: the shard count, the rows, the averaged gradients,
+and a sharded run that follows the unsharded one."""
+
+import time
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxseq.config import load_config
+from jaxseq.train.batch_shards import MIN_SHARD_ROWS, count_params, mean_of_shards, resolve_batch_shards, shard_rows
+from jaxseq.train.multiseed import MultiSeedRunner, seed_keys
+from jaxseq.train.seeds import StalledRunError, StallWatch
+from jaxseq.train.sequence import make_train
+from jaxseq.train.sweep import setting_config
+
+
+def quick(**fields):
+    """The quick palindrome config (B = 64) with dotted overrides."""
+    return setting_config(load_config("configs/palindrome.py:quick"), **fields)
+
+
+def test_auto_shards_one_seed_on_cpu_over_its_cores():
+    assert resolve_batch_shards("auto", 1, 128, backend="cpu", cores=2) == 2
+    assert resolve_batch_shards("auto", 1, 128, backend="cpu", cores=1) == 1
+    assert resolve_batch_shards("auto", 1, 96, backend="cpu", cores=4) == 3  # 4 does not divide 96
+    assert resolve_batch_shards("auto", 1, 128, backend="cpu", cores=16) == 128 // MIN_SHARD_ROWS
+    assert resolve_batch_shards("auto", 1, 40, backend="cpu", cores=2) == 1  # shards of 20 rows: too small
+    assert resolve_batch_shards("auto", 2, 128, backend="cpu", cores=2) == 1  # seeds fill the cores instead
+    assert resolve_batch_shards("auto", 1, 128, backend="gpu", cores=2) == 1
+    # the measured cases (2 cores): the palindrome LSTM (B = 128, 72,458 parameters) gains at T = 10;
+    # the RNN's step at T = 10 is too small to pay for the handoff (0.70x), the 2 x 256 character
+    # LSTM's matmuls too wide (880K parameters, 0.81x)
+    assert resolve_batch_shards("auto", 1, 128, 10, 72_458, backend="cpu", cores=2) == 2
+    assert resolve_batch_shards("auto", 1, 128, 10, 19_082, backend="cpu", cores=2) == 1
+    assert resolve_batch_shards("auto", 1, 64, 30, 879_696, backend="cpu", cores=2) == 1
+
+
+def test_an_explicit_shard_count_must_divide_the_batch():
+    assert resolve_batch_shards(4, 8, 128) == 4
+    assert resolve_batch_shards("2", 1, 128) == 2  # the config field is a string: "auto" or digits
+    assert resolve_batch_shards(1, 1, 7) == 1
+    with pytest.raises(ValueError, match="does not divide data.batch_size=64"):
+        make_train(quick(**{"train.batch_shards": "3"}))
+    for bad in [0, -2, "two", "0", True, 1.5]:
+        with pytest.raises(ValueError, match="batch_shards"):
+            resolve_batch_shards(bad, 1, 64)
+
+
+def test_shards_cover_the_batch_and_their_mean_is_the_mean():
+    batch = (jnp.arange(24).reshape(12, 2), jnp.arange(12))
+    parts = [shard_rows(batch, jnp.int32(i), 3) for i in range(3)]
+    chex.assert_trees_all_equal(jax.tree.map(lambda *xs: jnp.concatenate(xs), *parts), batch)
+    trees = [{"a": jnp.float32(v), "b": jnp.full(3, 2.0 * v)} for v in (1.0, 2.0, 6.0)]
+    chex.assert_trees_all_close(mean_of_shards(tuple(trees)), {"a": 3.0, "b": jnp.full(3, 6.0)})
+
+
+def test_the_mean_of_shard_gradients_is_the_batch_gradient():
+    trainer = make_train(quick(**{"model.name": "lstm", "data.length": 6}))
+    run = trainer.init(jax.random.key(3))
+    full = trainer.gradients(run.train_state, trainer._step_batch(run))
+    parts = tuple(trainer.shard_gradients(run, jnp.int32(i), 4) for i in range(4))
+    chex.assert_trees_all_close(mean_of_shards(parts), full, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("num_seeds", [1, 2])
+def test_a_sharded_run_follows_the_unsharded_one(num_seeds):
+    """Same seeds, same batches: losses, stopping steps and parameters agree to float rounding over
+    a short run (longer runs drift apart, as any change of summation order makes them)."""
+    config = quick(**{"model.name": "lstm", "data.length": 5, "train.num_steps": 60, "train.chunk_steps": 20,
+                      "train.window": 10, "train.stop_accuracy": 0.3})
+    trainer = make_train(config)
+    plain = MultiSeedRunner(trainer, strategy="map", batch_shards=1).run(jax.random.key(7), num_seeds)
+    sharded = MultiSeedRunner(trainer, strategy="map", batch_shards=2).run(jax.random.key(7), num_seeds)
+    assert plain.steps["loss"].shape == sharded.steps["loss"].shape  # [seed, steps run]
+    assert plain.steps["loss"].shape[0] == num_seeds
+    np.testing.assert_allclose(sharded.steps["loss"], plain.steps["loss"], rtol=1e-4)
+    np.testing.assert_allclose(sharded.steps["accuracy"], plain.steps["accuracy"], atol=1e-6)
+    for key in ("steps", "converged_step", "stopped_step"):
+        np.testing.assert_array_equal(sharded.final[key], plain.final[key], err_msg=key)
+    chex.assert_trees_all_close(sharded.run.train_state.params, plain.run.train_state.params, rtol=1e-3, atol=1e-5)
+
+
+def test_the_parameter_count_is_read_from_shapes():
+    trainer = make_train(quick(**{"model.name": "rnn", "model.hidden_size": 16, "data.length": 5}))
+    params = trainer.init(jax.random.key(0)).train_state.params
+    assert trainer.num_params() == count_params(params) == sum(x.size for x in jax.tree.leaves(params))
+
+
+def test_auto_shards_a_single_seed_and_not_several():
+    trainer = make_train(quick(**{"train.batch_shards": "auto", "model.hidden_size": 128, "data.length": 30}))
+    runner = MultiSeedRunner(trainer)
+    assert runner.shards(2) is None
+    single = runner.shards(1)
+    expected = resolve_batch_shards("auto", 1, 64, 30, trainer.num_params())
+    assert (single is None) if expected == 1 else (single.count == expected)
+    if single is not None:
+        single.close()
+
+
+def test_a_shard_that_never_finishes_stops_the_run(monkeypatch):
+    trainer = make_train(quick(**{"train.num_steps": 4, "train.chunk_steps": 2}))
+    runner = MultiSeedRunner(trainer, strategy="map", batch_shards=2)
+    shards = runner.shards(1)
+    monkeypatch.setattr(shards, "_shard", lambda runs, index, args: time.sleep(5))
+    runs = runner.init(seed_keys(jax.random.key(0), 1))
+    start = time.monotonic()
+    with pytest.raises(StalledRunError, match="chunk 1 of 2 made no progress"):
+        shards(runs, StallWatch(min_s=0.3, strategy="map"), "chunk 1 of 2")
+    assert time.monotonic() - start < 3
+    shards.close()
