@@ -240,8 +240,11 @@ def compute_ratios(rows: list[dict]) -> list[dict]:
         if seeds == 1 and variant.startswith("ours") and not variant.endswith("autodiff"):
             cell = variant.split("-")[1]
             sharded = "" if strategy == "-" else f" {strategy}"
+            if sharded and (variant, length, 1, "-") in rate:
+                ratios.append(dict(what=f"{variant}{sharded} / {variant} (1 seed)", length=length,
+                                   ratio=round(value / rate[(variant, length, 1, "-")], 2)))
             for peer in (f"ours-{cell}-hoisted", f"ours-{cell}-autodiff", f"flax-{cell}", f"torch-{cell}"):
-                if (peer != variant or sharded) and (peer, length, 1, "-") in rate:
+                if peer != variant and (peer, length, 1, "-") in rate:
                     ratios.append(dict(what=f"{variant}{sharded} / {peer} (1 seed)", length=length,
                                        ratio=round(value / rate[(peer, length, 1, "-")], 2)))
         if seeds > 1 and (variant, length, 1, "-") in rate:

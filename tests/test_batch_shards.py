@@ -74,6 +74,7 @@ def test_a_sharded_run_follows_the_unsharded_one(num_seeds):
     trainer = make_train(config)
     plain = MultiSeedRunner(trainer, strategy="map", batch_shards=1).run(jax.random.key(7), num_seeds)
     sharded = MultiSeedRunner(trainer, strategy="map", batch_shards=2).run(jax.random.key(7), num_seeds)
+    assert (plain.batch_shards, sharded.batch_shards) == (1, 2)
     assert plain.steps["loss"].shape == sharded.steps["loss"].shape  # [seed, steps run]
     assert plain.steps["loss"].shape[0] == num_seeds
     np.testing.assert_allclose(sharded.steps["loss"], plain.steps["loss"], rtol=1e-4)

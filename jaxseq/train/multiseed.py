@@ -43,12 +43,14 @@ class SeedResults:
       final: per-seed numpy arrays ``[seed]``: evaluation metrics, ``steps`` (updates applied),
         ``converged_step`` and ``stopped_step`` (-1 when it never happened).
       wall_time: seconds for the whole run, compilation included.
+      batch_shards: how many shards each step's batch was split into (``train.batch_shards``).
     """
 
     run: Any
     steps: dict[str, np.ndarray]
     final: dict[str, np.ndarray]
     wall_time: float
+    batch_shards: int = 1
 
 
 def seed_sharding(num_seeds: int) -> Optional[NamedSharding]:
@@ -173,4 +175,5 @@ class MultiSeedRunner:
         final["converged_step"] = np.asarray(run.converged_step)
         final["stopped_step"] = np.asarray(run.stopped_step)
         jax.block_until_ready(run)
-        return SeedResults(run=run, steps=steps, final=final, wall_time=time.perf_counter() - start)
+        return SeedResults(run=run, steps=steps, final=final, wall_time=time.perf_counter() - start,
+                           batch_shards=1 if shards is None else shards.count)
