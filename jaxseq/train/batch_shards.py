@@ -1,15 +1,15 @@
 """One seed's training batch split over host threads, its gradients averaged between them.
 
 XLA's CPU runtime runs a compiled program mostly one op at a time, on the thread that calls it:
-one seed's training chunk keeps about one core busy, and the small elementwise ops of a recurrent
-step are what bound it (benchmarks/README.md, "Profile"). With ``train.batch_shards = n`` every
+the elementwise kernels of one seed's recurrent step run on one core (only its matmuls use more),
+and they cost as much as the matmuls (benchmarks/README.md, "Profile"). With ``train.batch_shards = n`` every
 training step cuts its batch of ``B`` rows into ``n`` shards of ``B / n`` rows and computes the
 loss and gradients of each shard in its own program, ``n`` programs at once from ``n`` host
 threads; one more program averages the shards' gradients (summed in shard order) and applies the
 update (:class:`BatchShards`). That is the full batch's gradient up to float rounding, so a run
 with ``n`` shards follows the unsharded trajectory to rounding, not bit for bit
 (tests/test_batch_shards.py). The steps of a chunk then run as a host loop, not one ``lax.scan``:
-two dispatches per step, cheap next to a recurrent step's milliseconds.
+two dispatches and a handoff between threads per step (~0.15-0.3 ms).
 
 A trainer is sharded through two pure functions of one seed (see
 :class:`jaxseq.train.sequence.SequenceTrainer`):
@@ -19,8 +19,9 @@ A trainer is sharded through two pure functions of one seed (see
 - ``finish_step(run, loss, accuracy, grads) -> (run, metrics)``: the update and its bookkeeping.
 
 ``train.batch_shards = "auto"`` (:func:`resolve_batch_shards`) shards only a run of one seed on
-CPU, one shard per core, and only when a step is large enough to pay for the handoff
-(:data:`MIN_SHARD_FLOPS`): several seeds already fill the cores through
+CPU, one shard per core, and only where that measured faster: a step large enough to pay for the
+handoff (:data:`MIN_SHARD_FLOPS`) of a model whose matmuls do not already fill the cores
+(:data:`MAX_SHARD_PARAMS`). Several seeds already fill the cores through
 ``train.seed_strategy = threads``. Measured on a 2-core machine only (benchmarks/README.md).
 """
 

@@ -160,10 +160,11 @@ class MultiSeedRunner:
             chunks.append(metrics)
             if progress is not None:
                 last = np.where(active.any(axis=0))[0]
-                acc = metrics["accuracy"][:, last[-1]].mean() if last.size else float("nan")
+                # a chunk with no update (every seed had stopped) has no accuracy to show
+                acc = f"{metrics['accuracy'][:, last[-1]].mean():.3f}" if last.size else "-"
                 progress.update(trainer.chunk_steps)
                 progress.set_postfix_str(
-                    f"{description} acc {acc:.3f} running {int(running.sum())}/{num_seeds}"
+                    f"{description} acc {acc} running {int(running.sum())}/{num_seeds}"
                 )
             if not running.any():
                 break
