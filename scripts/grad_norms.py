@@ -55,7 +55,7 @@ def probe_model(cfg, trainer, run_dir: RunDir, bar) -> None:
     model = cfg.model.name
     runner = MultiSeedRunner(trainer)
     key, num_seeds = jax.random.key(cfg.train.seed), cfg.train.num_seeds
-    probe = seed_grad_norms_fn(trainer.model)
+    probe = seed_grad_norms_fn(trainer.model, strategy=trainer.seed_strategy)
     tokens, labels = trainer.get_batch(jax.random.key(cfg.probe.seed), cfg.probe.batch_size)
 
     # runner.run starts from exactly these parameters (same keys), so "init" is the trained seeds' start

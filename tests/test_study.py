@@ -86,7 +86,7 @@ def test_frontier_from_a_synthetic_table():
     assert frontier_lengths(summarize(synthetic_results(), min_seeds=2))["gru"] == 5
 
 
-def test_grad_norms_vmapped_over_seeds_equal_per_seed_calls():
+def test_grad_norms_mapped_over_seeds_equal_per_seed_calls():
     cfg = ml_collections.ConfigDict(dict(name="lstm", hidden_size=8, encoding="embed", embed_dim=4))
     model = make_classifier(cfg, 10, 10)
     tokens = jax.random.randint(jax.random.key(1), (6, 7), 0, 10)
@@ -96,6 +96,8 @@ def test_grad_norms_vmapped_over_seeds_equal_per_seed_calls():
     norms = seed_grad_norms_fn(model)(stacked, tokens, labels)
     per_example = seed_grad_norms_fn(model, per_example=True)(stacked, tokens, labels)
     assert norms.shape == (3, 7) and per_example.shape == (3, 6, 7)
+    for strategy in ("vmap", "map", "threads:2"):  # the same numbers however the seeds are mapped
+        np.testing.assert_allclose(seed_grad_norms_fn(model, strategy=strategy)(stacked, tokens, labels), norms, rtol=1e-5)
     single = jax.jit(functools.partial(hidden_grad_norms, model))
     single_per_example = jax.jit(functools.partial(hidden_grad_norms, model, per_example=True))
     for seed in range(3):

@@ -19,6 +19,8 @@ import jax.numpy as jnp
 import optax
 from flax import linen as nn
 
+from jaxseq.train.seeds import map_over_seeds
+
 
 def hidden_size_of(model: nn.Module) -> int:
     """Width of the state :func:`hidden_grad_norms` perturbs: ``H`` for a classic cell, a linear
@@ -46,7 +48,7 @@ def hidden_grad_norms(
       ``[time]`` (mean over the batch of each example's norm) or ``[batch, time]``; index ``t`` is
       the hidden state after reading input ``t`` (the last one feeds the classifier head).
 
-    Pure and jit-able; to probe several seeds at once vmap over stacked ``params``, see
+    Pure and jit-able; to probe several seeds at once map it over stacked ``params``, see
     :func:`seed_grad_norms_fn`.
     """
     if tokens.ndim != 2 or labels.shape != tokens.shape[:1]:
@@ -62,12 +64,19 @@ def hidden_grad_norms(
     return norms if per_example else norms.mean(axis=0)
 
 
-def seed_grad_norms_fn(model: nn.Module, per_example: bool = False):
-    """:func:`hidden_grad_norms` vmapped over a leading seed axis of the parameters, and jitted.
+def seed_grad_norms_fn(model: nn.Module, per_example: bool = False, strategy: str = "auto"):
+    """:func:`hidden_grad_norms` mapped over a leading seed axis of the parameters, and jitted.
 
+    ``strategy`` is a ``train.seed_strategy`` value (:func:`jaxseq.train.seeds.map_over_seeds`;
+    ``threads`` probes the seeds under one ``lax.map``): the same numbers whatever it is, but
+    ``vmap`` over many seeds can deadlock XLA's CPU runtime, so ``auto`` does not use it on CPU.
     Returns ``probe(stacked_params, tokens, labels) -> [seed, time]`` (``[seed, batch, time]``
     with ``per_example``); every seed sees the same batch. Build it once and call it many times:
     it compiles once per input shape.
     """
     probe = functools.partial(hidden_grad_norms, model, per_example=per_example)
-    return jax.jit(jax.vmap(probe, in_axes=(0, None, None)))
+
+    def probe_seeds(stacked, tokens, labels):
+        return map_over_seeds(lambda params: probe(params, tokens, labels), strategy)(stacked)
+
+    return jax.jit(probe_seeds)
