@@ -41,7 +41,7 @@ from flax import linen as nn  # noqa: E402
 
 from jaxseq.config import load_config  # noqa: E402
 from jaxseq.train.multiseed import MultiSeedRunner, seed_keys  # noqa: E402
-from jaxseq.train.seeds import SeedGroups, StalledRunError, StallWatch  # noqa: E402
+from jaxseq.train.seeds import StalledRunError, StallWatch  # noqa: E402
 from jaxseq.train.sequence import make_train  # noqa: E402
 from jaxseq.train.sweep import setting_config  # noqa: E402
 
@@ -103,8 +103,7 @@ def make_trainer(variant: str, length: int):
 def jax_timer(variant: str, length: int, seeds: int, strategy: str, batch_shards: int = 1):
     """A function that runs one chunk of ``seeds`` seeds and returns its seconds (compiled and warmed up)."""
     runner = MultiSeedRunner(make_trainer(variant, length), strategy=strategy, batch_shards=batch_shards)
-    shards = runner.shards(seeds)  # None, or the batch split over host threads
-    groups = SeedGroups(runner.strategy if shards is None else "map")  # threads:G runs G seed groups at once
+    groups, shards = runner.executors(seeds)  # threads:G runs G seed groups at once; shards split the batch
     watch = StallWatch(min_s=STALL_S, strategy=f"seed strategy {strategy}")
     keys = groups.split(seed_keys(jax.random.key(0), seeds))
     state = {"runs": groups(runner.init, keys, watch, "init")}
@@ -113,11 +112,7 @@ def jax_timer(variant: str, length: int, seeds: int, strategy: str, batch_shards
     def timed() -> tuple[float, float]:
         start, cpu = time.perf_counter(), time.process_time()
         # waits for every group or shard; raises if XLA deadlocks
-        if shards is None:
-            outputs = groups(runner.run_chunk, state["runs"], watch, what)
-        else:
-            outputs = [shards(state["runs"][0], watch, what)]
-        state["runs"] = [run for run, _ in outputs]
+        state["runs"] = [run for run, _ in runner.chunk(state["runs"], groups, shards, watch, what)]
         return time.perf_counter() - start, time.process_time() - cpu
 
     timed()

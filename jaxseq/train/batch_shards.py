@@ -151,10 +151,11 @@ class BatchShards:
         self._gradients = jax.jit(gradients)
         self._finish = jax.jit(finish)
         self._stack = jax.jit(lambda steps: jax.tree.map(lambda *xs: jnp.stack(xs, axis=axis), *steps))
+        self._indices = [jnp.int32(index) for index in range(count)]  # on the device once, not every step
         self._pool = concurrent.futures.ThreadPoolExecutor(count, "batch-shard")
 
     def _shard(self, runs: Any, index: int, args: tuple) -> Any:
-        return jax.block_until_ready(self._gradients(runs, jnp.int32(index), *args))
+        return jax.block_until_ready(self._gradients(runs, self._indices[index], *args))
 
     def step(self, runs: Any, watch: StallWatch, what: str = "step", args: tuple = ()) -> tuple[Any, Any]:
         """One training step: ``(runs, metrics)``, metrics ``[seed]`` (scalars without a seed axis).

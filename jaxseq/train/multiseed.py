@@ -120,14 +120,25 @@ class MultiSeedRunner:
           FloatingPointError: a seed's loss became NaN or infinite (names the step and seed).
           StalledRunError: a chunk did not finish within the stall bound (see :class:`StallWatch`).
         """
-        shards = self.shards(num_seeds)
-        groups = SeedGroups(self.strategy if shards is None else "map")
+        groups, shards = self.executors(num_seeds)
         try:
             return self._run(key, num_seeds, groups, shards, progress, description)
         finally:
             groups.close()
             if shards is not None:
                 shards.close()
+
+    def executors(self, num_seeds: int) -> tuple[SeedGroups, Optional[BatchShards]]:
+        """How a run of ``num_seeds`` seeds is spread over threads: its :class:`SeedGroups` (one
+        group when the batch is sharded) and its :class:`BatchShards` (None: one shard). Close both."""
+        shards = self.shards(num_seeds)
+        return SeedGroups(self.strategy if shards is None else "map"), shards
+
+    def chunk(self, runs: list, groups: SeedGroups, shards: Optional[BatchShards], watch: StallWatch, what: str) -> list:
+        """One chunk of every seed group (from :meth:`executors`): ``[(run, metrics), ...]``, finished."""
+        if shards is None:
+            return groups(self.run_chunk, runs, watch, what)
+        return [shards(runs[0], watch, what)]  # one seed group, split by batch rows
 
     def shards(self, num_seeds: int) -> Optional[BatchShards]:
         """The :class:`BatchShards` a run of ``num_seeds`` seeds trains with, or None (one shard)."""
@@ -147,11 +158,7 @@ class MultiSeedRunner:
         runs = groups(self.init, groups.split(seed_keys(key, num_seeds)), watch, "initialisation")
         chunks = []
         for index in range(trainer.num_chunks):
-            what = f"chunk {index + 1} of {trainer.num_chunks}"
-            if shards is None:
-                outputs = groups(self.run_chunk, runs, watch, what)
-            else:
-                outputs = [shards(runs[0], watch, what)]  # one seed group, split by batch rows
+            outputs = self.chunk(runs, groups, shards, watch, f"chunk {index + 1} of {trainer.num_chunks}")
             runs = [run for run, _ in outputs]
             running = np.concatenate([np.asarray(run.active) for run in runs])
             metrics = groups.join(jax.device_get([metrics for _, metrics in outputs]))
