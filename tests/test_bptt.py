@@ -95,3 +95,25 @@ def test_manual_bptt_is_used_by_default():
     jaxpr = str(jax.make_jaxpr(lambda p: Probe(cell, True).apply({"params": p}, xs, carry, None))(params))
     plain = str(jax.make_jaxpr(lambda p: Probe(cell, False).apply({"params": p}, xs, carry, None))(params))
     assert "_bptt_forward" in jaxpr and "_bptt_forward" not in plain
+
+
+@pytest.mark.parametrize("name, per_step", [("lstm", [(B, H), (B, H), (B, 4 * H)]), ("gru", [(B, H), (B, 2 * H), (B, H)])])
+def test_forward_keeps_only_carries_and_stage_outputs(name, per_step):
+    """Per time step the hand-written forward stores the carry and the matmul outputs, nothing else
+    (the backward pass recomputes the gate activations); every stored array is ``[T, ...]``."""
+    from jaxseq.models.bptt import _bptt_forward
+
+    cell = CELLS[name](hidden_size=H)
+    xs = jax.random.normal(jax.random.key(1), (T, B, cell.num_gates * H))
+    carry = jax.tree.map(lambda z: jax.random.normal(jax.random.key(3), z.shape), cell.initialize_carry(None, (B, D)))
+    widths = [s[-1] for s in per_step[len(jax.tree.leaves(carry)):]]  # one kernel [H, width] per stage
+    kernels = tuple(0.3 * jax.random.normal(jax.random.key(4 + j), (H, w)) for j, w in enumerate(widths))
+    (_, hs), (_, previous, saved_xs, perturbations, pres) = _bptt_forward(
+        type(cell), kernels, carry, xs, None, 1
+    )
+    assert hs.shape == (T, B, H) and saved_xs is xs and perturbations is None
+    assert [a.shape for a in jax.tree.leaves((previous, pres))] == [(T,) + s for s in per_step]
+    # the carries saved for step t are those it started from: the initial carry first
+    for first, start in zip(jax.tree.leaves(previous), jax.tree.leaves(carry)):
+        np.testing.assert_array_equal(first[0], start)
+    np.testing.assert_array_equal(cell.hidden(previous)[1:], hs[:-1])

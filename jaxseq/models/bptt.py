@@ -8,13 +8,18 @@ kernel ``W_j``; everything else in the step is elementwise::
     carry_t, h_t = combine(carry, x_proj, pre)         gates, elementwise
 
 :func:`run_recurrence` is that loop as a ``lax.scan`` over time with a ``jax.custom_vjp``. Its
-backward pass walks the time steps in reverse carrying ``dL/dcarry`` and, at each step, needs
-only the elementwise vjp (its residuals, the gate activations, saved by the forward pass, so
-nothing is recomputed) and ``dpre_j @ W_j^T``. The weight gradients are **not** accumulated
-inside the loop: the loop returns every ``a_j`` and ``dpre_j``, and afterwards each
-``dL/dW_j = Σ_t a_j,t^T dpre_j,t`` is one ``[in, T·B] x [T·B, out]`` matmul, which is what cuDNN
-and oneDNN do. jax's own transpose of the scan computes the same numbers with one small
-``[in, B] x [B, out]`` matmul per time step, accumulated in the loop.
+forward pass stores, per time step, only the new carry and the stage outputs ``pre_j`` (for the
+LSTM: ``c_t``, ``h_t`` and one ``[batch, 4H]`` array). Its backward pass walks the time steps in
+reverse carrying ``dL/dcarry`` and, at each step, recomputes the elementwise part of the step
+from ``carry_{t-1}`` and ``pre`` (the gate activations: a few elementwise kernels, which XLA fuses
+into the backward ones) to get its vjp, then takes ``dpre_j @ W_j^T``. Storing the activations
+instead (jax's linearisation keeps a dozen ``[batch, H]`` arrays per LSTM step, several twice)
+measured slower on CPU: every stored array is one more kernel per step (benchmarks/README.md).
+The weight gradients are **not** accumulated inside the loop: the loop returns every ``dpre_j``,
+and afterwards each ``dL/dW_j = Σ_t a_j,t^T dpre_j,t`` is one ``[in, T·B] x [T·B, out]`` matmul
+(the stage inputs ``a_j`` rebuilt for all steps at once), which is what cuDNN and oneDNN do.
+jax's own transpose of the scan computes the same numbers with one small ``[in, B] x [B, out]``
+matmul per time step, accumulated in the loop.
 
 ``jax.grad`` through :func:`run_recurrence` equals ``jax.grad`` through the plain scan
 (:func:`run_recurrence` with ``manual_bptt=False``) to float rounding; tests/test_bptt.py checks it
@@ -114,34 +119,33 @@ def _bptt_scan(equations, weights, carry, xs, perturbations, unroll):
     return _plain_scan(equations, weights, carry, xs, perturbations, unroll)
 
 
-def _step_forward(equations, weights, carry, x_proj, perturbation):
-    """One step that also returns what its backward pass needs: the elementwise parts' vjps
-    (whose residuals are the gate activations, so nothing is recomputed) and the stage inputs."""
-    pres, stage_inputs, stage_vjps = [], [], []
-    for j, kernel in enumerate(weights):
-        stage = functools.partial(equations.stage_input, j)
-        a, stage_vjp = jax.vjp(stage, carry, x_proj, tuple(pres))
-        stage_inputs.append(a)
-        stage_vjps.append(stage_vjp)
-        pres.append(a @ kernel)
-    combine = functools.partial(_combine_perturbed, equations)
-    (carry, h), combine_vjp = jax.vjp(combine, carry, x_proj, perturbation, tuple(pres))
-    return carry, h, (combine_vjp, tuple(stage_vjps), tuple(stage_inputs))
+def _step_vjps(equations, num_stages, carry, x_proj, perturbation, pres):
+    """The vjps of one step's elementwise parts, recomputed from its inputs and stage outputs:
+    ``(combine_vjp, stage_vjps)`` (the matmuls are not redone; ``pres`` holds their results)."""
+    stage_vjps = tuple(
+        jax.vjp(functools.partial(equations.stage_input, j), carry, x_proj, pres[:j])[1] for j in range(num_stages)
+    )
+    combine_vjp = jax.vjp(functools.partial(_combine_perturbed, equations), carry, x_proj, perturbation, pres)[1]
+    return combine_vjp, stage_vjps
 
 
 def _bptt_forward(equations, weights, carry, xs, perturbations, unroll):
+    """The scan, keeping per step only ``carry_t`` and the stage outputs; ``h_t = hidden(carry_t)``."""
+
     def body(carry, inputs):
         x_proj, perturbation = inputs
-        carry, h, saved = _step_forward(equations, weights, carry, x_proj, perturbation)
-        return carry, (h, saved)
+        carry, _, pres = step_with_weights(equations, weights, carry, x_proj, perturbation)
+        return carry, (carry, pres)
 
-    final, (hs, saved) = jax.lax.scan(body, carry, (xs, perturbations), unroll=unroll)
-    return (final, hs), (weights, saved)
+    final, (carries, pres) = jax.lax.scan(body, carry, (xs, perturbations), unroll=unroll)
+    # carry_{t-1} for every t: the initial carry, then all but the last
+    previous = jax.tree.map(lambda first, rest: jnp.concatenate([first[None], rest[:-1]]), carry, carries)
+    return (final, equations.hidden(carries)), (weights, previous, xs, perturbations, pres)
 
 
-def _step_backward(weights, saved, d_carry, d_h):
+def _step_backward(weights, vjps, d_carry, d_h):
     """Backward through one time step: ``dL/d carry_{t-1}``, ``dL/dx_proj_t``, ``dL/dperturbation_t``, ``dpre``."""
-    combine_vjp, stage_vjps, _ = saved
+    combine_vjp, stage_vjps = vjps
     d_carry_prev, d_x, d_perturbation, d_pres = combine_vjp((d_carry, d_h))
     d_pres = list(d_pres)
     for j in reversed(range(len(weights))):  # stage j's input may depend on earlier stages' outputs
@@ -154,20 +158,24 @@ def _step_backward(weights, saved, d_carry, d_h):
 
 
 def _bptt_backward(equations, unroll, residuals, cotangents):
-    weights, saved = residuals
+    weights, previous, xs, perturbations, pres = residuals
     d_final, d_hs = cotangents
 
     def body(d_carry, inputs):
-        saved_t, d_h = inputs
-        d_carry, d_x, d_perturbation, d_pres = _step_backward(weights, saved_t, d_carry, d_h)
+        carry, x_proj, perturbation, pres_t, d_h = inputs
+        vjps = _step_vjps(equations, len(weights), carry, x_proj, perturbation, pres_t)
+        d_carry, d_x, d_perturbation, d_pres = _step_backward(weights, vjps, d_carry, d_h)
         return d_carry, (d_x, d_perturbation, d_pres)
 
     d_carry0, (d_xs, d_perturbations, d_pres) = jax.lax.scan(
-        body, d_final, (saved, d_hs), reverse=True, unroll=unroll
+        body, d_final, (previous, xs, perturbations, pres, d_hs), reverse=True, unroll=unroll
     )
-    # dL/dW_j = sum over time and batch of a_j^T dpre_j: one matmul over all T*B rows
-    stage_inputs = saved[2]
-    d_weights = tuple(jnp.einsum("tbi,tbo->io", a, d_pre) for a, d_pre in zip(stage_inputs, d_pres))
+    # dL/dW_j = sum over time and batch of a_j^T dpre_j: one matmul over all T*B rows. The stage
+    # inputs are elementwise in [..., features] arrays, so they are rebuilt for all steps at once.
+    d_weights = tuple(
+        jnp.einsum("tbi,tbo->io", equations.stage_input(j, previous, xs, pres[:j]), d_pres[j])
+        for j in range(len(weights))
+    )
     return d_weights, d_carry0, d_xs, d_perturbations
 
 

@@ -132,7 +132,11 @@ class RecurrentCell(nn.RNNCellBase):
 
     @staticmethod
     def combine(carry: Carry, x_proj: jax.Array, pres: tuple) -> tuple[Carry, jax.Array]:
-        """The elementwise rest of a step from ``pres = (a_0 W_0, ...)``: ``(carry_t, h_t)``."""
+        """The elementwise rest of a step from ``pres = (a_0 W_0, ...)``: ``(carry_t, h_t)``.
+
+        ``h_t`` must be ``hidden(carry_t)``: the hand-written backward pass of
+        :mod:`jaxseq.models.bptt` stores only the carries and reads the outputs back from them.
+        """
         raise NotImplementedError
 
     @staticmethod
