@@ -108,12 +108,12 @@ def test_forward_keeps_only_carries_and_stage_outputs(name, per_step):
     carry = jax.tree.map(lambda z: jax.random.normal(jax.random.key(3), z.shape), cell.initialize_carry(None, (B, D)))
     widths = [s[-1] for s in per_step[len(jax.tree.leaves(carry)):]]  # one kernel [H, width] per stage
     kernels = tuple(0.3 * jax.random.normal(jax.random.key(4 + j), (H, w)) for j, w in enumerate(widths))
-    (_, hs), (_, previous, saved_xs, perturbations, pres) = _bptt_forward(
+    (final, hs), (_, first, carries, saved_xs, perturbations, pres) = _bptt_forward(
         type(cell), kernels, carry, xs, None, 1
     )
-    assert hs.shape == (T, B, H) and saved_xs is xs and perturbations is None
-    assert [a.shape for a in jax.tree.leaves((previous, pres))] == [(T,) + s for s in per_step]
-    # the carries saved for step t are those it started from: the initial carry first
-    for first, start in zip(jax.tree.leaves(previous), jax.tree.leaves(carry)):
-        np.testing.assert_array_equal(first[0], start)
-    np.testing.assert_array_equal(cell.hidden(previous)[1:], hs[:-1])
+    assert hs.shape == (T, B, H) and saved_xs is xs and perturbations is None and first is carry
+    assert [a.shape for a in jax.tree.leaves((carries, pres))] == [(T,) + s for s in per_step]
+    # the saved carries are those after each step, and the outputs are read back from them
+    np.testing.assert_array_equal(cell.hidden(carries), hs)
+    for last, end in zip(jax.tree.leaves(carries), jax.tree.leaves(final)):
+        np.testing.assert_array_equal(last[-1], end)

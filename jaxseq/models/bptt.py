@@ -138,9 +138,7 @@ def _bptt_forward(equations, weights, carry, xs, perturbations, unroll):
         return carry, (carry, pres)
 
     final, (carries, pres) = jax.lax.scan(body, carry, (xs, perturbations), unroll=unroll)
-    # carry_{t-1} for every t: the initial carry, then all but the last
-    previous = jax.tree.map(lambda first, rest: jnp.concatenate([first[None], rest[:-1]]), carry, carries)
-    return (final, equations.hidden(carries)), (weights, previous, xs, perturbations, pres)
+    return (final, equations.hidden(carries)), (weights, carry, carries, xs, perturbations, pres)
 
 
 def _step_backward(weights, vjps, d_carry, d_h):
@@ -158,8 +156,11 @@ def _step_backward(weights, vjps, d_carry, d_h):
 
 
 def _bptt_backward(equations, unroll, residuals, cotangents):
-    weights, previous, xs, perturbations, pres = residuals
+    weights, first, carries, xs, perturbations, pres = residuals
     d_final, d_hs = cotangents
+    # carry_{t-1} for every t: the initial carry, then all but the last (built here, not kept
+    # from the forward pass, so only one copy of the carries lives between the two passes)
+    previous = jax.tree.map(lambda a, rest: jnp.concatenate([a[None], rest[:-1]]), first, carries)
 
     def body(d_carry, inputs):
         carry, x_proj, perturbation, pres_t, d_h = inputs

@@ -127,7 +127,11 @@ class RecurrentCell(nn.RNNCellBase):
 
     @staticmethod
     def stage_input(stage: int, carry: Carry, x_proj: jax.Array, pres: tuple) -> jax.Array:
-        """``a_stage [batch, in]``, the matrix the stage's kernel multiplies: ``h_{t-1}`` by default."""
+        """``a_stage [batch, in]``, the matrix the stage's kernel multiplies: ``h_{t-1}`` by default.
+
+        Elementwise and ``[..., features]``-shaped: the backward pass of :mod:`jaxseq.models.bptt`
+        calls it once on ``[time, batch, ...]`` stacks to rebuild every step's input.
+        """
         return RecurrentCell.hidden(carry)
 
     @staticmethod
