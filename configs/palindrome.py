@@ -68,8 +68,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     # not depend on it. See jaxseq/train/seeds.py and benchmarks/README.md.
     config.train.seed_strategy = "auto"
     # one seed's batch rows split over host threads that average their gradients every step: auto |
-    # n (n divides data.batch_size); auto = one shard per core for a run of one seed on CPU, else 1.
-    # Changes results by float rounding only. See jaxseq/train/batch_shards.py.
+    # n (n divides data.batch_size); auto = one shard per core for a run of one seed on CPU whose
+    # step is big enough and model small enough to gain (else 1). Changes results by float rounding
+    # only. See jaxseq/train/batch_shards.py.
     config.train.batch_shards = "auto"
     config.train.stall_timeout_s = 300.0  # a chunk slower than max(this, 10x the slowest so far) stops the run
 

@@ -36,14 +36,16 @@ from jaxseq.train.seeds import StallWatch, available_cores, map_over_seeds
 
 MIN_SHARD_ROWS = 32  # "auto" never cuts a batch into shards of fewer rows than this
 # "auto" shards only a step of at least this many training FLOPs (6 x B x T x parameters): below it
-# the per-step handoff between threads and the separate update program cost about what the second
-# core gives (benchmarks/README.md, 2 cores, sharded / unsharded in two runs: RNN T = 10 (1.5e8
-# FLOPs) 0.69-0.70x, GRU T = 10 (4.2e8) 1.03-1.09x, RNN T = 30 (4.4e8) 0.94-1.04x, LSTM T = 10
-# (5.6e8) 1.13-1.14x, GRU T = 30 (1.3e9) 1.32-1.39x, LSTM T = 30 (1.7e9) 1.51x)
-MIN_SHARD_FLOPS = 5e8
+# the per-step handoff between threads and the separate update program cost more than the second
+# core gives (benchmarks/README.md, 2 cores, sharded / unsharded. Session 9, after the backward pass
+# started recomputing the gates, in two or four runs: RNN T = 10 (1.5e8 FLOPs) 0.68-0.69x, GRU
+# T = 10 (4.2e8) 1.18-1.31x, RNN T = 30 (4.4e8) 1.05-1.10x, LSTM T = 10 (5.6e8) 1.28-1.31x, GRU
+# T = 30 (1.3e9) 1.38x, LSTM T = 30 (1.7e9) 1.53-1.55x. Session 8 had set 5e8, when GRU T = 10 gave
+# 1.03-1.09x and RNN T = 30 0.94-1.04x.)
+MIN_SHARD_FLOPS = 4e8
 # ... and only a model of at most this many parameters: a wider model's matmuls already keep the
 # cores busy, and halving their rows slows them (character LSTM, 2 x 256: 8.8e5 parameters, 0.81x;
-# 2 x 128: 2.5e5 parameters, 1.34x)
+# 1.01x in session 9; 2 x 128: 2.5e5 parameters, 1.34x)
 MAX_SHARD_PARAMS = 5e5
 
 

@@ -347,8 +347,10 @@ def fit(
         _drop_samples_after(run, restored_step)
 
     shards = resolve_batch_shards(cfg.get("batch_shards", 1), 1, batch_size, seq_len, count_params(state.params))
-    sharded = BatchShards(shards, ShardedTextSteps(model, batch_size, seq_len), per_seed=False) if shards > 1 else None
-    watch = StallWatch(cfg.get("stall_timeout_s", None), f"{shards} batch shards", f"{SHARD_WORKAROUND} --resume")
+    sharded, watch = None, None
+    if shards > 1:
+        sharded = BatchShards(shards, ShardedTextSteps(model, batch_size, seq_len), per_seed=False)
+        watch = StallWatch(cfg.get("stall_timeout_s", None), f"{shards} batch shards", f"{SHARD_WORKAROUND} --resume")
     restored_step = int(state.step)
     val_windows = None
     if len(corpus.val) > seq_len:
