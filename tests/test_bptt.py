@@ -3,6 +3,7 @@
 from typing import Optional
 
 import jax
+import jax.extend.core
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -117,3 +118,60 @@ def test_forward_keeps_only_carries_and_stage_outputs(name, per_step):
     np.testing.assert_array_equal(cell.hidden(carries), hs)
     for last, end in zip(jax.tree.leaves(carries), jax.tree.leaves(final)):
         np.testing.assert_array_equal(last[-1], end)
+
+
+def _dot_shapes(jaxpr) -> list:
+    """Output shapes of every ``dot_general`` in a closed jaxpr, sub-jaxprs (scan bodies) included."""
+    shapes = []
+    for eqn in jaxpr.eqns:
+        if eqn.primitive.name == "dot_general":
+            shapes.append(tuple(eqn.outvars[0].aval.shape))
+        for sub in jax.extend.core.jaxprs_in_params(eqn.params):
+            shapes.extend(_dot_shapes(sub))
+    return shapes
+
+
+@pytest.mark.parametrize("name", ["lstm", "rnn", "gru"])
+@pytest.mark.parametrize("readout", ["all", "hs", "final"])
+def test_inputs_without_gradient_give_the_same_parameter_gradients(name, readout):
+    """Inputs made from data (no dL/dxs asked for), a loss on all outputs, on ``h_t`` only or on the
+    final carry only (symbolic zero cotangents): the hand-written BPTT gives jax's gradients."""
+    cell = CELLS[name](hidden_size=H)
+    xs = jax.random.normal(jax.random.key(1), (B, T, D))
+    carry = jax.tree.map(lambda z: 0.3 * jax.random.normal(jax.random.key(3), z.shape), cell.initialize_carry(None, (B, D)))
+
+    def loss(params, manual):
+        final, hs = scan_cell(cell.bind({"params": params}), xs, carry, manual_bptt=manual)
+        total = 0.0
+        if readout in ("all", "hs"):
+            total = total + jnp.sum(hs * jnp.sin(jnp.arange(hs.size, dtype=hs.dtype)).reshape(hs.shape))
+        if readout in ("all", "final"):
+            total = total + sum(jnp.sum(leaf**2) for leaf in jax.tree.leaves(final))
+        return total
+
+    params = random_params(cell.init(jax.random.key(0), carry, xs[:, 0])["params"], jax.random.key(2))
+    want = jax.jit(jax.grad(loss), static_argnums=1)(params, False)
+    got = jax.jit(jax.grad(loss), static_argnums=1)(params, True)
+    assert jax.tree.structure(got) == jax.tree.structure(want) and len(jax.tree.leaves(want)) >= 3
+    for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+        assert np.abs(w).max() > 0
+        np.testing.assert_allclose(g, w, rtol=2e-5, atol=2e-6)
+
+
+@pytest.mark.parametrize("differentiate_xs", [False, True])
+def test_backward_loop_skips_input_columns_when_no_input_gradient_is_asked(differentiate_xs):
+    """A joined LSTM's backward step multiplies ``dpre`` by the recurrent rows of ``[W_x; b; W_h]`` only
+    (``[B, H]`` out) unless ``dL/dxs`` is wanted (then ``[B, D + 1 + H]``)."""
+    cell = CELLS["lstm"](hidden_size=H)
+    xs = jax.random.normal(jax.random.key(1), (B, T, D))
+    carry = cell.initialize_carry(None, (B, D))
+    params = cell.init(jax.random.key(0), carry, xs[:, 0])["params"]
+
+    def loss(params, xs):
+        return jnp.sum(scan_cell(cell.bind({"params": params}), xs, carry, join_input=True)[1] ** 2)
+
+    argnums = (0, 1) if differentiate_xs else 0
+    shapes = _dot_shapes(jax.make_jaxpr(jax.grad(loss, argnums=argnums))(params, xs).jaxpr)
+    assert (B, 4 * H) in shapes  # the forward step
+    assert ((B, D + 1 + H) in shapes) == differentiate_xs
+    assert ((B, H) in shapes) != differentiate_xs

@@ -21,11 +21,18 @@ and afterwards each ``dL/dW_j = Σ_t a_j,t^T dpre_j,t`` is one ``[in, T·B] x [T
 jax's own transpose of the scan computes the same numbers with one small ``[in, B] x [B, out]``
 matmul per time step, accumulated in the loop.
 
+When the inputs take no part in the differentiation (one-hot tokens: nothing asks for
+``dL/dxs``), the backward loop writes no ``dL/dx_t``, and for a joined input (:func:`input_joined`)
+its per-step matmul leaves out the kernel rows that multiply ``x_t``: ``[B, k*H] x [k*H, H]``
+instead of ``[B, k*H] x [k*H, d+1+H]`` (``jax.custom_vjp`` with ``symbolic_zeros=True`` tells
+which inputs are differentiated).
+
 ``jax.grad`` through :func:`run_recurrence` equals ``jax.grad`` through the plain scan
 (:func:`run_recurrence` with ``manual_bptt=False``) to float rounding; tests/test_bptt.py checks it
 for every cell, with and without perturbations, forwards and reversed.
 """
 
+import dataclasses
 import functools
 from typing import Any, Optional, Sequence
 
@@ -89,6 +96,7 @@ def input_joined(equations):
 
     class Joined:
         input_joins_stage = False
+        stage_input_starts_with_x = True  # the first d rows of the kernel multiply x_t (see _bptt_backward)
 
         @staticmethod
         def stage_input(stage, carry, x, pres):
@@ -129,6 +137,25 @@ def _step_vjps(equations, num_stages, carry, x_proj, perturbation, pres):
     return combine_vjp, stage_vjps
 
 
+@jax.tree_util.register_static
+@dataclasses.dataclass(frozen=True)
+class _Wanted:
+    """Which input cotangents the backward pass must compute (static: part of the residuals' structure)."""
+
+    xs: bool
+    perturbations: bool
+
+
+def _bptt_forward_marked(equations, weights, carry, xs, perturbations, unroll):
+    """:func:`_bptt_forward` on ``jax.custom_vjp``'s marked primals (``symbolic_zeros=True``): it also
+    records whether ``xs`` and ``perturbations`` take part in the differentiation. Inputs made from
+    data (one-hot tokens) do not, and the backward pass then skips ``dL/dxs``."""
+    value = lambda tree: jax.tree.map(lambda leaf: leaf.value, tree)  # noqa: E731
+    perturbed = lambda tree: any(leaf.perturbed for leaf in jax.tree.leaves(tree))  # noqa: E731
+    out, residuals = _bptt_forward(equations, value(weights), value(carry), value(xs), value(perturbations), unroll)
+    return out, (*residuals, _Wanted(perturbed(xs), perturbed(perturbations)))
+
+
 def _bptt_forward(equations, weights, carry, xs, perturbations, unroll):
     """The scan, keeping per step only ``carry_t`` and the stage outputs; ``h_t = hidden(carry_t)``."""
 
@@ -141,13 +168,20 @@ def _bptt_forward(equations, weights, carry, xs, perturbations, unroll):
     return (final, equations.hidden(carries)), (weights, carry, carries, xs, perturbations, pres)
 
 
-def _step_backward(weights, vjps, d_carry, d_h):
-    """Backward through one time step: ``dL/d carry_{t-1}``, ``dL/dx_proj_t``, ``dL/dperturbation_t``, ``dpre``."""
+def _step_backward(weights, vjps, d_carry, d_h, skip_rows=0):
+    """Backward through one time step: ``dL/d carry_{t-1}``, ``dL/dx_proj_t``, ``dL/dperturbation_t``, ``dpre``.
+
+    ``skip_rows > 0``: ``weights`` lack their first ``skip_rows`` rows (those that multiply ``x_t``),
+    so the stage inputs' cotangents are computed without the ``x_t`` columns (taken as zeros).
+    """
     combine_vjp, stage_vjps = vjps
     d_carry_prev, d_x, d_perturbation, d_pres = combine_vjp((d_carry, d_h))
     d_pres = list(d_pres)
     for j in reversed(range(len(weights))):  # stage j's input may depend on earlier stages' outputs
-        d_c, d_xj, d_earlier = stage_vjps[j](d_pres[j] @ weights[j].T)
+        d_input = d_pres[j] @ weights[j].T
+        if skip_rows:
+            d_input = jnp.concatenate([jnp.zeros(d_input.shape[:-1] + (skip_rows,), d_input.dtype), d_input], axis=-1)
+        d_c, d_xj, d_earlier = stage_vjps[j](d_input)
         d_carry_prev = jax.tree.map(jnp.add, d_carry_prev, d_c)
         d_x = d_x + d_xj
         for i, d_pre in enumerate(d_earlier):
@@ -156,8 +190,15 @@ def _step_backward(weights, vjps, d_carry, d_h):
 
 
 def _bptt_backward(equations, unroll, residuals, cotangents):
-    weights, first, carries, xs, perturbations, pres = residuals
-    d_final, d_hs = cotangents
+    weights, first, carries, xs, perturbations, pres, wanted = residuals
+    # output cotangents may come as symbolic zeros (symbolic_zeros=True): e.g. no loss on the final carry
+    d_final, d_hs = jax.tree.map(
+        lambda d: jnp.zeros(d.shape, d.dtype) if isinstance(d, jax.custom_derivatives.SymbolicZero) else d, cotangents
+    )
+    # when nothing asks for dL/dxs, the rows of a joined kernel that multiply x_t drop out of the
+    # per-step matmul, and no [T, ...] array of dL/dx_t is written
+    skip_rows = 0 if wanted.xs or not getattr(equations, "stage_input_starts_with_x", False) else xs.shape[-1]
+    loop_weights = tuple(w[skip_rows:] for w in weights)
     # carry_{t-1} for every t: the initial carry, then all but the last (built here, not kept
     # from the forward pass, so only one copy of the carries lives between the two passes)
     previous = jax.tree.map(lambda a, rest: jnp.concatenate([a[None], rest[:-1]]), first, carries)
@@ -165,8 +206,8 @@ def _bptt_backward(equations, unroll, residuals, cotangents):
     def body(d_carry, inputs):
         carry, x_proj, perturbation, pres_t, d_h = inputs
         vjps = _step_vjps(equations, len(weights), carry, x_proj, perturbation, pres_t)
-        d_carry, d_x, d_perturbation, d_pres = _step_backward(weights, vjps, d_carry, d_h)
-        return d_carry, (d_x, d_perturbation, d_pres)
+        d_carry, d_x, d_perturbation, d_pres = _step_backward(loop_weights, vjps, d_carry, d_h, skip_rows)
+        return d_carry, (d_x if wanted.xs else None, d_perturbation if wanted.perturbations else None, d_pres)
 
     d_carry0, (d_xs, d_perturbations, d_pres) = jax.lax.scan(
         body, d_final, (previous, xs, perturbations, pres, d_hs), reverse=True, unroll=unroll
@@ -180,7 +221,7 @@ def _bptt_backward(equations, unroll, residuals, cotangents):
     return d_weights, d_carry0, d_xs, d_perturbations
 
 
-_bptt_scan.defvjp(_bptt_forward, _bptt_backward)
+_bptt_scan.defvjp(_bptt_forward_marked, _bptt_backward, symbolic_zeros=True)
 
 
 def run_recurrence(
