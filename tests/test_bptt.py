@@ -158,6 +158,25 @@ def test_inputs_without_gradient_give_the_same_parameter_gradients(name, readout
         np.testing.assert_allclose(g, w, rtol=2e-5, atol=2e-6)
 
 
+@pytest.mark.parametrize("name", ["lstm", "gru"])
+def test_perturbation_gradients_without_input_gradient(name):
+    """The grad-norm probe's case: ``dL/dperturbations`` asked for, ``dL/dxs`` not."""
+    cell = CELLS[name](hidden_size=H)
+    xs = jax.random.normal(jax.random.key(1), (B, T, D))
+    carry = cell.initialize_carry(None, (B, D))
+    perturbations = 0.1 * jax.random.normal(jax.random.key(4), (B, T, H))
+    params = random_params(cell.init(jax.random.key(0), carry, xs[:, 0])["params"], jax.random.key(2))
+
+    def loss(perturbations, manual):
+        hs = scan_cell(cell.bind({"params": params}), xs, carry, perturbations=perturbations, manual_bptt=manual)[1]
+        return jnp.sum(jnp.sin(hs[:, -1]))
+
+    want = jax.jit(jax.grad(loss), static_argnums=1)(perturbations, False)
+    got = jax.jit(jax.grad(loss), static_argnums=1)(perturbations, True)
+    assert np.abs(want[:, 0]).max() > 0  # the first step's perturbation reaches the loss
+    np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-6)
+
+
 @pytest.mark.parametrize("differentiate_xs", [False, True])
 def test_backward_loop_skips_input_columns_when_no_input_gradient_is_asked(differentiate_xs):
     """A joined LSTM's backward step multiplies ``dpre`` by the recurrent rows of ``[W_x; b; W_h]`` only
