@@ -1,4 +1,4 @@
-"""The sequence-length benchmark end to end on a tiny setting (what it writes, not how fast it is)."""
+"""Benchmarks end to end on tiny settings (what they write, not how fast anything is)."""
 
 import json
 import pathlib
@@ -30,3 +30,22 @@ def test_bench_scan_length_refuses_unknown_variants(tmp_path):
     result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_scan_length.py"), "--variants=lstm,mamba",
                              f"--out={tmp_path / 'x.json'}"], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode != 0 and "mamba" in result.stderr and not (tmp_path / "x.json").exists()
+
+
+def test_bench_input_grad_writes_both_timings_per_case(tmp_path):
+    out = tmp_path / "input_grad.json"
+    args = ["--cells=rnn,lstm", "--lengths=3", "--repeats=2", "--calls=1", f"--out={out}"]
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_input_grad.py"), *args],
+                            cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = json.loads(out.read_text())["rows"]
+    assert [(r["cell"], r["length"]) for r in rows] == [("rnn", 3), ("lstm", 3)]
+    assert all(r["params_only_ms"] > 0 and r["with_inputs_ms"] > 0 for r in rows)
+    assert "| lstm | 3 |" in result.stdout
+
+
+def test_bench_input_grad_refuses_unknown_cells(tmp_path):
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_input_grad.py"), "--cells=lstm,mamba",
+                             f"--out={tmp_path / 'x.json'}"], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode != 0 and "mamba" in result.stderr and not (tmp_path / "x.json").exists()
+    assert "Traceback" not in result.stderr
