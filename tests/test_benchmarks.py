@@ -49,3 +49,20 @@ def test_bench_input_grad_refuses_unknown_cells(tmp_path):
                              f"--out={tmp_path / 'x.json'}"], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode != 0 and "mamba" in result.stderr and not (tmp_path / "x.json").exists()
     assert "Traceback" not in result.stderr
+
+
+def test_bench_processes_times_each_exchange(tmp_path):
+    out = tmp_path / "processes.json"
+    args = ["--lengths=3", "--exchanges=single,shm", "--steps=2", "--repeats=1", f"--out={out}"]
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_processes.py"), *args],
+                            cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = json.loads(out.read_text())["rows"]
+    assert [(r["exchange"], r["length"]) for r in rows] == [("single", 3), ("shm", 3)]
+    assert all(r["steps_per_s"] > 0 for r in rows)
+
+
+def test_bench_processes_refuses_unknown_exchanges(tmp_path):
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_processes.py"), "--exchanges=shm,mpi",
+                             f"--out={tmp_path / 'x.json'}"], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode != 0 and "mpi" in result.stderr and not (tmp_path / "x.json").exists()
