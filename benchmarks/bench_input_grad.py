@@ -31,6 +31,9 @@ from absl import app, flags  # noqa: E402
 from jaxseq.models.cells import CELLS  # noqa: E402
 from jaxseq.models.sequence import scan_cell  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from cli import check_arguments, check_choices, check_positive_ints  # noqa: E402
+
 _CELLS = flags.DEFINE_list("cells", ["lstm", "rnn"], "cells to time (keys of jaxseq.models.cells.CELLS)")
 _LENGTHS = flags.DEFINE_list("lengths", ["10", "30"], "sequence lengths T")
 _REPEATS = flags.DEFINE_integer("repeats", 31, "timed calls per case (median reported)")
@@ -77,17 +80,13 @@ def gradient_timer(cell_name: str, length: int, with_inputs: bool):
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    unknown = sorted(set(_CELLS.value) - set(CELLS))
-    if unknown:
-        raise app.UsageError(f"unknown cells {unknown}; choose from {', '.join(sorted(CELLS))}")
-    if not all(length.isdigit() and int(length) > 0 for length in _LENGTHS.value):
-        raise app.UsageError(f"--lengths must be positive integers, got {_LENGTHS.value}")
+    check_arguments(argv)
+    check_choices(_CELLS.value, CELLS, "cells")
+    lengths = check_positive_ints(_LENGTHS.value, "lengths")
     cases = {
-        (name, int(length), with_inputs): gradient_timer(name, int(length), with_inputs)
+        (name, length, with_inputs): gradient_timer(name, length, with_inputs)
         for name in _CELLS.value
-        for length in _LENGTHS.value
+        for length in lengths
         for with_inputs in (False, True)
     }
     times = {case: [] for case in cases}
@@ -100,7 +99,7 @@ def main(argv):
     print("| cell | T | params only (dL/dxs skipped) | params and inputs | skipping gains |")
     print("|---|---:|---:|---:|---:|")
     for name in _CELLS.value:
-        for length in map(int, _LENGTHS.value):
+        for length in lengths:
             skipped, computed = ms[(name, length, False)], ms[(name, length, True)]
             rows.append(dict(cell=name, length=length, params_only_ms=skipped, with_inputs_ms=computed))
             print(f"| {name} | {length} | {skipped:.2f} | {computed:.2f} | {computed / skipped:.3f}x |")

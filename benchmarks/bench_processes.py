@@ -34,6 +34,9 @@ import time
 
 from absl import app, flags
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from cli import check_arguments, check_choices, check_positive_ints  # noqa: E402
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXCHANGES = ("single", "none", "shm", "gloo")
 
@@ -186,17 +189,13 @@ def run_case(exchange: str, length: int, count: int, steps: int, repeats: int) -
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    unknown = sorted(set(_EXCHANGES.value) - set(EXCHANGES))
-    if unknown:
-        raise app.UsageError(f"unknown exchanges {unknown}; choose from {', '.join(EXCHANGES)}")
-    if not all(length.isdigit() and int(length) > 0 for length in _LENGTHS.value):
-        raise app.UsageError(f"--lengths must be positive integers, got {_LENGTHS.value}")
+    check_arguments(argv)
+    check_choices(_EXCHANGES.value, EXCHANGES, "exchanges")
+    lengths = check_positive_ints(_LENGTHS.value, "lengths")
     if _PROCESSES.value < 2 or B % _PROCESSES.value:
         raise app.UsageError(f"--processes must be at least 2 and divide B = {B}, got {_PROCESSES.value}")
     rows = []
-    for length in map(int, _LENGTHS.value):
+    for length in lengths:
         for exchange in _EXCHANGES.value:
             try:
                 rate = run_case(exchange, length, _PROCESSES.value, _STEPS.value, _REPEATS.value)
@@ -204,8 +203,8 @@ def main(argv):
                 raise SystemExit(f"bench_processes: {error}")
             rows.append(dict(exchange=exchange, length=length, steps_per_s=rate))
             print(f"T={length:<4} {exchange:<7} {rate:8.1f} steps/s", flush=True)
-    print("\n| exchange | " + " | ".join(f"T = {t}" for t in _LENGTHS.value) + " |")
-    print("|---|" + "---:|" * len(_LENGTHS.value))
+    print("\n| exchange | " + " | ".join(f"T = {t}" for t in lengths) + " |")
+    print("|---|" + "---:|" * len(lengths))
     for exchange in _EXCHANGES.value:
         print(f"| {exchange} | " + " | ".join(f"{r['steps_per_s']:.1f}" for r in rows if r["exchange"] == exchange) + " |")
     os.makedirs(os.path.dirname(_OUT.value) or ".", exist_ok=True)
