@@ -39,12 +39,12 @@ from jaxseq.train.gnn import make_train, masked_cross_entropy, train_seeds
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 
-_MAX_NODES = flags.DEFINE_integer("max_nodes", 1_000_000, "largest synthetic graph")
-_DENSE_MAX = flags.DEFINE_integer("dense_max_nodes", 10_000, "largest graph to also run with a dense Â")
-_DEGREE = flags.DEFINE_float("degree", 10.0, "average degree of the random graphs")
-_FEATURES = flags.DEFINE_integer("features", 64, "input feature width")
-_REPEATS = flags.DEFINE_integer("repeats", 5, "timed epochs per size (median reported)")
-_SEEDS = flags.DEFINE_integer("seeds", 10, "seeds for the vmap vs sequential comparison (0 skips it)")
+_MAX_NODES = flags.DEFINE_integer("max_nodes", 1_000_000, "largest synthetic graph", lower_bound=1)
+_DENSE_MAX = flags.DEFINE_integer("dense_max_nodes", 10_000, "largest graph to also run with a dense Â", lower_bound=1)
+_DEGREE = flags.DEFINE_float("degree", 10.0, "average degree of the random graphs", lower_bound=0.0)
+_FEATURES = flags.DEFINE_integer("features", 64, "input feature width", lower_bound=1)
+_REPEATS = flags.DEFINE_integer("repeats", 5, "timed epochs per size (median reported)", lower_bound=1)
+_SEEDS = flags.DEFINE_integer("seeds", 10, "seeds for the vmap vs sequential comparison (0 skips it)", lower_bound=0)
 _OUT = flags.DEFINE_string("out", str(REPO_ROOT / "benchmarks/results/bench_gcn.json"), "JSON output")
 
 SIZES = (1_000, 3_000, 10_000, 30_000, 100_000, 300_000, 1_000_000)

@@ -36,8 +36,8 @@ from cli import check_arguments, check_choices, check_positive_ints  # noqa: E40
 
 _CELLS = flags.DEFINE_list("cells", ["lstm", "rnn"], "cells to time (keys of jaxseq.models.cells.CELLS)")
 _LENGTHS = flags.DEFINE_list("lengths", ["10", "30"], "sequence lengths T")
-_REPEATS = flags.DEFINE_integer("repeats", 31, "timed calls per case (median reported)")
-_CALLS = flags.DEFINE_integer("calls", 5, "gradients per timed call")
+_REPEATS = flags.DEFINE_integer("repeats", 31, "timed calls per case (median reported)", lower_bound=1)
+_CALLS = flags.DEFINE_integer("calls", 5, "gradients per timed call", lower_bound=1)
 _OUT = flags.DEFINE_string("out", "benchmarks/results/bench_input_grad.json", "JSON output")
 
 B, H, VOCAB = 128, 128, 10

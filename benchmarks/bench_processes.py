@@ -42,9 +42,9 @@ EXCHANGES = ("single", "none", "shm", "gloo")
 
 _LENGTHS = flags.DEFINE_list("lengths", ["10", "30"], "palindrome lengths T")
 _EXCHANGES = flags.DEFINE_list("exchanges", list(EXCHANGES), f"cases to run, from {', '.join(EXCHANGES)}")
-_PROCESSES = flags.DEFINE_integer("processes", 2, "processes for the multi-process cases")
-_STEPS = flags.DEFINE_integer("steps", 20, "training steps per timed chunk")
-_REPEATS = flags.DEFINE_integer("repeats", 7, "timed chunks (median reported)")
+_PROCESSES = flags.DEFINE_integer("processes", 2, "processes for the multi-process cases", lower_bound=1)
+_STEPS = flags.DEFINE_integer("steps", 20, "training steps per timed chunk", lower_bound=1)
+_REPEATS = flags.DEFINE_integer("repeats", 7, "timed chunks (median reported)", lower_bound=1)
 _OUT = flags.DEFINE_string("out", "benchmarks/results/bench_processes.json", "JSON output")
 
 B, H, V = 128, 128, 10

@@ -62,8 +62,8 @@ _VARIANTS = flags.DEFINE_list(
     ],
     "what to time",
 )
-_REPEATS = flags.DEFINE_integer("repeats", 7, "timed chunks per variant (median reported)")
-_CHUNK = flags.DEFINE_integer("chunk", 10, "training steps per timed call")
+_REPEATS = flags.DEFINE_integer("repeats", 7, "timed chunks per variant (median reported)", lower_bound=1)
+_CHUNK = flags.DEFINE_integer("chunk", 10, "training steps per timed call", lower_bound=1)
 _OUT = flags.DEFINE_string("out", "benchmarks/results/bench_recurrent.json", "JSON output")
 
 B, H, LR, CLIP = 128, 128, 1e-3, 10.0

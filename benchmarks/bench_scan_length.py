@@ -43,8 +43,9 @@ VARIANTS = [
 ]
 _LENGTHS = flags.DEFINE_list("lengths", ["50", "100", "200", "500", "1000"], "palindrome lengths T")
 _VARIANTS = flags.DEFINE_list("variants", VARIANTS, "what to time")
-_REPEATS = flags.DEFINE_integer("repeats", 5, "timed chunks per variant and length (median reported)")
-_STEP_BUDGET = flags.DEFINE_integer("chunk_time_steps", 2000, "time steps per timed chunk: chunk = max(1, this // T) training steps")
+_REPEATS = flags.DEFINE_integer("repeats", 5, "timed chunks per variant and length (median reported)", lower_bound=1)
+_STEP_BUDGET = flags.DEFINE_integer("chunk_time_steps", 2000, "time steps per timed chunk: chunk = max(1, this // T) training steps",
+                                    lower_bound=1)
 _OUT = flags.DEFINE_string("out", "benchmarks/results/bench_scan_length.json", "JSON output")
 
 B, H, LR, CLIP = 64, 64, 2e-3, 10.0

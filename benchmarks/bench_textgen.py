@@ -36,12 +36,13 @@ from jaxseq.train import textgen
 from jaxseq.train.batch_shards import BatchShards
 from jaxseq.train.seeds import StallWatch
 
-_BATCH = flags.DEFINE_integer("batch_size", 64, "B")
-_SEQ_LEN = flags.DEFINE_integer("seq_len", 30, "T")
-_HIDDEN = flags.DEFINE_integer("hidden_size", 256, "H of each layer")
-_VOCAB = flags.DEFINE_integer("vocab_size", 80, "V (Grimms' Fairy Tales without the Gutenberg licence: 80)")
-_STEPS = flags.DEFINE_integer("steps_per_call", 20, "training steps per compiled call")
-_REPEATS = flags.DEFINE_integer("repeats", 5, "timed calls per model (median reported)")
+_BATCH = flags.DEFINE_integer("batch_size", 64, "B", lower_bound=1)
+_SEQ_LEN = flags.DEFINE_integer("seq_len", 30, "T", lower_bound=1)
+_HIDDEN = flags.DEFINE_integer("hidden_size", 256, "H of each layer", lower_bound=1)
+_VOCAB = flags.DEFINE_integer("vocab_size", 80, "V (Grimms' Fairy Tales without the Gutenberg licence: 80)",
+                               lower_bound=1)
+_STEPS = flags.DEFINE_integer("steps_per_call", 20, "training steps per compiled call", lower_bound=1)
+_REPEATS = flags.DEFINE_integer("repeats", 5, "timed calls per model (median reported)", lower_bound=1)
 _SHARDS = flags.DEFINE_list("shards", ["2"], "train.batch_shards counts (> 1) timed through the text trainer")
 _OUT = flags.DEFINE_string("out", str(pathlib.Path(__file__).parent / "results" / "bench_textgen.json"), "JSON output")
 

@@ -33,8 +33,8 @@ import bench_recurrent  # noqa: E402  (its flags: --chunk)
 _VARIANTS = flags.DEFINE_list(
     "profile_variants", ["ours-lstm", "ours-lstm-hoisted", "ours-lstm-autodiff", "flax-lstm"], "variants to profile"
 )
-_LENGTH = flags.DEFINE_integer("length", 30, "palindrome length T")
-_CHUNKS = flags.DEFINE_integer("chunks", 3, "traced chunks (after 3 warm-up chunks)")
+_LENGTH = flags.DEFINE_integer("length", 30, "palindrome length T", lower_bound=1)
+_CHUNKS = flags.DEFINE_integer("chunks", 3, "traced chunks (after 3 warm-up chunks)", lower_bound=1)
 _STRATEGY = flags.DEFINE_string("strategy", "map", "seed strategy for the one seed (map: no batch axis)")
 _OUT_JSON = flags.DEFINE_string("profile_out", "benchmarks/results/profile_step.json", "JSON output")
 

@@ -29,9 +29,11 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 _STRATEGIES = flags.DEFINE_list("strategies", ["auto", "vmap", "map"], "train.seed_strategy values to stress")
 _SEEDS = flags.DEFINE_list("seeds", ["8", "16"], "seed counts")
-_RUNS = flags.DEFINE_integer("runs", 20, "runs per (strategy, seeds, flags)")
-_IDLE_S = flags.DEFINE_float("idle_s", 20.0, "a run whose process group used no CPU for this long is a hang")
-_TIMEOUT_S = flags.DEFINE_float("timeout_s", 600.0, "a run still going after this long is stopped as 'slow'")
+_RUNS = flags.DEFINE_integer("runs", 20, "runs per (strategy, seeds, flags)", lower_bound=1)
+_IDLE_S = flags.DEFINE_float("idle_s", 20.0, "a run whose process group used no CPU for this long is a hang",
+                              lower_bound=0.0)
+_TIMEOUT_S = flags.DEFINE_float("timeout_s", 600.0, "a run still going after this long is stopped as 'slow'",
+                                 lower_bound=0.0)
 _XLA_FLAGS = flags.DEFINE_string("xla_flags", "", "';'-separated XLA_FLAGS sets to try besides the default")
 _EXTRA = flags.DEFINE_list("extra", [], "more --config overrides, e.g. train.num_steps=100")
 _OUT = flags.DEFINE_string("out", str(ROOT / "benchmarks/results/stress_hangs.json"), "JSON file to write")
