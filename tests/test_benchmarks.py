@@ -1,9 +1,13 @@
 """Benchmarks end to end on tiny settings (what they write, not how fast anything is)."""
 
+import importlib.util
 import json
 import pathlib
+import statistics
 import subprocess
 import sys
+
+import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
@@ -17,13 +21,19 @@ def assert_refused(tmp_path, script: str, flag: str, bad: str) -> None:
     assert "Traceback" not in result.stderr
 
 
+def run_benchmark(script: str, args: list) -> subprocess.CompletedProcess:
+    """Runs ``benchmarks/<script> <args>`` from the repository root and asserts that it succeeded."""
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), *args],
+                            cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
 def test_bench_scan_length_writes_rows_and_mode_ratios(tmp_path):
     out = tmp_path / "scan.json"
     variants = "lstm,lru-parallel,lru-sequential"
     args = ["--lengths=4", f"--variants={variants}", "--repeats=2", "--chunk_time_steps=10", f"--out={out}"]
-    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_scan_length.py"), *args],
-                            cwd=ROOT, capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr[-3000:]
+    run_benchmark("bench_scan_length.py", args)
     report = json.loads(out.read_text())
     rows = {(r["variant"], r["length"]): r for r in report["rows"]}
     assert set(rows) == {(v, 4) for v in variants.split(",")}
@@ -42,9 +52,7 @@ def test_bench_scan_length_refuses_unknown_variants(tmp_path):
 def test_bench_input_grad_writes_both_timings_per_case(tmp_path):
     out = tmp_path / "input_grad.json"
     args = ["--cells=rnn,lstm", "--lengths=3", "--repeats=2", "--calls=1", f"--out={out}"]
-    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_input_grad.py"), *args],
-                            cwd=ROOT, capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr[-3000:]
+    result = run_benchmark("bench_input_grad.py", args)
     rows = json.loads(out.read_text())["rows"]
     assert [(r["cell"], r["length"]) for r in rows] == [("rnn", 3), ("lstm", 3)]
     assert all(r["params_only_ms"] > 0 and r["with_inputs_ms"] > 0 for r in rows)
@@ -58,9 +66,7 @@ def test_bench_input_grad_refuses_unknown_cells(tmp_path):
 def test_bench_processes_times_each_exchange(tmp_path):
     out = tmp_path / "processes.json"
     args = ["--lengths=3", "--exchanges=single,shm", "--steps=2", "--repeats=1", f"--out={out}"]
-    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_processes.py"), *args],
-                            cwd=ROOT, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
+    run_benchmark("bench_processes.py", args)
     rows = json.loads(out.read_text())["rows"]
     assert [(r["exchange"], r["length"]) for r in rows] == [("single", 3), ("shm", 3)]
     assert all(r["steps_per_s"] > 0 for r in rows)
@@ -74,9 +80,7 @@ def test_bench_recurrent_times_one_seed_unsharded_and_sharded_both_ways(tmp_path
     """One seed: unsharded, 2 shards on CPU devices (what ``auto`` gives), 2 shards on host threads."""
     out = tmp_path / "recurrent.json"
     args = ["--lengths=3", "--seeds=1", "--variants=ours-rnn", "--repeats=1", "--chunk=2", f"--out={out}"]
-    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_recurrent.py"), *args],
-                            cwd=ROOT, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
+    run_benchmark("bench_recurrent.py", args)
     report = json.loads(out.read_text())
     assert [row["strategy"] for row in report["rows"]] == ["-", "shards:2", "shards:2:threads"]
     assert all(row["seed_steps_per_s"] > 0 and len(row["seconds"]) == 1 for row in report["rows"])
@@ -87,3 +91,34 @@ def test_bench_recurrent_times_one_seed_unsharded_and_sharded_both_ways(tmp_path
 
 def test_bench_recurrent_refuses_unknown_shard_modes(tmp_path):
     assert_refused(tmp_path, "bench_recurrent.py", "--shard_modes=devices,mpi", "mpi")
+
+
+def test_bench_matmul_times_every_shape_and_row_count(tmp_path):
+    """Every (K x N, M) case gets a jax timing, and a PyTorch one with its ratio where torch is installed."""
+    out = tmp_path / "matmul.json"
+    args = ["--rows=2,3", "--shapes=8x16,5X4t", "--chain=3", "--calls=1", "--repeats=2", f"--out={out}"]
+    run_benchmark("bench_matmul.py", args)
+    report = json.loads(out.read_text())
+    rows = report["results"]
+    assert [(r["k"], r["n"], r["transposed"], r["rows"]) for r in rows] == [
+        (8, 16, False, 2), (8, 16, False, 3), (5, 4, True, 2), (5, 4, True, 3)]
+    with_torch = importlib.util.find_spec("torch") is not None  # the same interpreter runs the script
+    for r in rows:
+        frameworks = ["jax", "torch"] if with_torch else ["jax"]
+        assert [f for f in ("jax", "torch") if f in r] == frameworks
+        for f in frameworks:
+            seconds = statistics.median(r[f]["samples_s"])
+            assert len(r[f]["samples_s"]) == 2 and abs(r[f]["us_per_matmul"] - 1e6 * seconds) < 1e-6
+            assert abs(r[f]["gflop_per_s"] - 2 * r["rows"] * r["k"] * r["n"] / seconds / 1e9) < 1e-9
+        if with_torch:
+            assert abs(r["jax_over_torch"] - r["torch"]["us_per_matmul"] / r["jax"]["us_per_matmul"]) < 1e-9
+
+
+def test_bench_matmul_refuses_a_shape_that_is_not_k_by_n(tmp_path):
+    assert_refused(tmp_path, "bench_matmul.py", "--shapes=513x1024,513by1024", "513by1024")
+
+
+@pytest.mark.parametrize("script, flag", [("bench_textgen.py", "--repeats=0"), ("bench_gcn.py", "--features=0"),
+                                          ("stress_hangs.py", "--runs=0"), ("bench_matmul.py", "--chain=0")])
+def test_benchmarks_refuse_a_count_below_one(tmp_path, script, flag):
+    assert_refused(tmp_path, script, flag, flag.removeprefix("--"))
