@@ -14,9 +14,9 @@ reading the previous one's result, at every ``M`` of ``--rows`` and ``K x N`` of
 The default shapes are the 2 x 256 character LSTM's per-step matmuls with its input joined to the
 state (``join_input``): layer 1 forward (K = 64 + 256 + 1, N = 4 x 256), layer 2 forward
 (K = 256 + 256 + 1) and layer 2 backward (K = 4 x 256, N = 513; ``t``: as BPTT reads it, the
-forward's [513, 1024] weight transposed). Every repeat times each case
-once, in turn (round-robin); the table reports the median per matmul and its GFLOP/s (2 M K N per
-matmul). Writes ``--out`` (JSON).
+forward's [513, 1024] weight transposed). Every repeat times each case once, in turn
+(round-robin); the table reports the median per matmul and its GFLOP/s (2 M K N per matmul).
+Writes ``--out`` (JSON).
 """
 
 import json
@@ -74,7 +74,8 @@ def operands(rows: int, k: int, n: int, transposed: bool) -> tuple[np.ndarray, n
 def jax_timer(x: np.ndarray, w: np.ndarray, transposed: bool, chain: int, calls: int):
     """Seconds per matmul of a jitted scan of ``chain`` dependent ``x @ w`` (``x @ w.T`` if ``transposed``)."""
     def next_input(c, _):
-        y = c @ (w_dev.T if transposed else w_dev)
+        # the barrier keeps XLA from shrinking the product to the one entry read from it
+        y = jax.lax.optimization_barrier(c @ (w_dev.T if transposed else w_dev))
         return c + 1e-9 * y[0, 0], y[0, 0]  # the next matmul waits for this one
 
     w_dev = jnp.asarray(w)
