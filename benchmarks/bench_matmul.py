@@ -24,17 +24,14 @@ import os
 import pathlib
 import platform
 import statistics
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import jax
+import jax.numpy as jnp
+import numpy as np
+from absl import app, flags
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-from absl import app, flags  # noqa: E402
-
-from cli import check_arguments, check_positive_ints  # noqa: E402  (benchmarks/cli.py)
+from cli import check_arguments, check_positive_ints  # benchmarks/cli.py, beside this script
 
 _ROWS = flags.DEFINE_list("rows", ["8", "16", "32", "64", "128", "256"], "batch rows M of each matmul")
 _SHAPES = flags.DEFINE_list("shapes", ["321x1024", "513x1024", "1024x513t"],
@@ -145,8 +142,8 @@ def main(argv):
     results = []
     print(f"dependent chains of {chain} matmuls [M, K] x [K, N], median of {repeats} (round-robin), "
           f"us per matmul and GFLOP/s")
-    print(f"{'K x N':>10s} {'M':>5s} {'jax us':>8s} {'GFLOP/s':>8s}"
-          + (f" {'torch us':>9s} {'GFLOP/s':>8s} {'jax/torch':>9s}" if torch else ""))
+    print(f"{'K x N':>10s} {'M':>5s}" + "".join(f" {f + ' us':>9s} {'GFLOP/s':>8s}" for f in frameworks)
+          + (f" {'jax/torch':>9s}" if torch else ""))
     for k, n, transposed in shapes:
         for m in rows:
             row = dict(rows=m, k=k, n=n, transposed=transposed)
@@ -156,8 +153,7 @@ def main(argv):
                 seconds = statistics.median(times)
                 row[framework] = dict(us_per_matmul=1e6 * seconds, gflop_per_s=2 * m * k * n / seconds / 1e9,
                                       samples_s=times)
-                line += f" {row[framework]['us_per_matmul']:{9 if framework == 'torch' else 8}.1f}"
-                line += f" {row[framework]['gflop_per_s']:8.1f}"
+                line += f" {row[framework]['us_per_matmul']:9.1f} {row[framework]['gflop_per_s']:8.1f}"
             if torch:  # jax's speed over PyTorch's: > 1 means XLA's matmul is faster
                 row["jax_over_torch"] = row["torch"]["us_per_matmul"] / row["jax"]["us_per_matmul"]
                 line += f" {row['jax_over_torch']:9.2f}"
