@@ -18,7 +18,7 @@ from absl import app, flags
 
 from jaxseq import cli
 from jaxseq.config import field_rule, flat_fields, load_config, validate_config
-from jaxseq.train.results import RunDir
+from jaxseq.train.results import RunDir, check_writable, check_writable_file
 from jaxseq.train.multiseed import StalledRunError
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -64,6 +64,7 @@ def call(tmp_path, capsys, monkeypatch):
         err = capsys.readouterr().err
         if not files_change:
             assert snapshot(*watched) == before, "files changed"
+        assert not [p.name for p in ROOT.iterdir() if p.name.startswith("-")]  # no flag taken for a path
         assert "Traceback" not in err, err
         return exited.value.code, err
 
@@ -105,6 +106,9 @@ USAGE = [  # (script, arguments, words the one line must hold)
     ("run_palindrome", ["stray"], ["unexpected arguments: stray"]),
     ("run_palindrome", ["--plot_only"], ["--plot_only", "--out"]),
     ("run_palindrome", ["--out=/proc/1/jaxseq_out"], ["--out=/proc/1/jaxseq_out", "not writable"]),
+    ("run_palindrome", ["--out=--out=/tmp/x"], ["--out=--out=/tmp/x", "mistyped flag"]),
+    ("train_textgen", ["--config=configs/textgen.py:quick", "--out=-v"], ["--out=-v", "mistyped flag"]),
+    ("frontier", ["--config=configs/frontier.py:quick", "--table=--out.csv"], ["--table=--out.csv", "mistyped flag"]),
     ("train_gnn", ["--config=configs/gcn.py:nosuch"], ["unknown config variant", "citeseer"]),
     ("train_gnn", ["--config=configs/gcn.py:quick", "--config.data.name=nosuch"], ["unknown dataset 'nosuch'", "cora"]),
     ("train_gnn", ["--config=configs/gat.py:quick", "--config.model.dropout=1.5"], ["model.dropout", "[0, 1)"]),
@@ -315,3 +319,12 @@ def test_a_stalled_run_exits_at_once_even_when_threads_hang():
                             timeout=60)
     assert result.returncode == 1
     assert_one_line(result.stderr, "error:", "made no progress")
+
+
+def test_a_path_that_starts_with_a_dash_is_refused_unless_written_as_relative(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for check in (check_writable, check_writable_file):
+        with pytest.raises(ValueError, match="mistyped flag; write --out=./--out=x"):
+            check("--out=x")
+        assert check("./--out=x") == pathlib.Path("--out=x")  # the spelled-out form is taken as meant
+    assert list(tmp_path.iterdir()) == []  # checking creates nothing

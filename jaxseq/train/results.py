@@ -83,12 +83,22 @@ def fresh_run_path(script: str, root: os.PathLike = "runs") -> pathlib.Path:
     return path
 
 
+def _refuse_flag_like(path: os.PathLike, flag: str) -> None:
+    """Raise ValueError if ``path`` as given starts with ``-``: most likely a mistyped flag."""
+    if os.fspath(path).startswith("-"):
+        raise ValueError(f"{flag}={os.fspath(path)}: a path that starts with '-' looks like a mistyped flag; "
+                         f"write {flag}=./{os.fspath(path)} if you mean it")
+
+
 def check_writable(path: os.PathLike, flag: str = "--out") -> pathlib.Path:
     """Check up front that ``path`` can be a directory we write into (it need not exist yet).
 
     Raises:
-      ValueError: ``path`` (or a parent) is a file, or the nearest existing parent is not writable.
+      ValueError: ``path`` starts with ``-`` (a mistyped flag, e.g. ``--out=--out=x``, which would
+        otherwise create a directory named ``--out=x``), ``path`` (or a parent) is a file, or the
+        nearest existing parent is not writable.
     """
+    _refuse_flag_like(path, flag)
     path = pathlib.Path(path)
     existing = path
     while not existing.exists() and existing != existing.parent:
@@ -104,8 +114,10 @@ def check_writable_file(path: os.PathLike, flag: str = "--out") -> pathlib.Path:
     """Check up front that a file can be written at ``path`` (its directory need not exist yet).
 
     Raises:
-      ValueError: ``path`` is a directory, or its directory cannot be written (see :func:`check_writable`).
+      ValueError: ``path`` starts with ``-`` or is a directory, or its directory cannot be written
+        (see :func:`check_writable`).
     """
+    _refuse_flag_like(path, flag)
     path = pathlib.Path(path)
     if path.is_dir():
         raise ValueError(f"{flag}={path} is a directory; give a file name")
