@@ -18,7 +18,6 @@ Part 2 — the Cora GCN run of ``configs/gcn.py`` (200 epochs, early stopping) f
 Prints tables and writes ``benchmarks/results/bench_gcn.json``.
 """
 
-import json
 import os
 import pathlib
 import platform
@@ -30,8 +29,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from absl import app, flags
+from absl import flags
 
+from cli import check_arguments, check_out, write_json  # benchmarks/cli.py, beside this script
+from jaxseq.cli import run_main  # one-line errors and exit codes, as in scripts/
 from jaxseq.config import load_config
 from jaxseq.data import graphs
 from jaxseq.models.gnn import GCN
@@ -177,7 +178,8 @@ def seeds_side_by_side(num_seeds: int) -> dict:
 
 
 def main(argv):
-    del argv
+    check_arguments(argv)
+    out = check_out(_OUT.value)
     report = {
         "machine": {"platform": platform.platform(), "cpu_cores": os.cpu_count(), "devices": jax.local_device_count(), "backend": jax.default_backend(), "jax": jax.__version__},
         "settings": {"degree": _DEGREE.value, "features": _FEATURES.value, "repeats": _REPEATS.value, "memory": "XLA compiled memory_analysis (args + outputs + temps - aliased); peak_rss_mb is the whole process"},
@@ -187,11 +189,8 @@ def main(argv):
         report["seeds"] = seeds_side_by_side(_SEEDS.value)
     report["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"\nprocess peak RSS: {report['peak_rss_mb']:.0f} MB")
-    out = pathlib.Path(_OUT.value)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {out}")
+    write_json(out, report, indent=2)
 
 
 if __name__ == "__main__":
-    app.run(main)
+    run_main(main)

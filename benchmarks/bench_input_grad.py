@@ -14,7 +14,6 @@ entropy); B = 128, H = 128, one seed, the same batch every call. Timing is round
 ``--repeats`` calls of ``--calls`` gradients each. Writes ``--out`` (JSON).
 """
 
-import json
 import os
 import platform
 import statistics
@@ -26,13 +25,14 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import optax  # noqa: E402
-from absl import app, flags  # noqa: E402
+from absl import flags  # noqa: E402
 
 from jaxseq.models.cells import CELLS  # noqa: E402
 from jaxseq.models.sequence import scan_cell  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cli import check_arguments, check_choices, check_positive_ints  # noqa: E402
+from cli import check_arguments, check_choices, check_out, check_positive_ints, write_json  # noqa: E402
+from jaxseq.cli import run_main  # noqa: E402  (one-line errors and exit codes, as in scripts/)
 
 _CELLS = flags.DEFINE_list("cells", ["lstm", "rnn"], "cells to time (keys of jaxseq.models.cells.CELLS)")
 _LENGTHS = flags.DEFINE_list("lengths", ["10", "30"], "sequence lengths T")
@@ -82,6 +82,7 @@ def gradient_timer(cell_name: str, length: int, with_inputs: bool):
 def main(argv):
     check_arguments(argv)
     check_choices(_CELLS.value, CELLS, "cells")
+    out = check_out(_OUT.value)
     lengths = check_positive_ints(_LENGTHS.value, "lengths")
     cases = {
         (name, length, with_inputs): gradient_timer(name, length, with_inputs)
@@ -104,11 +105,8 @@ def main(argv):
             rows.append(dict(cell=name, length=length, params_only_ms=skipped, with_inputs_ms=computed))
             print(f"| {name} | {length} | {skipped:.2f} | {computed:.2f} | {computed / skipped:.3f}x |")
     meta = dict(machine=platform.machine(), cpus=os.cpu_count(), jax=jax.__version__, repeats=_REPEATS.value, calls=_CALLS.value)
-    os.makedirs(os.path.dirname(_OUT.value) or ".", exist_ok=True)
-    with open(_OUT.value, "w") as f:
-        json.dump(dict(meta=meta, rows=rows), f, indent=1)
-    print(f"wrote {_OUT.value}")
+    write_json(out, dict(meta=meta, rows=rows))
 
 
 if __name__ == "__main__":
-    app.run(main)
+    run_main(main)

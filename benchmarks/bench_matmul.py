@@ -19,9 +19,7 @@ forward's [513, 1024] weight transposed). Every repeat times each case once, in 
 Writes ``--out`` (JSON).
 """
 
-import json
 import os
-import pathlib
 import platform
 import statistics
 import time
@@ -31,7 +29,8 @@ import jax.numpy as jnp
 import numpy as np
 from absl import app, flags
 
-from cli import check_arguments, check_positive_ints  # benchmarks/cli.py, beside this script
+from cli import check_arguments, check_out, check_positive_ints, write_json  # benchmarks/cli.py, beside this script
+from jaxseq.cli import run_main  # one-line errors and exit codes, as in scripts/
 
 _ROWS = flags.DEFINE_list("rows", ["8", "16", "32", "64", "128", "256"], "batch rows M of each matmul")
 _SHAPES = flags.DEFINE_list("shapes", ["321x1024", "513x1024", "1024x513t"],
@@ -117,6 +116,7 @@ def torch_timer(x: np.ndarray, w: np.ndarray, transposed: bool, chain: int, call
 
 def main(argv):
     check_arguments(argv)
+    out = check_out(_OUT.value)
     rows = check_positive_ints(_ROWS.value, "rows")
     shapes = parse_shapes(_SHAPES.value)
     chain, calls, repeats = _CHAIN.value, _CALLS.value, _REPEATS.value
@@ -159,15 +159,12 @@ def main(argv):
                 line += f" {row['jax_over_torch']:9.2f}"
             results.append(row)
             print(line)
-    out = pathlib.Path(_OUT.value)
-    out.parent.mkdir(parents=True, exist_ok=True)
     machine = dict(device=str(jax.devices()[0]), cpu_count=os.cpu_count(), jax=jax.__version__,
                    torch=torch.__version__ if torch else None, torch_threads=torch.get_num_threads() if torch else None,
                    python=platform.python_version(), load_after=os.getloadavg())
     setup = dict(rows=rows, shapes=[shape_name(*shape) for shape in shapes], chain=chain, calls=calls, repeats=repeats)
-    out.write_text(json.dumps({"setup": setup, "machine": machine, "results": results}, indent=2) + "\n")
-    print(f"wrote {out}")
+    write_json(out, {"setup": setup, "machine": machine, "results": results}, indent=2)
 
 
 if __name__ == "__main__":
-    app.run(main)
+    run_main(main)

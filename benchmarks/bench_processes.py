@@ -23,7 +23,6 @@ Each case is a fresh set of processes, run one after another (no round-robin acr
 Steps/s is the median of ``--repeats`` timed chunks of ``--steps`` steps. Writes ``--out`` (JSON).
 """
 
-import json
 import multiprocessing
 import os
 import queue
@@ -35,7 +34,8 @@ import time
 from absl import app, flags
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cli import check_arguments, check_choices, check_positive_ints  # noqa: E402
+from cli import check_arguments, check_choices, check_out, check_positive_ints, write_json  # noqa: E402
+from jaxseq.cli import run_main  # noqa: E402  (one-line errors and exit codes, as in scripts/)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXCHANGES = ("single", "none", "shm", "gloo")
@@ -191,6 +191,7 @@ def run_case(exchange: str, length: int, count: int, steps: int, repeats: int) -
 def main(argv):
     check_arguments(argv)
     check_choices(_EXCHANGES.value, EXCHANGES, "exchanges")
+    out = check_out(_OUT.value)
     lengths = check_positive_ints(_LENGTHS.value, "lengths")
     if _PROCESSES.value < 2 or B % _PROCESSES.value:
         raise app.UsageError(f"--processes must be at least 2 and divide B = {B}, got {_PROCESSES.value}")
@@ -207,11 +208,8 @@ def main(argv):
     print("|---|" + "---:|" * len(lengths))
     for exchange in _EXCHANGES.value:
         print(f"| {exchange} | " + " | ".join(f"{r['steps_per_s']:.1f}" for r in rows if r["exchange"] == exchange) + " |")
-    os.makedirs(os.path.dirname(_OUT.value) or ".", exist_ok=True)
-    with open(_OUT.value, "w") as f:
-        json.dump(dict(processes=_PROCESSES.value, steps=_STEPS.value, repeats=_REPEATS.value, rows=rows), f, indent=1)
-    print(f"wrote {_OUT.value}")
+    write_json(out, dict(processes=_PROCESSES.value, steps=_STEPS.value, repeats=_REPEATS.value, rows=rows))
 
 
 if __name__ == "__main__":
-    app.run(main)
+    run_main(main)

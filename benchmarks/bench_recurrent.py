@@ -28,7 +28,6 @@ than one seed, jax variants run every strategy in ``--strategies``; PyTorch's 8 
 sequential runs, i.e. its 1-seed rate. Writes ``--out`` (JSON).
 """
 
-import json
 import os
 import platform
 import statistics
@@ -39,7 +38,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import jax  # noqa: E402
-from absl import app, flags  # noqa: E402
+from absl import flags  # noqa: E402
 from flax import linen as nn  # noqa: E402
 
 from jaxseq.config import load_config  # noqa: E402
@@ -47,7 +46,8 @@ from jaxseq.train.multiseed import MultiSeedRunner, seed_keys  # noqa: E402
 from jaxseq.train.seeds import StalledRunError, StallWatch  # noqa: E402
 from jaxseq.train.sequence import make_train  # noqa: E402
 from jaxseq.train.sweep import setting_config  # noqa: E402
-from cli import check_choices  # noqa: E402  (benchmarks/cli.py)
+from cli import check_arguments, check_choices, check_out, write_json  # noqa: E402  (benchmarks/cli.py)
+from jaxseq.cli import run_main  # noqa: E402  (one-line errors and exit codes, as in scripts/)
 
 _LENGTHS = flags.DEFINE_list("lengths", ["10", "30"], "palindrome lengths T")
 _SEEDS = flags.DEFINE_list("seeds", ["1", "8"], "seed counts")
@@ -165,9 +165,9 @@ def torch_timer(variant: str, length: int):
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    check_arguments(argv)
     check_choices(_SHARD_MODES.value, ("devices", "threads"), "--shard_modes")
+    out = check_out(_OUT.value)
     cases, hung = [], []  # (label dict, timer); cases that deadlocked
     for length in map(int, _LENGTHS.value):
         for variant in _VARIANTS.value:
@@ -228,10 +228,7 @@ def main(argv):
         meta.update(torch=torch.__version__, torch_threads=torch.get_num_threads())
     except ImportError:
         pass
-    os.makedirs(os.path.dirname(_OUT.value) or ".", exist_ok=True)
-    with open(_OUT.value, "w") as f:
-        json.dump(dict(meta=meta, rows=rows, ratios=ratios, hung=hung), f, indent=1)
-    print(f"wrote {_OUT.value}")
+    write_json(out, dict(meta=meta, rows=rows, ratios=ratios, hung=hung))
 
 
 def shard_label(shards: int, mode: str) -> str:
@@ -267,4 +264,4 @@ def compute_ratios(rows: list[dict]) -> list[dict]:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    run_main(main)

@@ -18,7 +18,6 @@ seconds (one seed). Also reported: the parallel mode's speed over the sequential
 and length. Writes ``--out`` (JSON).
 """
 
-import json
 import os
 import platform
 import statistics
@@ -28,8 +27,10 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import jax  # noqa: E402
-from absl import app, flags  # noqa: E402
+from absl import flags  # noqa: E402
 
+from cli import check_arguments, check_choices, check_out, write_json  # noqa: E402  (benchmarks/cli.py)
+from jaxseq.cli import run_main  # noqa: E402  (one-line errors and exit codes, as in scripts/)
 from jaxseq.config import load_config  # noqa: E402
 from jaxseq.train.multiseed import MultiSeedRunner, seed_keys  # noqa: E402
 from jaxseq.train.sequence import make_train  # noqa: E402
@@ -109,11 +110,9 @@ def mode_ratios(rows: list[dict]) -> list[dict]:
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    unknown = sorted(set(_VARIANTS.value) - set(VARIANTS))
-    if unknown:
-        raise app.UsageError(f"unknown variants {unknown}; choose from {', '.join(VARIANTS)}")
+    check_arguments(argv)
+    check_choices(_VARIANTS.value, VARIANTS, "variants")
+    out = check_out(_OUT.value)
     load_before = os.getloadavg()
     rows = measure([int(t) for t in _LENGTHS.value], _VARIANTS.value)
     ratios = mode_ratios(rows)
@@ -123,11 +122,8 @@ def main(argv):
     meta = dict(platform=platform.platform(), cpus=os.cpu_count(), jax=jax.__version__, backend=jax.default_backend(),
                 device=str(jax.devices()[0]), load_before=load_before, load_after=os.getloadavg(), batch_size=B,
                 hidden_size=H, repeats=_REPEATS.value, chunk_time_steps=_STEP_BUDGET.value)
-    os.makedirs(os.path.dirname(_OUT.value) or ".", exist_ok=True)
-    with open(_OUT.value, "w") as f:
-        json.dump(dict(meta=meta, rows=rows, ratios=ratios), f, indent=1)
-    print(f"wrote {_OUT.value}")
+    write_json(out, dict(meta=meta, rows=rows, ratios=ratios))
 
 
 if __name__ == "__main__":
-    app.run(main)
+    run_main(main)

@@ -16,7 +16,6 @@ characters (B * T per step) per second.
 Writes benchmarks/results/bench_textgen.json.
 """
 
-import json
 import os
 import pathlib
 import platform
@@ -27,9 +26,11 @@ import flax
 import jax
 import jax.numpy as jnp
 import optax
-from absl import app, flags
+from absl import flags
 from flax import linen as nn
 
+from cli import check_arguments, check_out, write_json  # benchmarks/cli.py, beside this script
+from jaxseq.cli import run_main  # one-line errors and exit codes, as in scripts/
 from jaxseq.data.text import sample_batch
 from jaxseq.models.charlm import CharLSTM
 from jaxseq.train import textgen
@@ -190,7 +191,9 @@ def torch_timer():
 
 
 def main(argv):
-    del argv
+    check_arguments(argv)
+    out = check_out(_OUT.value)
+
     def ours():
         return CharLSTM(_VOCAB.value, _HIDDEN.value, NUM_LAYERS, EMBED_DIM)
 
@@ -235,15 +238,12 @@ def main(argv):
                 ratios[f"{r['model']} / {other['model']}"] = r["chars_per_s"] / other["chars_per_s"]
     for what, ratio in ratios.items():
         print(f"{what}: {ratio:.2f}")
-    out = pathlib.Path(_OUT.value)
-    out.parent.mkdir(parents=True, exist_ok=True)
     setup = dict(batch_size=_BATCH.value, seq_len=_SEQ_LEN.value, hidden_size=_HIDDEN.value, num_layers=NUM_LAYERS,
                  embed_dim=EMBED_DIM, vocab_size=_VOCAB.value, steps_per_call=_STEPS.value, repeats=_REPEATS.value)
     machine = dict(device=str(jax.devices()[0]), cpu_count=os.cpu_count(), jax=jax.__version__,
                    flax=flax.__version__, python=platform.python_version(), load_after=os.getloadavg())
-    out.write_text(json.dumps({"setup": setup, "machine": machine, "results": rows, "ratios": ratios}, indent=2) + "\n")
-    print(f"wrote {out}")
+    write_json(out, {"setup": setup, "machine": machine, "results": rows, "ratios": ratios}, indent=2)
 
 
 if __name__ == "__main__":
-    app.run(main)
+    run_main(main)

@@ -1,8 +1,16 @@
-"""Command-line checks shared by the benchmark scripts: a bad flag is one line, never a traceback."""
+"""Command-line checks shared by the benchmark scripts: a bad flag is one line, never a traceback.
 
-from typing import Iterable
+``--out`` is checked before anything is measured (:func:`check_out`), so a mistyped path does not
+throw away a long run at its end, and the report is written in one step (:func:`write_json`).
+"""
+
+import json
+import pathlib
+from typing import Any, Iterable
 
 from absl import app
+
+from jaxseq.train.results import check_writable_file, write_text_atomic
 
 
 def check_arguments(argv: list) -> None:
@@ -25,3 +33,19 @@ def check_positive_ints(values: Iterable[str], flag: str) -> list[int]:
     if not all(value.isdigit() and int(value) > 0 for value in values):
         raise app.UsageError(f"--{flag} must be positive integers, got {values}")
     return [int(value) for value in values]
+
+
+def check_out(path: str) -> pathlib.Path:
+    """``path`` (the ``--out`` flag) as a path a JSON report can be written to; refuses a directory,
+    an unwritable place or a path that starts with ``-`` (a mistyped flag) before any timing starts."""
+    try:
+        return check_writable_file(path, "--out")
+    except ValueError as error:
+        raise app.UsageError(str(error)) from None
+
+
+def write_json(path: pathlib.Path, report: Any, indent: int = 1) -> None:
+    """Writes ``report`` as JSON to ``path`` (directories created, file replaced in one rename) and says so."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(path, json.dumps(report, indent=indent) + "\n")
+    print(f"wrote {path}")

@@ -28,6 +28,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import jax  # noqa: E402
 from absl import app, flags  # noqa: E402
 
+from jaxseq.cli import run_main  # noqa: E402  (one-line errors and exit codes, as in scripts/)
 import bench_recurrent  # noqa: E402  (its flags: --chunk)
 
 _VARIANTS = flags.DEFINE_list(
@@ -114,4 +115,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    run_main(main)

@@ -14,7 +14,6 @@ how the flags named in the README were tried. Linux only (it reads /proc).
 """
 
 import dataclasses
-import json
 import os
 import pathlib
 import signal
@@ -23,7 +22,10 @@ import sys
 import tempfile
 import time
 
-from absl import app, flags
+from absl import flags
+
+from cli import check_arguments, check_out, write_json  # benchmarks/cli.py, beside this script
+from jaxseq.cli import run_main  # one-line errors and exit codes, as in scripts/
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
@@ -132,8 +134,8 @@ def print_table(table: list[dict]) -> None:
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    check_arguments(argv)
+    out = check_out(_OUT.value)
     flag_sets = [""] + [f.strip() for f in _XLA_FLAGS.value.split(";") if f.strip()]
     rows = []
     for xla_flags in flag_sets:
@@ -153,13 +155,10 @@ def main(argv):
                         print("   ", outcome.last_line, flush=True)
     table = summarize(rows)
     print_table(table)
-    out = pathlib.Path(_OUT.value)
-    out.parent.mkdir(parents=True, exist_ok=True)
     meta = dict(python=sys.version.split()[0], cpus=os.cpu_count(), idle_s=_IDLE_S.value, timeout_s=_TIMEOUT_S.value,
                 load_before=os.getloadavg())
-    out.write_text(json.dumps(dict(meta=meta, table=table, runs=rows), indent=1) + "\n")
-    print(f"wrote {out}")
+    write_json(out, dict(meta=meta, table=table, runs=rows))
 
 
 if __name__ == "__main__":
-    app.run(main)
+    run_main(main)

@@ -12,13 +12,16 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 
-def assert_refused(tmp_path, script: str, flag: str, bad: str) -> None:
-    """``benchmarks/<script> <flag>`` fails with a one-line error naming ``bad``, and writes nothing."""
-    out = tmp_path / "x.json"
-    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), flag, f"--out={out}"],
+def assert_refused(tmp_path, script: str, flag: str, bad: str, out: str = "x.json") -> None:
+    """``benchmarks/<script> <flag> --out=<tmp_path>/<out>`` fails with a one-line error naming ``bad``
+    and writes nothing (``out=""``: no ``--out`` added, ``flag`` gives its own)."""
+    before = sorted(tmp_path.rglob("*"))
+    args = [flag, f"--out={tmp_path / out}"] if out else [flag]
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), *args],
                             cwd=ROOT, capture_output=True, text=True)
-    assert result.returncode != 0 and bad in result.stderr and not out.exists()
-    assert "Traceback" not in result.stderr
+    assert result.returncode != 0 and bad in result.stderr, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert sorted(tmp_path.rglob("*")) == before
 
 
 def run_benchmark(script: str, args: list) -> subprocess.CompletedProcess:
@@ -122,3 +125,20 @@ def test_bench_matmul_refuses_a_shape_that_is_not_k_by_n(tmp_path):
                                           ("stress_hangs.py", "--runs=0"), ("bench_matmul.py", "--chain=0")])
 def test_benchmarks_refuse_a_count_below_one(tmp_path, script, flag):
     assert_refused(tmp_path, script, flag, flag.removeprefix("--"))
+
+
+BENCHMARKS = ["bench_gcn.py", "bench_input_grad.py", "bench_matmul.py", "bench_processes.py", "bench_recurrent.py",
+              "bench_scan_length.py", "bench_textgen.py", "stress_hangs.py"]
+
+
+@pytest.mark.parametrize("script", BENCHMARKS)
+def test_benchmarks_refuse_an_out_they_could_not_write_before_measuring(tmp_path, script):
+    (tmp_path / "taken").mkdir()  # a directory where the JSON file should go: refused at once, not after the run
+    assert_refused(tmp_path, script, f"--out={tmp_path / 'taken'}", "is a directory", out="")
+
+
+@pytest.mark.parametrize("script, flag, bad", [("bench_gcn.py", "stray", "unexpected arguments"),
+                                               ("bench_textgen.py", "stray", "unexpected arguments"),
+                                               ("bench_recurrent.py", "--out=-x.json", "mistyped flag")])
+def test_benchmarks_refuse_stray_arguments_and_flag_like_paths(tmp_path, script, flag, bad):
+    assert_refused(tmp_path, script, flag, bad, out="" if flag.startswith("--out=") else "x.json")

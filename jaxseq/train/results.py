@@ -100,14 +100,20 @@ def check_writable(path: os.PathLike, flag: str = "--out") -> pathlib.Path:
     """
     _refuse_flag_like(path, flag)
     path = pathlib.Path(path)
+    _check_nearest_directory(path, f"{flag}={path}", flag)
+    return path
+
+
+def _check_nearest_directory(path: pathlib.Path, given: str, flag: str) -> None:
+    """Raise ValueError (starting with ``given``) unless the nearest existing one of ``path`` and
+    its parents is a writable directory."""
     existing = path
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
     if not existing.is_dir():
-        raise ValueError(f"{flag}={path}: {existing} is a file, not a directory; choose another {flag}")
+        raise ValueError(f"{given}: {existing} is a file, not a directory; choose another {flag}")
     if not os.access(existing, os.W_OK | os.X_OK):
-        raise ValueError(f"{flag}={path}: {existing} is not writable; choose another {flag}")
-    return path
+        raise ValueError(f"{given}: {existing} is not writable; choose another {flag}")
 
 
 def check_writable_file(path: os.PathLike, flag: str = "--out") -> pathlib.Path:
@@ -121,7 +127,7 @@ def check_writable_file(path: os.PathLike, flag: str = "--out") -> pathlib.Path:
     path = pathlib.Path(path)
     if path.is_dir():
         raise ValueError(f"{flag}={path} is a directory; give a file name")
-    check_writable(path.absolute().parent, flag)
+    _check_nearest_directory(path.absolute().parent, f"{flag}={path}", flag)
     return path
 
 
