@@ -46,7 +46,7 @@ from jaxseq.train.multiseed import MultiSeedRunner, seed_keys  # noqa: E402
 from jaxseq.train.seeds import StalledRunError, StallWatch  # noqa: E402
 from jaxseq.train.sequence import make_train  # noqa: E402
 from jaxseq.train.sweep import setting_config  # noqa: E402
-from cli import check_arguments, check_choices, check_out, write_json  # noqa: E402  (benchmarks/cli.py)
+from cli import check_arguments, check_choices, check_out, check_positive_ints, write_json  # noqa: E402  (benchmarks/cli.py)
 from jaxseq.cli import run_main  # noqa: E402  (one-line errors and exit codes, as in scripts/)
 
 _LENGTHS = flags.DEFINE_list("lengths", ["10", "30"], "palindrome lengths T")
@@ -54,14 +54,11 @@ _SEEDS = flags.DEFINE_list("seeds", ["1", "8"], "seed counts")
 _STRATEGIES = flags.DEFINE_list("strategies", ["vmap", "map", "map:4", "threads"], "seed strategies for more than one seed")
 _SHARDS = flags.DEFINE_list("shards", ["2"], "train.batch_shards counts (> 1) also timed for one seed")
 _SHARD_MODES = flags.DEFINE_list("shard_modes", ["devices", "threads"], "where the shards of one seed run (BatchShards mode)")
-_VARIANTS = flags.DEFINE_list(
-    "variants",
-    [
-        "ours-lstm", "ours-lstm-hoisted", "ours-lstm-autodiff", "flax-lstm", "torch-lstm",
-        "ours-rnn", "ours-rnn-hoisted", "ours-rnn-autodiff", "torch-rnn",
-    ],
-    "what to time",
-)
+VARIANTS = [
+    "ours-lstm", "ours-lstm-hoisted", "ours-lstm-autodiff", "flax-lstm", "torch-lstm",
+    "ours-rnn", "ours-rnn-hoisted", "ours-rnn-autodiff", "torch-rnn",
+]
+_VARIANTS = flags.DEFINE_list("variants", VARIANTS, "what to time")
 _REPEATS = flags.DEFINE_integer("repeats", 7, "timed chunks per variant (median reported)", lower_bound=1)
 _CHUNK = flags.DEFINE_integer("chunk", 10, "training steps per timed call", lower_bound=1)
 _OUT = flags.DEFINE_string("out", "benchmarks/results/bench_recurrent.json", "JSON output")
@@ -166,19 +163,22 @@ def torch_timer(variant: str, length: int):
 
 def main(argv):
     check_arguments(argv)
+    check_choices(_VARIANTS.value, VARIANTS, "--variants")
     check_choices(_SHARD_MODES.value, ("devices", "threads"), "--shard_modes")
+    lengths, seed_counts = check_positive_ints(_LENGTHS.value, "lengths"), check_positive_ints(_SEEDS.value, "seeds")
+    shard_counts = [n for n in check_positive_ints(_SHARDS.value, "shards") if n > 1]
     out = check_out(_OUT.value)
     cases, hung = [], []  # (label dict, timer); cases that deadlocked
-    for length in map(int, _LENGTHS.value):
+    for length in lengths:
         for variant in _VARIANTS.value:
-            for seeds in map(int, _SEEDS.value):
+            for seeds in seed_counts:
                 if variant.startswith("torch"):
                     if seeds == 1:
                         cases.append((dict(variant=variant, length=length, seeds=1, strategy="-"), torch_timer(variant, length)))
                     continue
                 # one seed: no seed axis (lax.map), unsharded and with each batch shard count
                 runs = [("map", 1, "auto")]
-                runs += [("map", int(n), mode) for n in _SHARDS.value if int(n) > 1 for mode in _SHARD_MODES.value]
+                runs += [("map", n, mode) for n in shard_counts for mode in _SHARD_MODES.value]
                 runs = runs if seeds == 1 else [(strategy, 1, "auto") for strategy in _STRATEGIES.value]
                 for strategy, shards, mode in runs:
                     name = strategy if seeds > 1 else shard_label(shards, mode)

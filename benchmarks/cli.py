@@ -35,11 +35,11 @@ def check_positive_ints(values: Iterable[str], flag: str) -> list[int]:
     return [int(value) for value in values]
 
 
-def check_out(path: str) -> pathlib.Path:
-    """``path`` (the ``--out`` flag) as a path a JSON report can be written to; refuses a directory,
+def check_out(path: str, flag: str = "--out") -> pathlib.Path:
+    """``path`` (the value of ``flag``) as a path a JSON report can be written to; refuses a directory,
     an unwritable place or a path that starts with ``-`` (a mistyped flag) before any timing starts."""
     try:
-        return check_writable_file(path, "--out")
+        return check_writable_file(path, flag)
     except ValueError as error:
         raise app.UsageError(str(error)) from None
 

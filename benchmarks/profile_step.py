@@ -16,7 +16,6 @@ Writes ``--out`` (JSON).
 
 import collections
 import glob
-import json
 import os
 import re
 import sys
@@ -26,8 +25,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import jax  # noqa: E402
-from absl import app, flags  # noqa: E402
+from absl import flags  # noqa: E402
 
+from cli import check_arguments, check_choices, check_out, write_json  # noqa: E402  (benchmarks/cli.py)
 from jaxseq.cli import run_main  # noqa: E402  (one-line errors and exit codes, as in scripts/)
 import bench_recurrent  # noqa: E402  (its flags: --chunk)
 
@@ -93,8 +93,9 @@ def profile(variant: str) -> dict:
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    check_arguments(argv)
+    check_choices(_VARIANTS.value, [v for v in bench_recurrent.VARIANTS if not v.startswith("torch")], "--profile_variants")
+    out = check_out(_OUT_JSON.value, "--profile_out")
     results = [profile(v) for v in _VARIANTS.value]
     kinds = [k for k, _ in KINDS] + ["other"]
     print(f"\nT = {_LENGTH.value}, B = {bench_recurrent.B}, H = {bench_recurrent.H}, 1 seed; CPU ms per training step, summed over XLA's threads")
@@ -108,10 +109,7 @@ def main(argv):
         print(f"\n{r['variant']}: top ops (CPU ms/step)")
         for op, value in r["top_ops"].items():
             print(f"  {value:8.3f}  {op}")
-    os.makedirs(os.path.dirname(_OUT_JSON.value) or ".", exist_ok=True)
-    with open(_OUT_JSON.value, "w") as f:
-        json.dump(dict(length=_LENGTH.value, strategy=_STRATEGY.value, chunks=_CHUNKS.value, results=results), f, indent=1)
-    print(f"wrote {_OUT_JSON.value}")
+    write_json(out, dict(length=_LENGTH.value, strategy=_STRATEGY.value, chunks=_CHUNKS.value, results=results))
 
 
 if __name__ == "__main__":
