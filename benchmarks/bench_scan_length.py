@@ -29,7 +29,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import jax  # noqa: E402
 from absl import flags  # noqa: E402
 
-from cli import check_arguments, check_choices, check_out, write_json  # noqa: E402  (benchmarks/cli.py)
+from cli import check_arguments, check_choices, check_out, check_positive_ints, write_json  # noqa: E402  (benchmarks/cli.py)
 from jaxseq.cli import run_main  # noqa: E402  (one-line errors and exit codes, as in scripts/)
 from jaxseq.config import load_config  # noqa: E402
 from jaxseq.train.multiseed import MultiSeedRunner, seed_keys  # noqa: E402
@@ -112,9 +112,10 @@ def mode_ratios(rows: list[dict]) -> list[dict]:
 def main(argv):
     check_arguments(argv)
     check_choices(_VARIANTS.value, VARIANTS, "variants")
+    lengths = check_positive_ints(_LENGTHS.value, "lengths")
     out = check_out(_OUT.value)
     load_before = os.getloadavg()
-    rows = measure([int(t) for t in _LENGTHS.value], _VARIANTS.value)
+    rows = measure(lengths, _VARIANTS.value)
     ratios = mode_ratios(rows)
     print("\nparallel / sequential (same run):")
     for r in ratios:

@@ -29,7 +29,7 @@ import optax
 from absl import flags
 from flax import linen as nn
 
-from cli import check_arguments, check_out, write_json  # benchmarks/cli.py, beside this script
+from cli import check_arguments, check_out, check_positive_ints, write_json  # benchmarks/cli.py, beside this script
 from jaxseq.cli import run_main  # one-line errors and exit codes, as in scripts/
 from jaxseq.data.text import sample_batch
 from jaxseq.models.charlm import CharLSTM
@@ -192,6 +192,7 @@ def torch_timer():
 
 def main(argv):
     check_arguments(argv)
+    shard_counts = [n for n in check_positive_ints(_SHARDS.value, "shards") if n > 1]  # 1 shard: the trainer's row
     out = check_out(_OUT.value)
 
     def ours():
@@ -205,7 +206,7 @@ def main(argv):
         "flax nn.RNN(nn.OptimizedLSTMCell)": lambda: jax_timer(FlaxCharLSTM(_VOCAB.value, _HIDDEN.value)),
         "jaxseq CharLSTM, text trainer's step": lambda: library_timer(ours(), 1),
     }
-    for shards in (n for n in map(int, _SHARDS.value) if n > 1):  # 1 shard is the row above
+    for shards in shard_counts:
         makers[f"jaxseq CharLSTM, text trainer, batch_shards={shards}"] = lambda n=shards: library_timer(ours(), n)
     try:
         import torch  # noqa: F401

@@ -24,8 +24,9 @@ import time
 
 from absl import flags
 
-from cli import check_arguments, check_out, write_json  # benchmarks/cli.py, beside this script
+from cli import check_arguments, check_out, check_positive_ints, write_json  # benchmarks/cli.py, beside this script
 from jaxseq.cli import run_main  # one-line errors and exit codes, as in scripts/
+from jaxseq.train.seeds import resolve_seed_strategy
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
@@ -135,6 +136,9 @@ def print_table(table: list[dict]) -> None:
 
 def main(argv):
     check_arguments(argv)
+    seed_counts = check_positive_ints(_SEEDS.value, "seeds")
+    for strategy in _STRATEGIES.value:  # a bad name would fail every run of its row
+        resolve_seed_strategy(strategy, backend="cpu")
     out = check_out(_OUT.value)
     flag_sets = [""] + [f.strip() for f in _XLA_FLAGS.value.split(";") if f.strip()]
     rows = []
@@ -143,7 +147,7 @@ def main(argv):
         if xla_flags:
             env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " " + xla_flags).strip()
         for strategy in _STRATEGIES.value:
-            for seeds in map(int, _SEEDS.value):
+            for seeds in seed_counts:
                 for index in range(_RUNS.value):
                     with tempfile.TemporaryDirectory() as tmp:
                         outcome = run_once(command(strategy, seeds, tmp + "/out"), env, _IDLE_S.value, _TIMEOUT_S.value)

@@ -141,6 +141,8 @@ def test_benchmarks_refuse_an_out_they_could_not_write_before_measuring(tmp_path
                                                ("bench_textgen.py", "stray", "unexpected arguments"),
                                                ("bench_recurrent.py", "--out=-x.json", "mistyped flag"),
                                                ("bench_recurrent.py", "--variants=ours-lstm,torch-lsmt", "torch-lsmt"),
-                                               ("profile_step.py", "--profile_variants=torch-lstm", "torch-lstm")])
+                                               ("profile_step.py", "--profile_variants=torch-lstm", "torch-lstm"),
+                                               ("stress_hangs.py", "--strategies=auto,vmpa", "vmpa"),
+                                               ("bench_textgen.py", "--shards=2,x", "--shards")])
 def test_benchmarks_refuse_stray_arguments_unknown_names_and_flag_like_paths(tmp_path, script, flag, bad):
     assert_refused(tmp_path, script, flag, bad, out="" if flag.startswith("--out=") else "x.json")
