@@ -22,7 +22,7 @@ import sys
 import tempfile
 import time
 
-from absl import flags
+from absl import app, flags
 
 from cli import check_arguments, check_out, check_positive_ints, write_json  # benchmarks/cli.py, beside this script
 from jaxseq.cli import run_main  # one-line errors and exit codes, as in scripts/
@@ -40,6 +40,7 @@ _TIMEOUT_S = flags.DEFINE_float("timeout_s", 600.0, "a run still going after thi
 _XLA_FLAGS = flags.DEFINE_string("xla_flags", "", "';'-separated XLA_FLAGS sets to try besides the default")
 _EXTRA = flags.DEFINE_list("extra", [], "more --config overrides, e.g. train.num_steps=100")
 _OUT = flags.DEFINE_string("out", str(ROOT / "benchmarks/results/stress_hangs.json"), "JSON file to write")
+REPRODUCER_STRATEGIES = ("vmap", "map")  # benchmarks/hang_reproducer.py --strategy
 _REPRODUCER = flags.DEFINE_bool("reproducer", False, "run benchmarks/hang_reproducer.py (jax + optax only) instead")
 
 _TICKS = os.sysconf("SC_CLK_TCK")
@@ -78,20 +79,23 @@ def run_once(argv: list[str], env: dict[str, str], idle_s: float, timeout_s: flo
         start = time.monotonic()
         proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         samples, status, cpu = [(start, 0.0)], None, 0.0  # (time, CPU seconds used so far)
-        while proc.poll() is None:
-            time.sleep(1.0)
-            now, cpu = time.monotonic(), group_cpu_seconds(proc.pid)
-            samples.append((now, cpu))
-            window = [(t, c) for t, c in samples if t >= now - idle_s]
-            # idle: under 1 % of a core over the last idle_s (the stall watch waits blocked, using no CPU)
-            if now - start >= idle_s and cpu - window[0][1] < IDLE_SHARE * idle_s:
-                status = "hang"
-            elif now - start >= timeout_s:
-                status = "slow"
-            if status:
+        try:
+            while proc.poll() is None:
+                time.sleep(1.0)
+                now, cpu = time.monotonic(), group_cpu_seconds(proc.pid)
+                samples.append((now, cpu))
+                window = [(t, c) for t, c in samples if t >= now - idle_s]
+                # idle: under 1 % of a core over the last idle_s (the stall watch waits blocked, using no CPU)
+                if now - start >= idle_s and cpu - window[0][1] < IDLE_SHARE * idle_s:
+                    status = "hang"
+                elif now - start >= timeout_s:
+                    status = "slow"
+                if status:
+                    break
+        finally:  # also on Ctrl-C: the run has its own session, so the terminal's SIGINT never reaches it
+            if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
-                break
         wall = time.monotonic() - start
         log.seek(0)
         lines = [line.strip() for line in log.read().replace("\r", "\n").splitlines() if line.strip()]
@@ -138,30 +142,43 @@ def main(argv):
     check_arguments(argv)
     seed_counts = check_positive_ints(_SEEDS.value, "seeds")
     for strategy in _STRATEGIES.value:  # a bad name would fail every run of its row
+        if _REPRODUCER.value and strategy not in REPRODUCER_STRATEGIES:
+            raise app.UsageError(f"--reproducer takes --strategies from {', '.join(REPRODUCER_STRATEGIES)}, got {strategy!r}")
         resolve_seed_strategy(strategy, backend="cpu")
     out = check_out(_OUT.value)
     flag_sets = [""] + [f.strip() for f in _XLA_FLAGS.value.split(";") if f.strip()]
-    rows = []
-    for xla_flags in flag_sets:
-        env = dict(os.environ)
-        if xla_flags:
-            env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " " + xla_flags).strip()
-        for strategy in _STRATEGIES.value:
-            for seeds in seed_counts:
-                for index in range(_RUNS.value):
-                    with tempfile.TemporaryDirectory() as tmp:
-                        outcome = run_once(command(strategy, seeds, tmp + "/out"), env, _IDLE_S.value, _TIMEOUT_S.value)
-                    row = dict(strategy=strategy, seeds=seeds, xla_flags=xla_flags, run=index, **dataclasses.asdict(outcome))
-                    rows.append(row)
-                    print(f"{strategy:>6s} seeds={seeds:<3d} {xla_flags or '-'} run {index + 1}/{_RUNS.value}: "
-                          f"{outcome.status} {outcome.wall_s:.0f}s cpu {outcome.cpu_s:.0f}s", flush=True)
-                    if outcome.status == "failed":
-                        print("   ", outcome.last_line, flush=True)
-    table = summarize(rows)
-    print_table(table)
     meta = dict(python=sys.version.split()[0], cpus=os.cpu_count(), idle_s=_IDLE_S.value, timeout_s=_TIMEOUT_S.value,
                 load_before=os.getloadavg())
-    write_json(out, dict(meta=meta, table=table, runs=rows))
+    rows = []
+    try:
+        for xla_flags in flag_sets:
+            env = dict(os.environ)
+            if xla_flags:
+                env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " " + xla_flags).strip()
+            for strategy in _STRATEGIES.value:
+                for seeds in seed_counts:
+                    for index in range(_RUNS.value):
+                        with tempfile.TemporaryDirectory() as tmp:
+                            outcome = run_once(command(strategy, seeds, tmp + "/out"), env, _IDLE_S.value, _TIMEOUT_S.value)
+                        row = dict(strategy=strategy, seeds=seeds, xla_flags=xla_flags, run=index,
+                                   **dataclasses.asdict(outcome))
+                        rows.append(row)
+                        print(f"{strategy:>6s} seeds={seeds:<3d} {xla_flags or '-'} run {index + 1}/{_RUNS.value}: "
+                              f"{outcome.status} {outcome.wall_s:.0f}s cpu {outcome.cpu_s:.0f}s", flush=True)
+                        if outcome.status == "failed":
+                            print("   ", outcome.last_line, flush=True)
+    except KeyboardInterrupt:  # keep the finished runs (the one in progress was killed with its group)
+        meta["interrupted"] = True
+        report(out, meta, rows)
+        raise
+    report(out, meta, rows)
+
+
+def report(out: pathlib.Path, meta: dict, rows: list[dict]) -> None:
+    """Prints the summary table of ``rows`` and writes it, ``meta`` and the rows to ``out``."""
+    table = summarize(rows)
+    print_table(table)
+    write_json(out, dict(meta=dict(meta, load_after=os.getloadavg()), table=table, runs=rows))
 
 
 if __name__ == "__main__":

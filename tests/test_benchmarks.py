@@ -3,9 +3,11 @@
 import importlib.util
 import json
 import pathlib
+import signal
 import statistics
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -146,3 +148,33 @@ def test_benchmarks_refuse_an_out_they_could_not_write_before_measuring(tmp_path
                                                ("bench_textgen.py", "--shards=2,x", "--shards")])
 def test_benchmarks_refuse_stray_arguments_unknown_names_and_flag_like_paths(tmp_path, script, flag, bad):
     assert_refused(tmp_path, script, flag, bad, out="" if flag.startswith("--out=") else "x.json")
+
+
+def children_of(pid: int) -> list[int]:
+    """Process ids whose parent is ``pid`` (Linux ``/proc``)."""
+    found = []
+    for stat in pathlib.Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def test_stress_hangs_on_ctrl_c_kills_its_run_and_keeps_what_finished(tmp_path):
+    out = tmp_path / "stress.json"
+    args = ["--strategies=map", "--seeds=1", "--runs=3", "--extra=train.num_steps=100000", f"--out={out}"]
+    parent = subprocess.Popen([sys.executable, str(ROOT / "benchmarks" / "stress_hangs.py"), *args], cwd=ROOT,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (runs := children_of(parent.pid)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert runs, "stress_hangs.py started no run"
+    parent.send_signal(signal.SIGINT)
+    _, err = parent.communicate(timeout=120)
+    assert parent.returncode == 130 and err.strip().splitlines()[-1] == "interrupted", err[-2000:]
+    assert not any(pathlib.Path(f"/proc/{pid}").exists() for pid in runs)  # its own session: killed, not orphaned
+    report = json.loads(out.read_text())
+    assert report["meta"]["interrupted"] is True and report["runs"] == []
