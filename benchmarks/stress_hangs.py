@@ -10,7 +10,8 @@ slow keeps going until ``--timeout_s``. Prints a table and writes JSON::
 
 ``--reproducer`` stresses ``benchmarks/hang_reproducer.py`` (jax + optax only) instead of the
 script. ``--xla_flags`` runs every pair again under extra ``XLA_FLAGS`` (``;``-separated sets), which is
-how the flags named in the README were tried. Linux only (it reads /proc).
+how the flags named in the README were tried. Ctrl-C kills the run in progress and writes the
+finished runs to ``<out>.interrupted.json`` beside ``--out``. Linux only (it reads /proc).
 """
 
 import dataclasses
@@ -29,6 +30,7 @@ from jaxseq.cli import run_main  # one-line errors and exit codes, as in scripts
 from jaxseq.train.seeds import resolve_seed_strategy
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
+REPRODUCER_STRATEGIES = ("vmap", "map")  # what benchmarks/hang_reproducer.py --strategy takes
 
 _STRATEGIES = flags.DEFINE_list("strategies", ["auto", "vmap", "map"], "train.seed_strategy values to stress")
 _SEEDS = flags.DEFINE_list("seeds", ["8", "16"], "seed counts")
@@ -40,7 +42,6 @@ _TIMEOUT_S = flags.DEFINE_float("timeout_s", 600.0, "a run still going after thi
 _XLA_FLAGS = flags.DEFINE_string("xla_flags", "", "';'-separated XLA_FLAGS sets to try besides the default")
 _EXTRA = flags.DEFINE_list("extra", [], "more --config overrides, e.g. train.num_steps=100")
 _OUT = flags.DEFINE_string("out", str(ROOT / "benchmarks/results/stress_hangs.json"), "JSON file to write")
-REPRODUCER_STRATEGIES = ("vmap", "map")  # benchmarks/hang_reproducer.py --strategy
 _REPRODUCER = flags.DEFINE_bool("reproducer", False, "run benchmarks/hang_reproducer.py (jax + optax only) instead")
 
 _TICKS = os.sysconf("SC_CLK_TCK")
@@ -167,9 +168,9 @@ def main(argv):
                               f"{outcome.status} {outcome.wall_s:.0f}s cpu {outcome.cpu_s:.0f}s", flush=True)
                         if outcome.status == "failed":
                             print("   ", outcome.last_line, flush=True)
-    except KeyboardInterrupt:  # keep the finished runs (the one in progress was killed with its group)
-        meta["interrupted"] = True
-        report(out, meta, rows)
+    except KeyboardInterrupt:  # the run in progress was killed with its group; keep the finished ones
+        if rows:  # beside --out, never over a finished report
+            report(out.with_name(f"{out.stem}.interrupted{out.suffix}"), dict(meta, interrupted=True), rows)
         raise
     report(out, meta, rows)
 
