@@ -43,7 +43,7 @@ from flax import linen as nn  # noqa: E402
 
 from jaxseq.config import load_config  # noqa: E402
 from jaxseq.train.multiseed import MultiSeedRunner, seed_keys  # noqa: E402
-from jaxseq.train.seeds import StalledRunError, StallWatch  # noqa: E402
+from jaxseq.train.seeds import StalledRunError, StallWatch, resolve_seed_strategy  # noqa: E402
 from jaxseq.train.sequence import make_train  # noqa: E402
 from jaxseq.train.sweep import setting_config  # noqa: E402
 from cli import check_arguments, check_choices, check_out, check_positive_ints, write_json  # noqa: E402  (benchmarks/cli.py)
@@ -165,6 +165,8 @@ def main(argv):
     check_arguments(argv)
     check_choices(_VARIANTS.value, VARIANTS, "--variants")
     check_choices(_SHARD_MODES.value, ("devices", "threads"), "--shard_modes")
+    for strategy in _STRATEGIES.value:
+        resolve_seed_strategy(strategy, backend="cpu")  # a ValueError naming the valid forms
     lengths, seed_counts = check_positive_ints(_LENGTHS.value, "lengths"), check_positive_ints(_SEEDS.value, "seeds")
     shard_counts = [n for n in check_positive_ints(_SHARDS.value, "shards") if n > 1]
     out = check_out(_OUT.value)

@@ -111,7 +111,7 @@ def mode_ratios(rows: list[dict]) -> list[dict]:
 
 def main(argv):
     check_arguments(argv)
-    check_choices(_VARIANTS.value, VARIANTS, "variants")
+    check_choices(_VARIANTS.value, VARIANTS, "--variants")
     lengths = check_positive_ints(_LENGTHS.value, "lengths")
     out = check_out(_OUT.value)
     load_before = os.getloadavg()

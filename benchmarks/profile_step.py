@@ -11,7 +11,7 @@ over threads. ``matmul`` is XLA's dot kernels (``ynn_fusion``/``dot``), ``elemen
 fusions (gates, Adam, reductions), ``stack/slice`` the copies that write or read one time step of a
 ``[time, ...]`` array inside a loop (``dynamic-update-slice``, ``dynamic-slice``), ``copy``
 layout copies and transposes, ``wait`` time a thread spent waiting for others in a parallel op.
-Writes ``--out`` (JSON).
+Writes ``--profile_out`` (JSON; ``--out`` is ``bench_recurrent.py``'s flag).
 """
 
 import collections
@@ -29,6 +29,7 @@ from absl import flags  # noqa: E402
 
 from cli import check_arguments, check_choices, check_out, write_json  # noqa: E402  (benchmarks/cli.py)
 from jaxseq.cli import run_main  # noqa: E402  (one-line errors and exit codes, as in scripts/)
+from jaxseq.train.seeds import resolve_seed_strategy  # noqa: E402
 import bench_recurrent  # noqa: E402  (its flags: --chunk)
 
 _VARIANTS = flags.DEFINE_list(
@@ -95,6 +96,7 @@ def profile(variant: str) -> dict:
 def main(argv):
     check_arguments(argv)
     check_choices(_VARIANTS.value, [v for v in bench_recurrent.VARIANTS if not v.startswith("torch")], "--profile_variants")
+    resolve_seed_strategy(_STRATEGY.value, backend="cpu")
     out = check_out(_OUT_JSON.value, "--profile_out")
     results = [profile(v) for v in _VARIANTS.value]
     kinds = [k for k, _ in KINDS] + ["other"]
