@@ -15,13 +15,13 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 
 def assert_refused(tmp_path, script: str, flag: str, bad: str, out: str = "x.json") -> None:
-    """``benchmarks/<script> <flag> --out=<tmp_path>/<out>`` fails with a one-line error naming ``bad``
-    and writes nothing (``out=""``: no ``--out`` added, ``flag`` gives its own)."""
+    """``benchmarks/<script> <flag> --out=<tmp_path>/<out>`` fails as a usage error (exit code 2) with a
+    one-line error naming ``bad`` and writes nothing (``out=""``: no ``--out`` added, ``flag`` gives its own)."""
     before = sorted(tmp_path.rglob("*"))
     args = [flag, f"--out={tmp_path / out}"] if out else [flag]
     result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), *args],
                             cwd=ROOT, capture_output=True, text=True)
-    assert result.returncode != 0 and bad in result.stderr, result.stderr[-2000:]
+    assert result.returncode == 2 and bad in result.stderr, result.stderr[-2000:]
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert sorted(tmp_path.rglob("*")) == before
 
