@@ -46,7 +46,7 @@ from jaxseq.train.multiseed import MultiSeedRunner, seed_keys  # noqa: E402
 from jaxseq.train.seeds import StalledRunError, StallWatch, resolve_seed_strategy  # noqa: E402
 from jaxseq.train.sequence import make_train  # noqa: E402
 from jaxseq.train.sweep import setting_config  # noqa: E402
-from cli import check_arguments, check_choices, check_out, check_positive_ints, write_json  # noqa: E402  (benchmarks/cli.py)
+from cli import check_arguments, check_choices, check_out, check_positive_ints, interrupted_path, write_json  # noqa: E402  (benchmarks/cli.py)
 from jaxseq.cli import run_main  # noqa: E402  (one-line errors and exit codes, as in scripts/)
 
 _LENGTHS = flags.DEFINE_list("lengths", ["10", "30"], "palindrome lengths T")
@@ -193,17 +193,22 @@ def main(argv):
                         print("hung", label, flush=True)
     times = [[] for _ in cases]
     load_before = os.getloadavg()
-    for _ in range(_REPEATS.value):
-        for i, (label, timer) in enumerate(cases):
-            if timer is None:
-                continue
-            try:
-                times[i].append(timer())
-            except StalledRunError as error:
-                hung.append(dict(**label, error=str(error)))
-                cases[i] = (label, None)
-                print("hung", label, flush=True)
-    kept = [i for i, (_, timer) in enumerate(cases) if timer is not None]
+    interrupted = False
+    try:
+        for _ in range(_REPEATS.value):
+            for i, (label, timer) in enumerate(cases):
+                if timer is None:
+                    continue
+                try:
+                    times[i].append(timer())
+                except StalledRunError as error:
+                    hung.append(dict(**label, error=str(error)))
+                    cases[i] = (label, None)
+                    print("hung", label, flush=True)
+    except KeyboardInterrupt:  # report the repeats that finished (still round-robin, side by side)
+        interrupted = True
+        print(f"\ninterrupted: reporting the repeats that finished, to {interrupted_path(out)}", flush=True)
+    kept = [i for i, (_, timer) in enumerate(cases) if timer is not None and times[i]]
     cases, times = [cases[i] for i in kept], [times[i] for i in kept]
     rows = []
     print(f"\n{'variant':<20} {'T':>3} {'seeds':>5} {'strategy':>16} {'seed-steps/s':>13} {'ms/step':>8} {'CPU ms/step':>11}")
@@ -223,14 +228,16 @@ def main(argv):
         print(f"  T={r['length']:<3} {r['what']:<55} {r['ratio']:.2f}x")
     meta = dict(platform=platform.platform(), cpus=os.cpu_count(), jax=jax.__version__, backend=jax.default_backend(),
                 load_before=load_before, load_after=os.getloadavg(), batch_size=B, hidden_size=H, chunk=_CHUNK.value,
-                repeats=_REPEATS.value)
+                repeats=_REPEATS.value, interrupted=interrupted)
     try:
         import torch
 
         meta.update(torch=torch.__version__, torch_threads=torch.get_num_threads())
     except ImportError:
         pass
-    write_json(out, dict(meta=meta, rows=rows, ratios=ratios, hung=hung))
+    write_json(interrupted_path(out) if interrupted else out, dict(meta=meta, rows=rows, ratios=ratios, hung=hung))
+    if interrupted:
+        raise KeyboardInterrupt
 
 
 def shard_label(shards: int, mode: str) -> str:

@@ -29,7 +29,7 @@ import optax
 from absl import flags
 from flax import linen as nn
 
-from cli import check_arguments, check_out, check_positive_ints, write_json  # benchmarks/cli.py, beside this script
+from cli import check_arguments, check_out, check_positive_ints, interrupted_path, write_json  # benchmarks/cli.py, beside this script
 from jaxseq.cli import run_main  # one-line errors and exit codes, as in scripts/
 from jaxseq.data.text import sample_batch
 from jaxseq.models.charlm import CharLSTM
@@ -216,18 +216,25 @@ def main(argv):
         print("PyTorch not installed (pip install -e '.[bench]'): timing jax models only")
     timers = {name: make() for name, make in makers.items()}
     times = {name: [] for name in timers}
-    for _ in range(_REPEATS.value):  # round-robin: a noisy neighbour slows every model alike
-        for name, (timed, _) in timers.items():
-            times[name].append(timed())
+    interrupted = False
+    try:
+        for _ in range(_REPEATS.value):  # round-robin: a noisy neighbour slows every model alike
+            for name, (timed, _) in timers.items():
+                times[name].append(timed())
+    except KeyboardInterrupt:  # report the calls that finished (still round-robin, side by side)
+        interrupted = True
+        if not any(times.values()):
+            raise
+        print(f"\ninterrupted: reporting the calls that finished, to {interrupted_path(out)}", flush=True)
     steps, chars = _STEPS.value, _STEPS.value * _BATCH.value * _SEQ_LEN.value
     rows = []
-    for name, (_, info) in timers.items():
+    for name, (_, info) in ((name, timer) for name, timer in timers.items() if times[name]):
         median = statistics.median(times[name])
         rows.append({"model": name, **info, "chars_per_s": chars / median, "ms_per_step": 1e3 * median / steps,
                      "times_s": times[name]})
     header = f"{'model':42s} {'params':>8s} {'chars/s':>10s} {'ms/step':>8s} {'compile+1st (s)':>16s}"
     print(f"B={_BATCH.value} T={_SEQ_LEN.value} {NUM_LAYERS}x{_HIDDEN.value} V={_VOCAB.value}, "
-          f"{_STEPS.value} steps per call, median of {_REPEATS.value} (round-robin)")
+          f"{_STEPS.value} steps per call, median of {max(map(len, times.values()))} (round-robin)")
     print(header)
     for r in rows:
         print(f"{r['model']:42s} {r['params']:8d} {r['chars_per_s']:10.0f} {r['ms_per_step']:8.1f} {r['first_call_s']:16.1f}")
@@ -243,7 +250,10 @@ def main(argv):
                  embed_dim=EMBED_DIM, vocab_size=_VOCAB.value, steps_per_call=_STEPS.value, repeats=_REPEATS.value)
     machine = dict(device=str(jax.devices()[0]), cpu_count=os.cpu_count(), jax=jax.__version__,
                    flax=flax.__version__, python=platform.python_version(), load_after=os.getloadavg())
-    write_json(out, {"setup": setup, "machine": machine, "results": rows, "ratios": ratios}, indent=2)
+    report = {"setup": setup, "machine": machine, "results": rows, "ratios": ratios, "interrupted": interrupted}
+    write_json(interrupted_path(out) if interrupted else out, report, indent=2)
+    if interrupted:
+        raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

@@ -44,6 +44,12 @@ def check_out(path: str, flag: str = "--out") -> pathlib.Path:
         raise app.UsageError(str(error)) from None
 
 
+def interrupted_path(out: pathlib.Path) -> pathlib.Path:
+    """Where a run stopped with Ctrl-C writes what it measured: ``<out stem>.interrupted<suffix>``
+    beside ``out``, so an interrupted run never replaces a finished report."""
+    return out.with_name(f"{out.stem}.interrupted{out.suffix}")
+
+
 def write_json(path: pathlib.Path, report: Any, indent: int = 1) -> None:
     """Writes ``report`` as JSON to ``path`` (directories created, file replaced in one rename) and says so."""
     path.parent.mkdir(parents=True, exist_ok=True)

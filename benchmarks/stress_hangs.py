@@ -25,7 +25,7 @@ import time
 
 from absl import app, flags
 
-from cli import check_arguments, check_out, check_positive_ints, write_json  # benchmarks/cli.py, beside this script
+from cli import check_arguments, check_out, check_positive_ints, interrupted_path, write_json  # benchmarks/cli.py, beside this script
 from jaxseq.cli import run_main  # one-line errors and exit codes, as in scripts/
 from jaxseq.train.seeds import resolve_seed_strategy
 
@@ -170,7 +170,7 @@ def main(argv):
                             print("   ", outcome.last_line, flush=True)
     except KeyboardInterrupt:  # the run in progress was killed with its group; keep the finished ones
         if rows:  # beside --out, never over a finished report
-            report(out.with_name(f"{out.stem}.interrupted{out.suffix}"), dict(meta, interrupted=True), rows)
+            report(interrupted_path(out), dict(meta, interrupted=True), rows)
         raise
     report(out, meta, rows)
 

@@ -181,3 +181,21 @@ def test_stress_hangs_on_ctrl_c_kills_its_run_and_keeps_what_finished(tmp_path):
     report = json.loads((tmp_path / "stress.interrupted.json").read_text())
     assert report["meta"]["interrupted"] is True
     assert [run["status"] for run in report["runs"]] == ["ok"]  # the first run, finished before Ctrl-C
+
+
+def test_bench_recurrent_on_ctrl_c_reports_the_repeats_that_finished(tmp_path):
+    out = tmp_path / "bench.json"
+    args = ["--variants=ours-rnn", "--lengths=3", "--seeds=1", "--shards=1", "--chunk=1", "--repeats=1000000", f"--out={out}"]
+    parent = subprocess.Popen([sys.executable, str(ROOT / "benchmarks" / "bench_recurrent.py"), *args], cwd=ROOT,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    while (line := parent.stdout.readline()) and not line.startswith("compiled"):
+        pass
+    assert line.startswith("compiled"), parent.communicate(timeout=60)[1][-2000:]
+    time.sleep(1.0)  # timing, round-robin over the one case
+    parent.send_signal(signal.SIGINT)
+    _, err = parent.communicate(timeout=120)
+    assert parent.returncode == 130 and err.strip().splitlines()[-1] == "interrupted", err[-2000:]
+    assert not out.exists()
+    report = json.loads((tmp_path / "bench.interrupted.json").read_text())
+    (row,) = report["rows"]
+    assert report["meta"]["interrupted"] is True and row["variant"] == "ours-rnn" and len(row["seconds"]) >= 1
