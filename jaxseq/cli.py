@@ -1,4 +1,5 @@
-"""The scripts' entry point: flags parsed with one-line errors, configs validated, exit codes a shell can use.
+"""The entry point of scripts/ and benchmarks/: flags parsed with one-line errors, configs validated,
+exit codes a shell can use.
 
 A script defines its config flag with :func:`define_config` and ends with ``run_main(main)``::
 
