@@ -27,14 +27,14 @@ import jax.numpy as jnp  # noqa: E402
 import optax  # noqa: E402
 from absl import flags  # noqa: E402
 
-from jaxseq.models.cells import CELLS  # noqa: E402
+from jaxseq.models.registry import CELLS  # noqa: E402
 from jaxseq.models.sequence import scan_cell  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from cli import check_arguments, check_choices, check_out, check_positive_ints, write_json  # noqa: E402
 from jaxseq.cli import run_main  # noqa: E402  (one-line errors and exit codes, as in scripts/)
 
-_CELLS = flags.DEFINE_list("cells", ["lstm", "rnn"], "cells to time (keys of jaxseq.models.cells.CELLS)")
+_CELLS = flags.DEFINE_list("cells", ["lstm", "rnn"], "cells to time (keys of jaxseq.models.registry.CELLS)")
 _LENGTHS = flags.DEFINE_list("lengths", ["10", "30"], "sequence lengths T")
 _REPEATS = flags.DEFINE_integer("repeats", 31, "timed calls per case (median reported)", lower_bound=1)
 _CALLS = flags.DEFINE_integer("calls", 5, "gradients per timed call", lower_bound=1)

@@ -71,7 +71,7 @@ def _worker(rank: int, count: int, exchange: str, length: int, steps: int, repea
     import optax
     from jax.flatten_util import ravel_pytree
 
-    from jaxseq.models.cells import CELLS
+    from jaxseq.models.registry import CELLS
     from jaxseq.models.sequence import scan_cell
 
     if exchange == "gloo":

@@ -15,9 +15,13 @@ runs the same step in eager mode (``nn.LSTM`` / ``nn.RNN``, ``torch.optim.Adam``
 
 - ``ours-lstm``, ``ours-rnn``: the project's cells through ``scan_cell`` (hand-written BPTT, the
   input projection joined to the recurrent matmul: the default for a one-hot input);
+- ``ours-gru``: the same for the GRU (two stages, the input projection hoisted);
 - ``ours-lstm-hoisted``, ``ours-rnn-hoisted``: the same with the input projection applied to all
-  time steps before the loop (``join_input=False``);
-- ``ours-lstm-autodiff``, ``ours-rnn-autodiff``: the same with jax's transpose of the scan;
+  time steps before the loop (never joined);
+- ``ours-lstm-autodiff``, ``ours-rnn-autodiff``: the same cells seen only through Flax's
+  ``RNNCellBase`` contract, so they run as any outside cell does (``nn.scan`` and jax's autodiff);
+- ``cell:package.module:ClassName``: any ``RNNCellBase`` cell by import path in the same classifier
+  (e.g. ``cell:flax.linen:OptimizedLSTMCell``);
 - ``flax-lstm``: ``nn.RNN(nn.OptimizedLSTMCell)`` with the same head;
 - ``torch-lstm``, ``torch-rnn``: PyTorch's ``nn.LSTM`` / ``nn.RNN`` (needs ``pip install -e '.[bench]'``).
 
@@ -41,7 +45,9 @@ import jax  # noqa: E402
 from absl import flags  # noqa: E402
 from flax import linen as nn  # noqa: E402
 
+from cell_variants import AutodiffOnly, hoisted_input  # noqa: E402  (benchmarks/cell_variants.py)
 from jaxseq.config import load_config  # noqa: E402
+from jaxseq.models.registry import model_spec  # noqa: E402
 from jaxseq.train.multiseed import MultiSeedRunner, seed_keys  # noqa: E402
 from jaxseq.train.seeds import StalledRunError, StallWatch, resolve_seed_strategy  # noqa: E402
 from jaxseq.train.sequence import make_train  # noqa: E402
@@ -56,8 +62,9 @@ _SHARDS = flags.DEFINE_list("shards", ["2"], "train.batch_shards counts (> 1) al
 _SHARD_MODES = flags.DEFINE_list("shard_modes", ["devices", "threads"], "where the shards of one seed run (BatchShards mode)")
 VARIANTS = [
     "ours-lstm", "ours-lstm-hoisted", "ours-lstm-autodiff", "flax-lstm", "torch-lstm",
-    "ours-rnn", "ours-rnn-hoisted", "ours-rnn-autodiff", "torch-rnn",
+    "ours-rnn", "ours-rnn-hoisted", "ours-rnn-autodiff", "torch-rnn", "ours-gru",
 ]
+NAMED_CELL = "cell:"  # a variant cell:package.module:ClassName times that cell
 _VARIANTS = flags.DEFINE_list("variants", VARIANTS, "what to time")
 _REPEATS = flags.DEFINE_integer("repeats", 7, "timed chunks per variant (median reported)", lower_bound=1)
 _CHUNK = flags.DEFINE_integer("chunk", 10, "training steps per timed call", lower_bound=1)
@@ -81,7 +88,10 @@ class FlaxLSTMClassifier(nn.Module):
 
 def make_trainer(variant: str, length: int):
     """The palindrome trainer for a jax variant (model swapped in for the peers)."""
-    model = variant.split("-")[1] if variant.startswith("ours-") else "lstm"  # ours-<model>[-...]
+    if variant.startswith(NAMED_CELL):
+        model = variant[len(NAMED_CELL):]
+    else:
+        model = variant.split("-")[1] if variant.startswith("ours-") else "lstm"  # ours-<model>[-...]
     config = setting_config(
         load_config("configs/palindrome.py"),
         **{
@@ -96,9 +106,9 @@ def make_trainer(variant: str, length: int):
     if variant == "flax-lstm":
         trainer.model = FlaxLSTMClassifier(H, 10)
     elif variant.endswith("-autodiff"):
-        trainer.model = trainer.model.clone(manual_bptt=False)
+        trainer.model = trainer.model.clone(cell=AutodiffOnly(trainer.model.cell))
     elif variant.endswith("-hoisted"):
-        trainer.model = trainer.model.clone(join_input=False)
+        trainer.model = trainer.model.clone(cell=hoisted_input(trainer.model.cell))
     return trainer
 
 
@@ -163,7 +173,10 @@ def torch_timer(variant: str, length: int):
 
 def main(argv):
     check_arguments(argv)
-    check_choices(_VARIANTS.value, VARIANTS, "--variants")
+    check_choices([v for v in _VARIANTS.value if not v.startswith(NAMED_CELL)], VARIANTS, "--variants")
+    for variant in _VARIANTS.value:
+        if variant.startswith(NAMED_CELL):
+            model_spec(variant[len(NAMED_CELL):])  # a name that is not a cell: one line, before anything compiles
     check_choices(_SHARD_MODES.value, ("devices", "threads"), "--shard_modes")
     for strategy in _STRATEGIES.value:
         resolve_seed_strategy(strategy, backend="cpu")  # a ValueError naming the valid forms

@@ -29,9 +29,11 @@ import optax
 from absl import flags
 from flax import linen as nn
 
+from cell_variants import hoisted_input  # benchmarks/cell_variants.py, beside this script
 from cli import check_arguments, check_out, check_positive_ints, interrupted_path, write_json  # benchmarks/cli.py, beside this script
 from jaxseq.cli import run_main  # one-line errors and exit codes, as in scripts/
 from jaxseq.data.text import sample_batch
+from jaxseq.models.cells import LSTMCell
 from jaxseq.models.charlm import CharLSTM
 from jaxseq.train import textgen
 from jaxseq.train.batch_shards import BatchShards
@@ -201,7 +203,7 @@ def main(argv):
     makers = {
         "jaxseq CharLSTM (LSTMCell + scan_cell)": lambda: jax_timer(ours()),
         "jaxseq CharLSTM, input projection hoisted": lambda: jax_timer(
-            CharLSTM(_VOCAB.value, _HIDDEN.value, NUM_LAYERS, EMBED_DIM, join_input=False)
+            CharLSTM(_VOCAB.value, _HIDDEN.value, NUM_LAYERS, EMBED_DIM, cell=hoisted_input(LSTMCell(_HIDDEN.value)))
         ),
         "flax nn.RNN(nn.OptimizedLSTMCell)": lambda: jax_timer(FlaxCharLSTM(_VOCAB.value, _HIDDEN.value)),
         "jaxseq CharLSTM, text trainer's step": lambda: library_timer(ours(), 1),

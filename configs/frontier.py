@@ -17,7 +17,9 @@ length fails, longer ones are skipped (``frontier.stop_after_failure``)::
     python scripts/frontier.py --out=results/frontier --plot_only           # redraw from results.csv
 
 Override a variant from the command line, e.g. ``--config.variants.lstm_fb1.sweep.lengths=20,40``
-or pick some with ``--config.frontier.variants=rnn,gru``. Measured results: docs/study.md.
+or pick some with ``--config.frontier.variants=rnn,gru``. An entry that is not a defined variant but a
+model name or a cell's import path (``--config.frontier.variants=lstm_fb1,mycells:MyCell``) runs that
+model in the base set-up. Measured results: docs/study.md.
 
 The base set-up is the classic one of ``configs/palindrome.py`` (raw digit input, hidden 128,
 batch 128, RMSprop 1e-3, clipping at 10) with a budget of 1000 steps.

@@ -34,7 +34,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.train.stop_accuracy = 1.1  # never stop early: every seed trains exactly N steps
 
     config.probe = ml_collections.ConfigDict()
-    config.probe.models = "rnn,lstm"  # names from jaxseq.models.registry.MODELS
+    config.probe.models = "rnn,lstm"  # names from jaxseq.models.registry.MODELS, or cells as package.module:Class
     config.probe.batch_size = 512  # sequences in the probe batch (the same for every seed)
     config.probe.seed = 1234  # key of the probe batch
 

@@ -33,6 +33,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.model.forget_bias = 1.0  # LSTM-family initial forget-gate bias
     config.model.input_init = "xavier"  # kaiming | xavier | glorot | orthogonal | lecun
     config.model.recurrent_init = "orthogonal"
+    # further constructor fields of the cell, "name=value,..." (Python literals), e.g. for an
+    # outside cell: --config.model.name=mycells:MyCell --config.model.cell_kwargs=num_heads=2,scale=0.5
+    config.model.cell_kwargs = ""
     config.model.num_layers = 1  # > 1 stacks pre-norm residual layers (jaxseq.models.sequence.StackedClassifier)
     # linear recurrences (mingru, minlstm, lru): parallel (associative scan over time) | sequential
     config.model.scan_mode = "parallel"
@@ -75,7 +78,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.train.stall_timeout_s = 300.0  # a chunk slower than max(this, 10x the slowest so far) stops the run
 
     config.sweep = ml_collections.ConfigDict()
-    config.sweep.models = "rnn,lstm"  # comma-separated names from jaxseq.models.registry.MODELS
+    config.sweep.models = "rnn,lstm"  # names from jaxseq.models.registry.MODELS, or cells as package.module:Class
     config.sweep.lengths = "5,10,20"  # comma-separated palindrome lengths
 
     if arg == "quick":

@@ -3,19 +3,15 @@
 Layout (data flows one way, config -> data -> model -> train -> results):
 
 - ``jaxseq.data``: sequence tasks generated on device, text corpora, citation graphs.
-- ``jaxseq.models``: Flax linen cells written from their equations, sequence models, graph layers.
-- ``jaxseq.train``: optax optimisers from config, jitted steps, multi-seed (vmap) runs, results files.
+- ``jaxseq.models``: Flax linen cells written from their equations, sequence models over any
+  ``RNNCellBase`` cell, graph layers.
+- ``jaxseq.train``: optax optimisers from config, pure training runs (``make_train``), multi-seed
+  runs, results files.
 - ``jaxseq.analysis``: gradient-norm inspection and figures.
-- ``jaxseq.cpu_devices``: one XLA CPU device per core, asked for on import (for batch shards).
+
+Importing jaxseq changes nothing in jax and prints nothing. Batch shards on CPU want one XLA device
+per core: call :func:`jaxseq.cpu_devices.request_cpu_devices` before your first jax computation
+(the scripts do it in :func:`jaxseq.cli.run_main`); without it they run on host threads instead.
 """
 
-import sys as _sys
-
-from jaxseq import cpu_devices as _cpu_devices
-
 __version__ = "0.1.0"
-
-try:  # one CPU device per core, for batch shards (jaxseq/cpu_devices.py); must precede jax's first computation
-    _cpu_devices.request_cpu_devices()
-except ValueError as _error:  # a bad JAXSEQ_CPU_DEVICES: one line, and jax's default of one device
-    print(f"warning: {_error}; using one CPU device", file=_sys.stderr)

@@ -30,6 +30,7 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from jaxseq.config import flat_fields, load_config, validate_config
+from jaxseq.cpu_devices import request_cpu_devices
 from jaxseq.train.seeds import StalledRunError
 
 # errors that say the command line asked for something that cannot be done as asked
@@ -180,6 +181,7 @@ def run_main(main: Callable[[list[str]], Any], argv: Optional[Sequence[str]] = N
       SystemExit: always, with 0 (done), 1 (failed run), 2 (usage error) or 130 (interrupted).
     """
     argv = list(sys.argv if argv is None else argv)
+    start_cpu_devices()
     try:
         app.run(_report_usage_errors(main), argv=argv, flags_parser=parse_flags)
     except SystemExit:
@@ -193,6 +195,16 @@ def run_main(main: Callable[[list[str]], Any], argv: Optional[Sequence[str]] = N
         if isinstance(error, StalledRunError):
             exit_now(code)
         sys.exit(code)
+
+
+def start_cpu_devices() -> None:
+    """Ask jax for one CPU device per core (:func:`jaxseq.cpu_devices.request_cpu_devices`) before
+    its backend starts, for batch shards; a bad ``JAXSEQ_CPU_DEVICES`` is one warning line and
+    jax's default of one device. Scripts do this in :func:`run_main`; importing jaxseq never does."""
+    try:
+        request_cpu_devices()
+    except ValueError as error:
+        print(f"warning: {error}; using one CPU device", file=sys.stderr)
 
 
 def exit_now(code: int) -> NoReturn:

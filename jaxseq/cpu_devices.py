@@ -1,14 +1,14 @@
-"""One XLA CPU device per core, asked for when jaxseq is imported.
+"""One XLA CPU device per core, asked for by the scripts before jax's backend starts.
 
 jax starts its CPU backend with one device. :mod:`jaxseq.train.batch_shards` splits one seed's
 training batch over several CPU devices, one shard per device, in a single compiled program per
 chunk of steps (``jax.shard_map`` with the shards' gradients averaged by ``pmean``). That needs the
-devices to exist, and their number can only be set before jax's backend starts. Importing
-``jaxseq`` therefore calls :func:`request_cpu_devices`, which sets ``jax_num_cpu_devices`` to one
-device per available core unless
+devices to exist, and their number can only be set before jax's backend starts. The scripts
+therefore call :func:`request_cpu_devices` first thing (:func:`jaxseq.cli.run_main`); a library user
+who wants batch shards on devices calls it too. It sets ``jax_num_cpu_devices`` to one device per
+available core unless
 
-- jax's backend has already started (jaxseq imported after a jax computation): nothing changes,
-  and batch shards fall back to host threads;
+- jax's backend has already started: nothing changes, and batch shards fall back to host threads;
 - the user chose a count already (``jax_num_cpu_devices``, or ``--xla_force_host_platform_device_count``
   in ``XLA_FLAGS``);
 - ``JAXSEQ_CPU_DEVICES`` is set: that many devices (``1`` keeps jax's default of one).

@@ -29,6 +29,7 @@ from tqdm import tqdm  # noqa: E402
 from jaxseq import cli  # noqa: E402
 from jaxseq.analysis import figures  # noqa: E402
 from jaxseq.analysis.frontier import summarize  # noqa: E402
+from jaxseq.models.registry import MODELS, model_spec  # noqa: E402
 from jaxseq.train.record import check_arguments, make_trainers, train_setting, train_unless_plot_only  # noqa: E402
 from jaxseq.train.results import RunDir, check_writable_file, output_dir  # noqa: E402
 from jaxseq.train.sweep import parse_lengths, parse_list, setting_config  # noqa: E402
@@ -62,10 +63,22 @@ def dotted_fields(section: ml_collections.ConfigDict, prefix: str = "") -> dict:
 def variant_configs(config) -> dict[str, ml_collections.ConfigDict]:
     """``{variant: its full config}`` for ``config.frontier.variants``, validated before training."""
     names = parse_list(config.frontier.variants, str, "variant", "frontier.variants")
-    missing = [name for name in names if name not in config.variants]
+    missing = [name for name in names if name not in config.variants and name not in MODELS and ":" not in name]
     if missing:
-        raise ValueError(f"variants {missing} are not defined in config.variants ({', '.join(config.variants)})")
-    return {name: setting_config(config, **dotted_fields(config.variants[name])) for name in names}
+        raise ValueError(
+            f"variants {missing} are not defined in config.variants ({', '.join(config.variants)}) "
+            "and are not model names or cells' import paths (package.module:ClassName)"
+        )
+    return {name: setting_config(config, **variant_fields(config, name)) for name in names}
+
+
+def variant_fields(config, name: str) -> dict:
+    """The dotted overrides of variant ``name``: its section of ``config.variants``, or, for a model
+    name or a cell's import path that is not one, the base set-up with that model."""
+    if name in config.variants:
+        return dotted_fields(config.variants[name])
+    model_spec(name)  # an import path that is not a cell fails here, before anything trains
+    return {"model.name": name}
 
 
 def describe(cfg) -> dict:

@@ -25,11 +25,10 @@ from tqdm import tqdm  # noqa: E402
 from jaxseq import cli  # noqa: E402
 from jaxseq.analysis import figures  # noqa: E402
 from jaxseq.analysis.grad_norms import seed_grad_norms_fn  # noqa: E402
-from jaxseq.models.registry import MODELS  # noqa: E402
 from jaxseq.train.multiseed import MultiSeedRunner, seed_keys  # noqa: E402
 from jaxseq.train.record import check_arguments, make_trainers, train_unless_plot_only  # noqa: E402
 from jaxseq.train.results import RunDir, check_writable, output_dir  # noqa: E402
-from jaxseq.train.sweep import parse_names, result_rows, setting_config  # noqa: E402
+from jaxseq.train.sweep import parse_models, result_rows, setting_config  # noqa: E402
 
 _CONFIG = cli.define_config("configs/grad_norms.py", "experiment config")
 _OUT = flags.DEFINE_string("out", None, "output directory (default: a fresh runs/grad_norms/<YYYYmmdd-HHMMSS>/)")
@@ -74,7 +73,7 @@ def probe_model(cfg, trainer, run_dir: RunDir, bar) -> None:
 
 def probe_models(config, run_dir: RunDir) -> None:
     """Probe every model of ``config.probe.models`` not yet in the CSV (all checked before any trains)."""
-    models = parse_names(config.probe.models, MODELS, "model", "probe.models")
+    models = parse_models(config.probe.models, "probe.models")
     run_dir.check_config(config, MAY_DIFFER)
     done = {row["model"] for row in run_dir.read_results(NORMS_CSV)}
     configs = [setting_config(config, **{"model.name": m}) for m in models if m not in done]

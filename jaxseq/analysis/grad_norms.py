@@ -1,11 +1,14 @@
 """How far back does the loss reach? Per-time-step gradient norms ``||dL/dh_t||``.
 
 A sequence classifier from :func:`jaxseq.models.registry.make_classifier` accepts
-``perturbations [batch, time, H]`` that are added to every hidden state ``h_t`` inside the scan
-(and carried forward). At zero perturbations the model is unchanged, and the gradient of the loss
-with respect to them is ``dL/dh_t`` for all ``t`` at once: one forward and one backward pass, no
-matter how long the sequence. Bidirectional models are probed in their forward cell, stacked
-models in their first layer, the LRU in its complex state (real and imaginary parts, ``2N`` wide).
+``perturbations [batch, time, P]`` that are added to the state after every step inside the scan
+(and carried forward; :func:`jaxseq.models.sequence.scan_cell`). At zero perturbations the model
+is unchanged, and the gradient of the loss with respect to them is ``dL/dstate_t`` for all ``t``
+at once: one forward and one backward pass, no matter how long the sequence. What the state is
+(:func:`jaxseq.models.sequence.probe_size`): ``h_t`` for a cell that names it (every built-in classic
+cell), the LRU's complex state (real and imaginary parts, ``2N`` wide), and for any other cell its
+whole carry (for a carry ``(c, h)`` the norm is ``||(dL/dc_t, dL/dh_t)||``). Bidirectional models
+are probed in their forward cell, stacked models in their first layer.
 
 Per example ``b`` we differentiate that example's own loss ``l_b`` (softmax cross-entropy), so
 ``norms[b, t] = ||d l_b / d h_t^b||`` does not depend on the batch size; the batch mean of these is
@@ -19,16 +22,18 @@ import jax.numpy as jnp
 import optax
 from flax import linen as nn
 
+from jaxseq.models.sequence import TokenEncoder, probe_size
 from jaxseq.train.seeds import map_over_seeds
 
 
 def hidden_size_of(model: nn.Module) -> int:
-    """Width of the state :func:`hidden_grad_norms` perturbs: ``H`` for a classic cell, a linear
-    recurrence's ``probe_size`` (``2N`` real numbers for the LRU's complex state ``[N]``)."""
+    """``P``, the width of the state :func:`hidden_grad_norms` perturbs (see :func:`probe_size`):
+    ``H`` for a built-in classic cell, ``2N`` for the LRU, the whole carry's width for another cell."""
     cells = getattr(model, "cells", None)
     for cell in (getattr(model, "cell", None), getattr(model, "forward_cell", None), cells[0] if cells else None):
         if cell is not None:
-            return getattr(cell, "probe_size", cell.hidden_size)
+            width = TokenEncoder(model.vocab_size, model.encoding, model.embed_dim).width()
+            return probe_size(cell, width)
     raise ValueError(f"{type(model).__name__} has no recurrent cell to probe (expected 'cell', 'forward_cell' or 'cells')")
 
 
@@ -39,7 +44,8 @@ def hidden_grad_norms(
 
     Args:
       model: a sequence classifier whose ``__call__(tokens, perturbations)`` adds
-        ``perturbations [batch, time, H]`` to the hidden states (every model in ``MODELS``).
+        ``perturbations [batch, time, P]`` to the states (every model :func:`make_classifier` builds,
+        with any cell).
       params: the model's ``params`` collection (not wrapped in ``{"params": ...}``).
       tokens: inputs ``[batch, time]``.
       labels: integer classes ``[batch]``.

@@ -1,24 +1,18 @@
 """Recurrent cells written from their equations.
 
-Every cell follows Flax's ``RNNCellBase`` contract, ``cell(carry, x_t) -> (carry, h_t)`` plus
-``initialize_carry``, and splits that step into two methods so a sequence model can run fast:
-
-- ``project_inputs(x)``: the input half of every gate, ``x W_x + b``; it does not depend on the
-  previous state, so a sequence model can apply it to all time steps in one matmul before the scan
-  (or, for a one-stage cell, join ``W_x`` and ``b`` to the recurrent matmul: ``input_weights``,
-  ``input_joins_stage``, :func:`jaxseq.models.bptt.input_joined`);
-- ``step(carry, x_proj)``: the recurrent half, the only part that stays inside the scan.
-
-The recurrent half is written as pure static equations, so that :mod:`jaxseq.models.bptt` can run
-it with hand-written backpropagation through time. A step has one or more *stages*: stage ``j``
-multiplies ``a_j = stage_input(j, carry, x_proj, pre_<j)`` by the recurrent kernel ``W_j``, and
-``combine(carry, x_proj, pre)`` does the elementwise rest; ``recurrent_weights()`` returns the
-kernels in stage order.
+Every cell is a plain Flax ``RNNCellBase``: ``cell(carry, x_t) -> (carry_t, h_t)`` is its equations,
+and ``initialize_carry`` gives the zero state. Any other ``RNNCellBase`` (Flax's own, or one of
+yours) runs through the same sequence models, trainers and analyses.
 
 Gate matmuls are fused: one ``[d, k*H]`` input kernel and one ``[H, k*H]`` recurrent kernel for the
 ``k`` gates, sliced in the order the class docstring gives. Parameter names:
 ``input_proj/{kernel,bias}`` = ``W_x`` (all gates, stacked along columns) and ``b``;
 ``hidden_proj/kernel`` = ``W_h``. Inputs are row vectors: ``x W`` with ``W`` of shape ``[in, out]``.
+
+Beside its ``__call__`` each cell implements the optional fast path of
+:class:`jaxseq.models.bptt.FusedRecurrence` (the section "fast path" of each class): the same step,
+split into static pieces that reuse the equations' elementwise helper, so a sequence model can
+hoist the input matmul out of the time loop and differentiate with a hand-written backward pass.
 """
 
 from typing import Any
@@ -27,7 +21,7 @@ import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
-from jaxseq.models.bptt import step_with_weights
+from jaxseq.models.bptt import FusedRecurrence
 from jaxseq.models.initializers import gate_bias, stacked
 
 Carry = Any
@@ -35,8 +29,8 @@ Carry = Any
 
 class RecurrentKernel(nn.Module):
     """A recurrent kernel ``[fan_in, num_blocks * H]`` held as its own module, so its parameter is
-    named ``<name>/kernel`` (as a bias-free ``nn.Dense`` would name it), but the cell gets the matrix
-    itself: the matmul happens in the cell's equations, where :mod:`jaxseq.models.bptt` can see it.
+    named ``<name>/kernel`` (as a bias-free ``nn.Dense`` would name it), while the cell gets the
+    matrix itself and writes the matmul in its own equations.
 
     Attributes:
       features: ``num_blocks * H``, the kernel's width.
@@ -56,10 +50,8 @@ class RecurrentKernel(nn.Module):
 
 class InputProjection(nn.Module):
     """The input kernel ``W_x: [d, num_blocks * H]`` and bias ``b: [num_blocks * H]`` of a cell, held as
-    a module named ``input_proj`` (so the parameters are ``input_proj/{kernel,bias}``, as an
-    ``nn.Dense`` would name them). Like :class:`RecurrentKernel` it hands the cell the arrays, not a
-    product: the cell either applies them to every time step at once (``x W_x + b``) or joins them
-    to its recurrent matmul (see :func:`jaxseq.models.sequence.scan_cell`).
+    a module named ``input_proj`` (parameters ``input_proj/{kernel,bias}``, as an ``nn.Dense`` would
+    name them). Like :class:`RecurrentKernel` it hands the cell the arrays, not a product.
 
     Attributes:
       features: ``num_blocks * H``.
@@ -80,8 +72,8 @@ class InputProjection(nn.Module):
         return kernel, self.param("bias", self.bias_init, (self.features,), jnp.float32)
 
 
-class RecurrentCell(nn.RNNCellBase):
-    """Base class: shared fields and the ``__call__`` that chains projection and step.
+class RecurrentCell(FusedRecurrence, nn.RNNCellBase):
+    """Base class: shared fields, the zero state, and the weights the fast path reads.
 
     Attributes:
       hidden_size: ``H``, the width of the hidden state.
@@ -93,9 +85,6 @@ class RecurrentCell(nn.RNNCellBase):
     input_init: str = "xavier"
     recurrent_init: str = "orthogonal"
     num_gates = 1  # k: column blocks of the fused kernels
-    # True when the cell has one stage whose kernel spans every gate column (``W_h: [H, k*H]``): then
-    # the input projection can join that matmul, ``[x_t, 1, h] @ [W_x; b; W_h]`` (bptt.input_joined)
-    input_joins_stage = False
 
     def _input_dense(self, bias_init=nn.initializers.zeros) -> InputProjection:
         return InputProjection(self.num_gates * self.hidden_size, self.num_gates, self.input_init, bias_init, name="input_proj")
@@ -103,56 +92,20 @@ class RecurrentCell(nn.RNNCellBase):
     def _hidden_kernel(self, num_blocks: int, name: str = "hidden_proj") -> RecurrentKernel:
         return RecurrentKernel(num_blocks * self.hidden_size, num_blocks, self.recurrent_init, name=name)
 
-    def project_inputs(self, x: jax.Array) -> jax.Array:
-        """``[..., d] -> [..., k*H]``: the input part ``x W_x + b`` of every gate."""
-        kernel, bias = self.input_weights(x.shape[-1])
-        return x @ kernel + bias
-
     def input_weights(self, fan_in: int) -> tuple[jax.Array, jax.Array]:
         """``(W_x: [fan_in, k*H], b: [k*H])``, the input kernel and bias of every gate."""
         return self.input_proj(fan_in)
-
-    def __call__(self, carry: Carry, x: jax.Array) -> tuple[Carry, jax.Array]:
-        """One time step from a raw input ``x: [batch, d]``; returns ``(carry, h: [batch, H])``."""
-        return self.step(carry, self.project_inputs(x))
 
     def recurrent_weights(self) -> tuple[jax.Array, ...]:
         """The recurrent kernels ``(W_0, ...)`` in stage order: ``(hidden_proj,)`` unless a cell says otherwise."""
         return (self.hidden_proj(self.hidden_size),)
 
-    def step(self, carry: Carry, x_proj: jax.Array) -> tuple[Carry, jax.Array]:
-        """The recurrent half of a step: ``x_proj: [batch, k*H]`` -> ``(carry_t, h_t: [batch, H])``."""
-        carry, h, _ = step_with_weights(type(self), self.recurrent_weights(), carry, x_proj)
-        return carry, h
+    def gate_inputs(self, x: jax.Array) -> jax.Array:
+        """``x [..., d] -> x W_x + b [..., k*H]``: the input part of every gate."""
+        kernel, bias = self.input_weights(x.shape[-1])
+        return x @ kernel + bias
 
-    @staticmethod
-    def stage_input(stage: int, carry: Carry, x_proj: jax.Array, pres: tuple) -> jax.Array:
-        """``a_stage [batch, in]``, the matrix the stage's kernel multiplies: ``h_{t-1}`` by default.
-
-        Elementwise and ``[..., features]``-shaped: the backward pass of :mod:`jaxseq.models.bptt`
-        calls it once on ``[time, batch, ...]`` stacks to rebuild every step's input.
-        """
-        return RecurrentCell.hidden(carry)
-
-    @staticmethod
-    def combine(carry: Carry, x_proj: jax.Array, pres: tuple) -> tuple[Carry, jax.Array]:
-        """The elementwise rest of a step from ``pres = (a_0 W_0, ...)``: ``(carry_t, h_t)``.
-
-        ``h_t`` must be ``hidden(carry_t)``: the hand-written backward pass of
-        :mod:`jaxseq.models.bptt` stores only the carries and reads the outputs back from them.
-        """
-        raise NotImplementedError
-
-    @staticmethod
-    def hidden(carry: Carry) -> jax.Array:
-        """The hidden state ``h`` inside a carry."""
-        return carry
-
-    @staticmethod
-    def with_hidden(carry: Carry, h: jax.Array) -> Carry:
-        """The carry with its hidden state replaced by ``h``."""
-        return h
-
+    @nn.nowrap
     def initialize_carry(self, rng: jax.Array, input_shape: tuple[int, ...]) -> Carry:
         """Zero state for inputs of shape ``[batch, d]``: ``h: [batch, H]``."""
         return jnp.zeros(input_shape[:-1] + (self.hidden_size,))
@@ -176,9 +129,21 @@ class RNNCell(RecurrentCell):
         self.input_proj = self._input_dense()
         self.hidden_proj = self._hidden_kernel(1)
 
+    def __call__(self, carry: jax.Array, x: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """``carry = h_{t-1}: [batch, H]``, ``x: [batch, d]`` -> ``(h_t, h_t)``."""
+        W_hh = self.hidden_proj(self.hidden_size)
+        h = jnp.tanh(self.gate_inputs(x) + carry @ W_hh)
+        return h, h
+
+    # -- fast path (FusedRecurrence) -----------------------------------------------------
+    @staticmethod
+    def stage_input(stage, carry, x_proj, pres):
+        """``h_{t-1}``."""
+        return carry
+
     @staticmethod
     def combine(carry, x_proj, pres):
-        """``carry = h: [batch, H]``, ``x_proj: [batch, H]``, ``pres = (h W_hh,)`` -> ``(h_t, h_t)``."""
+        """``x_proj = x W_hx + b_h``, ``pres = (h W_hh,)`` -> ``(h_t, h_t)``."""
         h = jnp.tanh(x_proj + pres[0])
         return h, h
 
@@ -209,16 +174,16 @@ class LSTMCell(RecurrentCell):
         self.input_proj = self._input_dense(bias_init=gate_bias(4, {2: self.forget_bias}))
         self.hidden_proj = self._hidden_kernel(4)
 
-    @staticmethod
-    def stage_input(stage, carry, x_proj, pres):
-        """``h_{t-1}``: the gates see the previous hidden state."""
-        return carry[1]
+    def __call__(self, carry: tuple, x: jax.Array) -> tuple[tuple, jax.Array]:
+        """``carry = (c, h)``, ``x: [batch, d]`` -> ``((c_t, h_t), h_t)``."""
+        c, h = carry
+        W_h = self.hidden_proj(self.hidden_size)
+        return self.gates(c, self.gate_inputs(x) + h @ W_h)
 
     @staticmethod
-    def combine(carry, x_proj, pres):
-        """``carry = (c, h)``, ``x_proj: [batch, 4H]``, ``pres = (h W_h,)`` -> ``((c_t, h_t), h_t)``."""
-        c, _ = carry
-        g, i, f, o = jnp.split(x_proj + pres[0], 4, axis=-1)
+    def gates(c: jax.Array, pre: jax.Array) -> tuple[tuple, jax.Array]:
+        """The gates from their pre-activations ``pre = x W_x + h W_h + b: [batch, 4H]`` and the memory update."""
+        g, i, f, o = jnp.split(pre, 4, axis=-1)
         return LSTMCell.update_memory(c, jnp.tanh(g), nn.sigmoid(i), nn.sigmoid(f), nn.sigmoid(o))
 
     @staticmethod
@@ -227,6 +192,23 @@ class LSTMCell(RecurrentCell):
         c = candidate * i + c * f
         h = jnp.tanh(c) * o
         return (c, h), h
+
+    @nn.nowrap
+    def initialize_carry(self, rng, input_shape):
+        """Zero state ``(c, h)``, each ``[batch, H]``."""
+        zeros = jnp.zeros(input_shape[:-1] + (self.hidden_size,))
+        return (zeros, zeros)
+
+    # -- fast path (FusedRecurrence) -----------------------------------------------------
+    @staticmethod
+    def stage_input(stage, carry, x_proj, pres):
+        """``h_{t-1}``: the gates see the previous hidden state."""
+        return carry[1]
+
+    @staticmethod
+    def combine(carry, x_proj, pres):
+        """``carry = (c, h)``, ``x_proj: [batch, 4H]``, ``pres = (h W_h,)`` -> ``((c_t, h_t), h_t)``."""
+        return LSTMCell.gates(carry[0], x_proj + pres[0])
 
     @staticmethod
     def hidden(carry):
@@ -237,11 +219,6 @@ class LSTMCell(RecurrentCell):
     def with_hidden(carry, h):
         """The carry ``(c, h)`` with ``h`` replaced; the cell state ``c`` is kept."""
         return (carry[0], h)
-
-    def initialize_carry(self, rng, input_shape):
-        """Zero state ``(c, h)``, each ``[batch, H]``."""
-        zeros = jnp.zeros(input_shape[:-1] + (self.hidden_size,))
-        return (zeros, zeros)
 
 
 class GRUCell(RecurrentCell):
@@ -262,29 +239,42 @@ class GRUCell(RecurrentCell):
         self.hidden_proj = self._hidden_kernel(2)
         self.candidate_proj = self._hidden_kernel(1, name="candidate_proj")
 
-    def recurrent_weights(self):
-        """``(W_zr: [H, 2H], W_nh: [H, H])``: stage 0 reads ``h``, stage 1 reads ``r ⊙ h``."""
-        return (self.hidden_proj(self.hidden_size), self.candidate_proj(self.hidden_size))
+    def __call__(self, carry: jax.Array, x: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """``carry = h_{t-1}: [batch, H]``, ``x: [batch, d]`` -> ``(h_t, h_t)``."""
+        h = carry
+        W_zr, W_nh = self.recurrent_weights()
+        x_proj = self.gate_inputs(x)
+        z, r = GRUCell.update_and_reset_gates(x_proj, h @ W_zr)
+        return GRUCell.new_state(h, z, x_proj, (r * h) @ W_nh)
 
     @staticmethod
-    def _update_and_reset_gates(x_proj, hz_hr):
-        """``(z, r)``, each ``[batch, H]``, from the input part and stage 0's ``h [W_zh, W_rh]``."""
+    def update_and_reset_gates(x_proj, hz_hr):
+        """``(z, r)``, each ``[batch, H]``, from the input part and ``h [W_zh, W_rh]``."""
         width = hz_hr.shape[-1]
         return jnp.split(nn.sigmoid(x_proj[..., :width] + hz_hr), 2, axis=-1)
 
     @staticmethod
+    def new_state(h, z, x_proj, rh_n):
+        """``h_t = (1 - z) ⊙ h + z ⊙ tanh(x W_nx + b_n + (r ⊙ h) W_nh)``; returns ``(h_t, h_t)``."""
+        candidate = jnp.tanh(x_proj[..., 2 * h.shape[-1]:] + rh_n)
+        h = (1.0 - z) * h + z * candidate
+        return h, h
+
+    def recurrent_weights(self):
+        """``(W_zr: [H, 2H], W_nh: [H, H])``: stage 0 reads ``h``, stage 1 reads ``r ⊙ h``."""
+        return (self.hidden_proj(self.hidden_size), self.candidate_proj(self.hidden_size))
+
+    # -- fast path (FusedRecurrence) -----------------------------------------------------
+    @staticmethod
     def stage_input(stage, carry, x_proj, pres):
         """Stage 0: ``h``; stage 1: ``r ⊙ h`` (``r`` from stage 0's ``h W_rh``)."""
-        return carry if stage == 0 else GRUCell._update_and_reset_gates(x_proj, pres[0])[1] * carry
+        return carry if stage == 0 else GRUCell.update_and_reset_gates(x_proj, pres[0])[1] * carry
 
     @staticmethod
     def combine(carry, x_proj, pres):
         """``carry = h: [batch, H]``, ``x_proj: [batch, 3H]``, ``pres = (h W_zr, (r ⊙ h) W_nh)`` -> ``(h_t, h_t)``."""
-        h = carry
-        z, _ = GRUCell._update_and_reset_gates(x_proj, pres[0])
-        candidate = jnp.tanh(x_proj[..., pres[0].shape[-1]:] + pres[1])
-        h = (1.0 - z) * h + z * candidate
-        return h, h
+        z, _ = GRUCell.update_and_reset_gates(x_proj, pres[0])
+        return GRUCell.new_state(carry, z, x_proj, pres[1])
 
 
 class PeepholeLSTMCell(RecurrentCell):
@@ -310,6 +300,22 @@ class PeepholeLSTMCell(RecurrentCell):
         self.input_proj = self._input_dense(bias_init=gate_bias(4, {2: self.forget_bias}))
         self.hidden_proj = self._hidden_kernel(3)
 
+    def __call__(self, carry: tuple, x: jax.Array) -> tuple[tuple, jax.Array]:
+        """``carry = (c, h)``, ``x: [batch, d]`` -> ``((c_t, h_t), h_t)``."""
+        c, _ = carry
+        W_peep = self.hidden_proj(self.hidden_size)
+        return self.gates(c, self.gate_inputs(x), c @ W_peep)
+
+    @staticmethod
+    def gates(c, x_proj, peep):
+        """The gates from ``x_proj = x W_x + b: [batch, 4H]`` and ``peep = c W_h: [batch, 3H]``, and the memory update."""
+        peepholes = jnp.pad(peep, [(0, 0)] * (c.ndim - 1) + [(c.shape[-1], 0)])  # no peephole into the c block
+        candidate, i, f, o = jnp.split(nn.sigmoid(x_proj + peepholes), 4, axis=-1)
+        return LSTMCell.update_memory(c, candidate, i, f, o)
+
+    initialize_carry = LSTMCell.initialize_carry
+
+    # -- fast path (FusedRecurrence) -----------------------------------------------------
     @staticmethod
     def stage_input(stage, carry, x_proj, pres):
         """``c_{t-1}``: the gates peek at the previous cell state."""
@@ -318,20 +324,7 @@ class PeepholeLSTMCell(RecurrentCell):
     @staticmethod
     def combine(carry, x_proj, pres):
         """``carry = (c, h)``, ``x_proj: [batch, 4H]``, ``pres = (c W_h,)`` -> ``((c_t, h_t), h_t)``."""
-        c, _ = carry
-        width = c.shape[-1]
-        peepholes = jnp.pad(pres[0], [(0, 0)] * (c.ndim - 1) + [(width, 0)])  # no peephole into the c block
-        candidate, i, f, o = jnp.split(nn.sigmoid(x_proj + peepholes), 4, axis=-1)
-        return LSTMCell.update_memory(c, candidate, i, f, o)
+        return PeepholeLSTMCell.gates(carry[0], x_proj, pres[0])
 
     hidden = staticmethod(LSTMCell.hidden)
     with_hidden = staticmethod(LSTMCell.with_hidden)
-    initialize_carry = LSTMCell.initialize_carry
-
-
-CELLS = {
-    "rnn": RNNCell,
-    "lstm": LSTMCell,
-    "gru": GRUCell,
-    "peephole_lstm": PeepholeLSTMCell,
-}

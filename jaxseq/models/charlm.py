@@ -1,31 +1,29 @@
-"""A character-level language model: embedding -> stacked LSTM layers -> logits over the vocabulary.
+"""A character-level language model: embedding -> stacked recurrent layers -> logits over the vocabulary.
 
 For a window of characters ``x_1..x_T`` the model predicts ``x_{t+1}`` at every ``t`` (teacher
 forcing)::
 
     e_t       = E[x_t]                                   embedding, [embed_dim]
-    h_t^(1)   = LSTM_1(e_t, state^(1))                   the project's LSTMCell
-    h_t^(l)   = LSTM_l(dropout(h_t^(l-1)), state^(l))    l = 2..L
+    h_t^(1)   = cell_1(e_t, state^(1))                   the project's LSTMCell by default, or any RNNCellBase
+    h_t^(l)   = cell_l(dropout(h_t^(l-1)), state^(l))    l = 2..L
     logits_t  = dropout(h_t^(L)) W_out + b_out            [vocab]
 
-Each layer runs over time with :func:`jaxseq.models.sequence.scan_cell` (by default the input
-projection joins the recurrent matmul where the layer's input is no wider than its state). The
-per-layer states are returned, so a caller can carry them into the next call:
-generation feeds a prompt through :meth:`CharLSTM.__call__` and then continues one character at a
-time with :meth:`CharLSTM.step`, for any length.
+Each layer runs over time with :func:`jaxseq.models.sequence.scan_cell`. The per-layer states are
+returned, so a caller can carry them into the next call: generation feeds a prompt through
+:meth:`CharLSTM.__call__` and then continues one character at a time with :meth:`CharLSTM.step`,
+for any length.
 """
 
 from typing import Any, Optional
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 from flax import linen as nn
 
 from jaxseq.models.cells import LSTMCell
 from jaxseq.models.sequence import scan_cell
 
-Carries = tuple[Any, ...]  # one LSTM carry (c, h) per layer
+Carries = tuple[Any, ...]  # one cell carry per layer ((c, h) for an LSTM)
 
 
 class CharLSTM(nn.Module):
@@ -38,8 +36,10 @@ class CharLSTM(nn.Module):
       embed_dim: width of the learned character embedding.
       dropout_rate: dropout on the output of every LSTM layer (between layers and before the
         output layer), active only with ``train=True``.
-      forget_bias: initial forget-gate bias of every layer.
-      join_input: see :func:`jaxseq.models.sequence.scan_cell` (None: decided per layer).
+      forget_bias: initial forget-gate bias of every layer (the default LSTM cell).
+      cell: optional template of every layer's cell, any ``nn.RNNCellBase`` whose output is
+        ``hidden_size`` wide (e.g. ``nn.OptimizedLSTMCell(features=256)``); each layer gets a clone.
+        None: jaxseq's :class:`~jaxseq.models.cells.LSTMCell`.
     """
 
     vocab_size: int
@@ -48,21 +48,20 @@ class CharLSTM(nn.Module):
     embed_dim: int = 64
     dropout_rate: float = 0.0
     forget_bias: float = 1.0
-    join_input: Optional[bool] = None
+    cell: Optional[nn.RNNCellBase] = None
 
     def setup(self):
         self.embed = nn.Embed(self.vocab_size, self.embed_dim)
-        self.cells = [
-            LSTMCell(self.hidden_size, forget_bias=self.forget_bias, name=f"lstm_{layer}")
-            for layer in range(self.num_layers)
-        ]
+        template = self.cell if self.cell is not None else LSTMCell(self.hidden_size, forget_bias=self.forget_bias)
+        # layer parameters are named lstm_<layer> whatever the cell, so checkpoints keep one layout
+        self.cells = [template.clone(parent=self, name=f"lstm_{layer}") for layer in range(self.num_layers)]
         self.dropout = nn.Dropout(self.dropout_rate)
         self.head = nn.Dense(self.vocab_size)
 
     def initial_carries(self, batch_size: int) -> Carries:
-        """Zero states for every layer: ``((c, h), ...)``, each ``[batch, H]``."""
-        zeros = jnp.zeros((batch_size, self.hidden_size))
-        return tuple((zeros, zeros) for _ in range(self.num_layers))
+        """Every layer's initial state (zeros for jaxseq's cells): ``((c, h), ...)`` for an LSTM, each ``[batch, H]``."""
+        widths = [self.embed_dim] + [self.hidden_size] * (self.num_layers - 1)
+        return tuple(cell.initialize_carry(jax.random.key(0), (batch_size, d)) for cell, d in zip(self.cells, widths))
 
     def __call__(
         self, tokens: jax.Array, carries: Optional[Carries] = None, train: bool = False
@@ -77,7 +76,7 @@ class CharLSTM(nn.Module):
         x = self.embed(tokens)
         new_carries = []
         for cell, carry in zip(self.cells, carries):
-            carry, x = scan_cell(cell, x, carry, join_input=self.join_input)
+            carry, x = scan_cell(cell, x, carry)
             x = self.dropout(x, deterministic=not train)
             new_carries.append(carry)
         return tuple(new_carries), self.head(x)

@@ -1,20 +1,47 @@
-"""Build sequence classifiers by name from a ``model`` config section."""
+"""Build sequence classifiers by name from a ``model`` config section.
+
+A model name is either one of :data:`MODELS` or the import path of any Flax ``RNNCellBase``
+subclass, ``package.module:ClassName`` (``flax.linen:OptimizedLSTMCell``, ``mycells:MyCell``), which
+then runs as a one-directional model exactly like the built-in cells.
+"""
+
+import ast
+import dataclasses
+import importlib
+from typing import Any, NamedTuple
 
 import ml_collections
 from flax import linen as nn
 
-from jaxseq.models import cells, lru, min_rnn
+from jaxseq.models.cells import GRUCell, LSTMCell, PeepholeLSTMCell, RNNCell
+from jaxseq.models.lru import LRUCell
+from jaxseq.models.min_rnn import MinGRUCell, MinLSTMCell
 from jaxseq.models.parallel_scan import SCAN_MODES
 from jaxseq.models.sequence import ENCODINGS, BidirectionalClassifier, SequenceClassifier, StackedClassifier
 from jaxseq.registry import lookup
 
-# cell name -> class: the classic cells (gates read h_{t-1}) and the linear recurrences
-CELLS = {
-    **cells.CELLS,
-    "mingru": min_rnn.MinGRUCell,
-    "minlstm": min_rnn.MinLSTMCell,
-    "lru": lru.LRUCell,
+
+class ModelSpec(NamedTuple):
+    """A named model: its cell class, and whether a second cell reads the sequence backwards."""
+
+    cell: type
+    bidirectional: bool = False
+
+
+# model name -> spec: the classic cells (gates read h_{t-1}), the linear recurrences, and the biLSTM
+MODELS = {
+    "rnn": ModelSpec(RNNCell),
+    "lstm": ModelSpec(LSTMCell),
+    "gru": ModelSpec(GRUCell),
+    "peephole_lstm": ModelSpec(PeepholeLSTMCell),
+    "bilstm": ModelSpec(LSTMCell, bidirectional=True),
+    "mingru": ModelSpec(MinGRUCell),
+    "minlstm": ModelSpec(MinLSTMCell),
+    "lru": ModelSpec(LRUCell),
 }
+
+# the built-in cells by the name of their one-directional model
+CELLS = {name: spec.cell for name, spec in MODELS.items() if not spec.bidirectional}
 
 # model config field -> cell field, passed to the cells that have that field
 CELL_FIELDS = {
@@ -28,37 +55,106 @@ CELL_FIELDS = {
     "lru_max_phase": "max_phase",
 }
 
-# model name -> (cell name, bidirectional)
-MODELS = {
-    "rnn": ("rnn", False),
-    "lstm": ("lstm", False),
-    "gru": ("gru", False),
-    "peephole_lstm": ("peephole_lstm", False),
-    "bilstm": ("lstm", True),
-    "mingru": ("mingru", False),
-    "minlstm": ("minlstm", False),
-    "lru": ("lru", False),
-}
+# the field a cell's width goes to: jaxseq's cells call it hidden_size, Flax's features
+WIDTH_FIELDS = ("hidden_size", "features")
 
 
-def make_cell(cell_name: str, model_cfg: ml_collections.ConfigDict, name: str | None = None) -> nn.Module:
-    """A cell from :data:`CELLS` configured by ``model_cfg``.
+def import_cell(path: str) -> type:
+    """The ``nn.RNNCellBase`` subclass named by ``"package.module:ClassName"``.
 
-    Uses ``hidden_size`` and, for the cells that have them, the fields of :data:`CELL_FIELDS`
-    (init names, ``forget_bias``, ``scan_mode``, the LRU's ring); a field missing from
-    ``model_cfg`` keeps the cell's default.
+    Raises:
+      ValueError: one line naming what could not be imported or is not a cell.
     """
-    cls = lookup(CELLS, cell_name, "cell")
-    kwargs = {
-        field: model_cfg[key]
-        for key, field in CELL_FIELDS.items()
-        if field in cls.__dataclass_fields__ and key in model_cfg
-    }
-    return cls(hidden_size=model_cfg.hidden_size, **kwargs, name=name)
+    module_name, _, class_name = path.partition(":")
+    if not module_name or not class_name:
+        raise ValueError(f"cell {path!r}: write an import path as package.module:ClassName")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        raise ValueError(f"cell {path!r}: cannot import {module_name!r} ({error}); is its folder on PYTHONPATH?") from None
+    cls = getattr(module, class_name, None)
+    if cls is None:
+        raise ValueError(f"cell {path!r}: module {module_name!r} has no {class_name!r}")
+    if not (isinstance(cls, type) and issubclass(cls, nn.RNNCellBase)):
+        raise ValueError(f"cell {path!r} is not a flax.linen.RNNCellBase subclass")
+    return cls
+
+
+def model_spec(name: str) -> ModelSpec:
+    """The :class:`ModelSpec` of a model name: one of :data:`MODELS` or a cell's import path.
+
+    Raises:
+      ValueError: an unknown name (listing the valid ones) or an import path that is not a cell.
+    """
+    if ":" in name:
+        return ModelSpec(import_cell(name))
+    if name not in MODELS:
+        valid = ", ".join(sorted(MODELS))
+        raise ValueError(f"unknown model {name!r}; choose one of: {valid}, or a cell's import path package.module:ClassName")
+    return MODELS[name]
+
+
+def cell_fields(cls: type) -> list[str]:
+    """The constructor fields of a cell class (Flax's ``parent`` and ``name`` left out)."""
+    return [f.name for f in dataclasses.fields(cls) if f.init and f.name not in ("parent", "name")]
+
+
+def parse_cell_kwargs(text: str) -> dict[str, Any]:
+    """``"a=1,b=True,c=tanh"`` -> ``{"a": 1, "b": True, "c": "tanh"}`` (Python literals, else strings).
+
+    Raises:
+      ValueError: an item without ``=``, or a name given twice.
+    """
+    kwargs: dict[str, Any] = {}
+    for item in (part.strip() for part in str(text or "").split(",")):
+        if not item:
+            continue
+        key, sep, value = (s.strip() for s in item.partition("="))
+        if not sep or not key:
+            raise ValueError(f"config.model.cell_kwargs: {item!r} is not name=value")
+        if key in kwargs:
+            raise ValueError(f"config.model.cell_kwargs: {key!r} given more than once")
+        try:
+            kwargs[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            kwargs[key] = value
+    return kwargs
+
+
+def make_cell(cls: type, model_cfg: ml_collections.ConfigDict, name: str | None = None) -> nn.RNNCellBase:
+    """A cell of class ``cls`` configured by ``model_cfg``.
+
+    The cell gets ``model_cfg.hidden_size`` under its own width field (``hidden_size`` or
+    ``features``), the :data:`CELL_FIELDS` it has (init names, ``forget_bias``, ``scan_mode``, the
+    LRU's ring; a field missing from ``model_cfg`` keeps the cell's default), and then
+    ``model_cfg.cell_kwargs`` (``"name=value,..."``) for any other constructor field.
+
+    Raises:
+      ValueError: a cell without a width field, or a ``cell_kwargs`` field the cell does not have;
+        the message lists the cell's fields.
+    """
+    fields = cell_fields(cls)
+    width = next((field for field in WIDTH_FIELDS if field in fields), None)
+    if width is None:
+        raise ValueError(f"cell {cls.__name__} has no width field ({' or '.join(WIDTH_FIELDS)}); its fields: {', '.join(fields)}")
+    kwargs = {field: model_cfg[key] for key, field in CELL_FIELDS.items() if field in fields and key in model_cfg}
+    extra = parse_cell_kwargs(model_cfg.get("cell_kwargs", ""))
+    unknown = sorted(set(extra) - set(fields))
+    if unknown:
+        raise ValueError(
+            f"config.model.cell_kwargs: cell {cls.__name__} has no field {', '.join(map(repr, unknown))}; "
+            f"its fields: {', '.join(fields)}"
+        )
+    kwargs.update(extra)
+    kwargs[width] = model_cfg.hidden_size
+    try:
+        return cls(**kwargs, name=name)
+    except TypeError as error:  # a required field left out, or a cell that refuses its arguments
+        raise ValueError(f"cell {cls.__name__}: {error}; its fields: {', '.join(fields)}") from None
 
 
 def make_classifier(model_cfg: ml_collections.ConfigDict, vocab_size: int, num_classes: int) -> nn.Module:
-    """The sequence classifier named ``model_cfg.name`` (one of :data:`MODELS`).
+    """The sequence classifier named ``model_cfg.name`` (one of :data:`MODELS`, or a cell's import path).
 
     Args:
       model_cfg: ``name``, ``hidden_size``, ``num_layers`` (1 if absent; more stacks residual
@@ -69,7 +165,7 @@ def make_classifier(model_cfg: ml_collections.ConfigDict, vocab_size: int, num_c
     Returns:
       A module mapping tokens ``[batch, time]`` to logits ``[batch, num_classes]``.
     """
-    cell_name, bidirectional = lookup(MODELS, model_cfg.name, "model")
+    spec = model_spec(model_cfg.name)
     encoding = model_cfg.get("encoding", "onehot")
     if encoding not in ENCODINGS:
         raise ValueError(f"unknown encoding {encoding!r}; choose one of: {', '.join(ENCODINGS)}")
@@ -90,12 +186,11 @@ def make_classifier(model_cfg: ml_collections.ConfigDict, vocab_size: int, num_c
     if num_layers < 1:
         raise ValueError(f"model.num_layers must be at least 1, got {num_layers}")
     if num_layers > 1:
-        if bidirectional:
+        if spec.bidirectional:
             raise ValueError(f"model {model_cfg.name!r} is bidirectional and cannot be stacked; use num_layers=1")
-        layers = tuple(make_cell(cell_name, model_cfg) for _ in range(num_layers))
-        return StackedClassifier(cells=layers, **common)
-    if bidirectional:
+        return StackedClassifier(cells=tuple(make_cell(spec.cell, model_cfg) for _ in range(num_layers)), **common)
+    if spec.bidirectional:
         return BidirectionalClassifier(
-            forward_cell=make_cell(cell_name, model_cfg), backward_cell=make_cell(cell_name, model_cfg), **common
+            forward_cell=make_cell(spec.cell, model_cfg), backward_cell=make_cell(spec.cell, model_cfg), **common
         )
-    return SequenceClassifier(cell=make_cell(cell_name, model_cfg), **common)
+    return SequenceClassifier(cell=make_cell(spec.cell, model_cfg), **common)

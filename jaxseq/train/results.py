@@ -30,6 +30,7 @@ NEVER_CHANGE_RESULTS = ("train.seed_strategy", "train.batch_shards", "train.stal
 # scan mode and the LRU's settings do not touch the classic cells)
 ADDED_FIELDS = {
     "model.num_layers": 1,
+    "model.cell_kwargs": "",
     "model.scan_mode": "parallel",
     "model.lru_state_dim": 0,
     "model.lru_r_min": 0.9,

@@ -5,7 +5,7 @@ from typing import Any
 import ml_collections
 import numpy as np
 
-from jaxseq.models.registry import MODELS
+from jaxseq.models.registry import model_spec
 from jaxseq.registry import lookup
 from jaxseq.train.multiseed import SeedResults
 from jaxseq.train.periodic import is_time
@@ -53,9 +53,18 @@ def parse_names(text: str, registry, what: str, field: str) -> list[str]:
     return names
 
 
+def parse_models(text: str, field: str) -> list[str]:
+    """Model names from a comma-separated list, each once: names of ``MODELS`` or cells' import
+    paths (``package.module:ClassName``), each checked (imported) before anything trains."""
+    names = parse_list(text, str, "model", field)
+    for name in names:
+        model_spec(name)
+    return names
+
+
 def sweep_settings(config: ml_collections.ConfigDict) -> list[tuple[str, int]]:
     """The ``(model, length)`` pairs of ``config.sweep``, validated before anything trains."""
-    models = parse_names(config.sweep.models, MODELS, "model", "sweep.models")
+    models = parse_models(config.sweep.models, "sweep.models")
     lengths = parse_lengths(config.sweep.lengths)
     return [(model, length) for model in models for length in lengths]
 

@@ -1,0 +1,245 @@
+"""Any Flax ``RNNCellBase`` runs through jaxseq's models, analyses and scripts like a built-in cell."""
+
+import csv
+import os
+import pathlib
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import pytest
+from flax import linen as nn
+
+from jaxseq.analysis.grad_norms import hidden_grad_norms, hidden_size_of
+from jaxseq.models.bptt import FusedRecurrence
+from jaxseq.models.cells import LSTMCell
+from jaxseq.models.charlm import CharLSTM
+from jaxseq.models.registry import CELLS, make_classifier
+from jaxseq.models.sequence import SequenceClassifier
+from outside_cells import LeakyPairCell
+from test_cells import random_params
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+B, T, V, H = 4, 6, 10, 5
+FLAX_CELLS = ["LSTMCell", "OptimizedLSTMCell", "GRUCell", "SimpleCell", "MGUCell"]
+
+
+def tokens_and_labels(key=1):
+    tokens = jax.random.randint(jax.random.key(key), (B, T), 0, V)
+    return tokens, jax.random.randint(jax.random.key(key + 1), (B,), 0, V)
+
+
+def model_config(name: str, **fields) -> ml_collections.ConfigDict:
+    return ml_collections.ConfigDict({"name": name, "hidden_size": H, "encoding": "onehot", "cell_kwargs": "", **fields})
+
+
+@pytest.mark.parametrize("name", FLAX_CELLS)
+def test_flax_cells_train_through_the_classifier(name):
+    """The snippet that used to fail: a Flax cell in SequenceClassifier, initialised and differentiated."""
+    model = SequenceClassifier(cell=getattr(nn, name)(features=H), num_classes=V, vocab_size=V, encoding="onehot")
+    tokens, labels = tokens_and_labels()
+    params = model.init(jax.random.key(0), tokens)["params"]
+
+    def loss(params):
+        logits = model.apply({"params": params}, tokens)
+        return -jnp.mean(jax.nn.log_softmax(logits)[jnp.arange(B), labels])
+
+    grads = jax.grad(loss)(params)
+    assert model.apply({"params": params}, tokens).shape == (B, V)
+    assert all(np.abs(g).max() > 0 for g in jax.tree.leaves(grads["cell"]))
+
+
+def _flax_lstm_params(ours: dict) -> dict:
+    """Our LSTM's parameters (gates g, i, f, o fused) in Flax's LSTMCell layout (one dense per gate)."""
+    w_x = np.split(np.asarray(ours["input_proj"]["kernel"]), 4, axis=1)
+    b = np.split(np.asarray(ours["input_proj"]["bias"]), 4)
+    w_h = np.split(np.asarray(ours["hidden_proj"]["kernel"]), 4, axis=1)
+    flax = {}
+    for k, gate in enumerate("gifo"):
+        flax[f"i{gate}"] = {"kernel": w_x[k]}
+        flax[f"h{gate}"] = {"kernel": w_h[k], "bias": b[k]}
+    return flax
+
+
+def test_our_lstm_with_forget_bias_0_equals_flax_lstm_in_the_classifier():
+    tokens, labels = tokens_and_labels()
+    ours = SequenceClassifier(cell=LSTMCell(H, forget_bias=0.0), num_classes=V, vocab_size=V, encoding="onehot")
+    theirs = ours.clone(cell=nn.LSTMCell(features=H))
+    params = random_params(ours.init(jax.random.key(0), tokens)["params"], jax.random.key(3))
+    their_params = {**params, "cell": _flax_lstm_params(params["cell"])}
+
+    def loss(model, params):
+        logits = model.apply({"params": params}, tokens)
+        return -jnp.mean(jax.nn.log_softmax(logits)[jnp.arange(B), labels]), logits
+
+    (value, logits), grads = jax.value_and_grad(lambda p: loss(ours, p), has_aux=True)(params)
+    (their_value, their_logits), their_grads = jax.value_and_grad(lambda p: loss(theirs, p), has_aux=True)(their_params)
+    np.testing.assert_allclose(logits, their_logits, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(value, their_value, rtol=1e-6)
+    for part in ("encoder", "head"):
+        jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6), grads.get(part, {}), their_grads.get(part, {}))
+    mapped = _flax_lstm_params(grads["cell"])
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6), mapped, their_grads["cell"])
+
+
+class PlainCell(nn.RNNCellBase):
+    """A built-in cell seen only through the RNNCellBase contract (the fast path hidden)."""
+
+    cell: nn.RNNCellBase
+
+    def __call__(self, carry, x):
+        return self.cell(carry, x)
+
+    @nn.nowrap
+    def initialize_carry(self, rng, input_shape):
+        return self.cell.initialize_carry(rng, input_shape)
+
+    @property
+    def num_feature_axes(self):
+        return 1
+
+
+CLASSIC = sorted(name for name, cell in CELLS.items() if issubclass(cell, FusedRecurrence))
+
+
+@pytest.mark.parametrize("name", CLASSIC)
+def test_fast_path_equals_the_cells_equations_under_nn_scan_and_autodiff(name):
+    """Every built-in cell: the fused fast path and ``nn.scan`` over its ``__call__`` give the same
+    logits, parameter gradients and per-step state gradients (the two codings of one equation)."""
+    cls = CELLS[name]
+    # the plain cell names h as the built-in one does, so both probes perturb the same state
+    plain_cls = type(f"Plain{cls.__name__}", (PlainCell,), {"hidden": staticmethod(cls.hidden), "with_hidden": staticmethod(cls.with_hidden)})
+    fast = SequenceClassifier(cell=cls(H), num_classes=V, vocab_size=V, encoding="onehot")
+    plain = fast.clone(cell=plain_cls(cls(H)))
+    tokens, labels = tokens_and_labels()
+    params = random_params(fast.init(jax.random.key(0), tokens)["params"], jax.random.key(2))
+    plain_params = {**params, "cell": {"cell": params["cell"]}}
+    perturbations = 0.1 * jax.random.normal(jax.random.key(5), (B, T, H))
+
+    def loss(model, params, perturbations):
+        logits = model.apply({"params": params}, tokens, perturbations=perturbations)
+        return jnp.sum(jax.nn.log_softmax(logits)[jnp.arange(B), labels] * jnp.arange(1, B + 1))
+
+    value, grads = jax.value_and_grad(lambda p, q: loss(fast, p, q), argnums=(0, 1))(params, perturbations)
+    plain_value, plain_grads = jax.value_and_grad(lambda p, q: loss(plain, p, q), argnums=(0, 1))(plain_params, perturbations)
+    np.testing.assert_allclose(value, plain_value, rtol=1e-5)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6), grads[0]["cell"], plain_grads[0]["cell"]["cell"])
+    np.testing.assert_allclose(grads[1], plain_grads[1], rtol=1e-4, atol=1e-6)
+    assert np.abs(grads[1]).min(axis=(0, 2)).max() > 0
+
+
+def test_grad_norms_of_a_cell_with_a_two_part_carry_cover_the_whole_carry():
+    """For a cell that does not name its h, the probe is the whole carry: ``||(dL/dfast_t, dL/dslow_t)||``,
+    checked against a plain Python loop over the cell with the perturbations added by hand."""
+    model = make_classifier(model_config("outside_cells:LeakyPairCell"), V, V)
+    tokens, labels = tokens_and_labels()
+    params = random_params(model.init(jax.random.key(0), tokens)["params"], jax.random.key(4))
+    assert hidden_size_of(model) == 2 * H
+    norms = hidden_grad_norms(model, params, tokens, labels, per_example=True)
+
+    cell, head = LeakyPairCell(H), nn.Dense(V)
+    x = jax.nn.one_hot(tokens, V)
+
+    def summed_loss(fast_probe, slow_probe):
+        carry = cell.initialize_carry(None, (B, V))
+        for t in range(T):
+            (fast, slow), _ = cell.apply({"params": params["cell"]}, carry, x[:, t])
+            carry = (fast + fast_probe[:, t], slow + slow_probe[:, t])
+        logits = head.apply({"params": params["head"]}, carry[0])
+        return -jnp.sum(jax.nn.log_softmax(logits)[jnp.arange(B), labels])
+
+    zeros = jnp.zeros((B, T, H))
+    d_fast, d_slow = jax.grad(summed_loss, argnums=(0, 1))(zeros, zeros)
+    expected = np.sqrt(np.sum(np.asarray(d_fast) ** 2 + np.asarray(d_slow) ** 2, axis=-1))
+    np.testing.assert_allclose(norms, expected, rtol=1e-4, atol=1e-7)
+    assert (expected[:, -1] > 0).all()  # the last step is read by the head through the output
+
+
+def test_cell_kwargs_reach_the_cell_and_unknown_fields_are_named():
+    model = make_classifier(model_config("outside_cells:LeakyPairCell", cell_kwargs="leak=0.25"), V, V)
+    assert model.cell.leak == 0.25 and model.cell.features == H
+    assert make_classifier(model_config("flax.linen:GRUCell"), V, V).cell.features == H
+    assert make_classifier(model_config("gru"), V, V).cell.hidden_size == H
+    with pytest.raises(ValueError, match=r"has no field 'speed'; its fields: features, leak"):
+        make_classifier(model_config("outside_cells:LeakyPairCell", cell_kwargs="speed=2"), V, V)
+    with pytest.raises(ValueError, match=r"'leak' given more than once"):
+        make_classifier(model_config("outside_cells:LeakyPairCell", cell_kwargs="leak=1,leak=2"), V, V)
+
+
+@pytest.mark.parametrize(
+    "name, message",
+    [
+        ("no_such_module:Cell", "cannot import 'no_such_module'"),
+        ("outside_cells:Missing", "has no 'Missing'"),
+        ("flax.linen:Dense", "is not a flax.linen.RNNCellBase subclass"),
+        ("lstmm", "unknown model 'lstmm'; choose one of: bilstm, gru, lru, lstm"),
+    ],
+)
+def test_a_name_that_is_not_a_cell_is_one_clear_error(name, message):
+    with pytest.raises(ValueError, match=message):
+        make_classifier(model_config(name), V, V)
+
+
+def test_the_character_model_takes_any_cell():
+    model = CharLSTM(vocab_size=V, hidden_size=H, num_layers=2, embed_dim=3, cell=nn.OptimizedLSTMCell(features=H))
+    tokens, _ = tokens_and_labels()
+    params = model.init(jax.random.key(0), tokens)["params"]
+    assert {"lstm_0", "lstm_1"} <= set(params) and "hf" in params["lstm_1"]  # Flax's cell, one per layer
+    carries, logits = model.apply({"params": params}, tokens)
+    assert logits.shape == (B, T, V)
+    # stepping one character at a time from the same start gives the same logits as the scan
+    state = model.apply({"params": params}, B, method=CharLSTM.initial_carries)
+    for t in range(T):
+        state, step_logits = model.apply({"params": params}, state, tokens[:, t], method=CharLSTM.step)
+        np.testing.assert_allclose(step_logits, logits[:, t], rtol=1e-5, atol=1e-6)
+
+
+# ---------------------------------------------------------------------------------------------------
+# The study scripts with cells from outside jaxseq, named by import path
+# ---------------------------------------------------------------------------------------------------
+
+
+def run_script(script: str, *args) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")])}
+    result = subprocess.run([sys.executable, str(ROOT / "scripts" / script), *args], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+def read_csv(path: pathlib.Path) -> list[dict]:
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+QUICK = ["--config.train.num_steps=20", "--config.train.chunk_steps=10"]
+
+
+@pytest.mark.slow
+def test_sweep_script_runs_flax_cells_and_an_outside_cell(tmp_path):
+    models = "outside_cells:LeakyPairCell,flax.linen:OptimizedLSTMCell,flax.linen:GRUCell"
+    run_script("run_palindrome.py", "--config=configs/palindrome.py:quick", f"--config.sweep.models={models}",
+               "--config.sweep.lengths=4", *QUICK, f"--out={tmp_path}")
+    rows = read_csv(tmp_path / "results.csv")
+    assert [r["model"] for r in rows] == [m for m in models.split(",") for _ in range(2)]  # two seeds each
+    assert all(0.0 <= float(r["eval_accuracy"]) <= 1.0 for r in rows)
+    assert (tmp_path / "accuracy_vs_length.png").stat().st_size > 1000
+
+
+@pytest.mark.slow
+def test_frontier_and_grad_norm_scripts_run_an_outside_cell(tmp_path):
+    cell = "outside_cells:LeakyPairCell"
+    run_script("frontier.py", "--config=configs/frontier.py:quick", f"--config.frontier.variants={cell}",
+               "--config.sweep.lengths=4,5", *QUICK, f"--out={tmp_path / 'frontier'}")
+    table = read_csv(tmp_path / "frontier" / "frontier.csv")
+    assert {r["variant"] for r in table} == {cell} and {r["model"] for r in table} == {cell}
+    assert (tmp_path / "frontier" / "frontier.png").stat().st_size > 1000
+
+    run_script("grad_norms.py", "--config=configs/grad_norms.py:quick", f"--config.probe.models={cell}", f"--out={tmp_path / 'norms'}")
+    norms = read_csv(tmp_path / "norms" / "grad_norms.csv")
+    assert {r["model"] for r in norms} == {cell}
+    assert {int(r["t"]) for r in norms} == set(range(1, 8))  # grad_norms.py:quick: 7 input steps
+    assert all(float(r["grad_norm"]) > 0 for r in norms)
+    assert (tmp_path / "norms" / "grad_norms.png").stat().st_size > 1000
