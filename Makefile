@@ -13,8 +13,8 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 OUT    ?= results/demo
-# test processes: most of the suite's time is single-threaded compilation, so two processes on the
-# 2-core CI machine took 6.3-7.5 min where one took 10.6 (session 7); TEST_WORKERS=0 runs in one process
+# test processes: most of the suite's time is single-threaded compilation, so two processes use a
+# 2-core machine better than one; TEST_WORKERS=0 runs the suite in one process
 TEST_WORKERS ?= 2
 TEXTGEN ?= results/textgen/grimm_long
 GENERATE := $(PY) scripts/generate.py --run=$(TEXTGEN)
