@@ -1,7 +1,7 @@
 # Two commands do all the set-up on a fresh machine with Python 3.11:
 #   make demo   create .venv, install jaxseq, run the default palindrome sweep -> results/demo
 #   make test   create .venv, install jaxseq with its test extra, run the test suite
-# and, for the text-generation section of the README (about 30 minutes on a 2-core CPU):
+# and, for docs/textgen.md (about 30 minutes on a 2-core CPU):
 #   make textgen   train configs/textgen.py:grimm_long on Grimms' Fairy Tales (resumable), evaluate it,
 #                  write temperature samples and a prompt completion to $(TEXTGEN)/generated.txt
 #   make textgen-data-size   after make textgen: train grimm_long on the last 25% and 50% of the

@@ -9,7 +9,7 @@ Variants (``configs/textgen.py:<variant>``):
   grimm (default): B = 64, T = 30, 2 x 256, Adam 2e-3 with cosine decay to 5%,
     clip 5, dropout 0.05, 2,500 steps.
   grimm_long: the best setting measured: Adam 4e-3, dropout 0.3, 12,000 steps.
-    ``make textgen`` trains it and writes the README's samples.
+    ``make textgen`` trains it and writes the samples shown in docs/textgen.md.
   democracy: the default on Democracy in America, Volume 1.
   quick: a tiny model and a few steps, for tests and CI.
 

@@ -2,7 +2,7 @@
 
 XLA's CPU runtime runs a compiled program mostly one op at a time: the elementwise kernels of one
 seed's recurrent step run on one core (only its matmuls use more), and they cost as much as the
-matmuls (benchmarks/README.md, "Profile"). With ``train.batch_shards = n`` every training step
+matmuls (benchmarks/README.md, "Where the time goes"). With ``train.batch_shards = n`` every training step
 cuts its batch of ``B`` rows into ``n`` shards of ``B / n`` rows, computes each shard's loss and
 gradients on its own core, and averages them (summed in shard order) before one update. That is
 the full batch's gradient up to float rounding, so a run with ``n`` shards follows the unsharded
