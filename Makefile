@@ -1,7 +1,7 @@
 # Two commands do all the set-up on a fresh machine with Python 3.11:
 #   make demo   create .venv, install jaxseq, run the default palindrome sweep -> results/demo
 #   make test   create .venv, install jaxseq with its test extra, run the test suite
-# and, for the text-generation section of the README (about 30 minutes on a 2-core CPU):
+# and, for docs/textgen.md (about 30 minutes on a 2-core CPU):
 #   make textgen   train configs/textgen.py:grimm_long on Grimms' Fairy Tales (resumable), evaluate it,
 #                  write temperature samples and a prompt completion to $(TEXTGEN)/generated.txt
 #   make textgen-data-size   after make textgen: train grimm_long on the last 25% and 50% of the
@@ -13,8 +13,8 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 OUT    ?= results/demo
-# test processes: most of the suite's time is single-threaded compilation, so two processes on the
-# 2-core CI machine took 6.3-7.5 min where one took 10.6 (session 7); TEST_WORKERS=0 runs in one process
+# test processes: most of the suite's time is single-threaded compilation, so two processes use a
+# 2-core machine better than one; TEST_WORKERS=0 runs the suite in one process
 TEST_WORKERS ?= 2
 TEXTGEN ?= results/textgen/grimm_long
 GENERATE := $(PY) scripts/generate.py --run=$(TEXTGEN)

@@ -1,7 +1,7 @@
 """Count hangs of the real multi-seed command, per seed strategy and seed count.
 
-Runs ``scripts/run_palindrome.py`` (an LSTM at T = 10 for 100 steps by default, the command of
-issue 11) ``--runs`` times for every (strategy, seeds) pair, each in its own subprocess and
+Runs ``scripts/run_palindrome.py`` (an LSTM at T = 10 for 100 steps by default, 8 seeds trained
+together) ``--runs`` times for every (strategy, seeds) pair, each in its own subprocess and
 process group, one at a time, and watches the group's CPU time (user + system, from /proc). A run
 whose group used no CPU for ``--idle_s`` seconds is a **hang** and is killed; a run that is merely
 slow keeps going until ``--timeout_s``. Prints a table and writes JSON::
@@ -93,7 +93,7 @@ def run_once(argv: list[str], env: dict[str, str], idle_s: float, timeout_s: flo
                     status = "slow"
                 if status:
                     break
-        finally:  # also on Ctrl-C: the run has its own session, so the terminal's SIGINT never reaches it
+        finally:  # also on Ctrl-C: the run leads its own process group, so the terminal's SIGINT never reaches it
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
@@ -105,7 +105,7 @@ def run_once(argv: list[str], env: dict[str, str], idle_s: float, timeout_s: flo
 
 
 def command(strategy: str, seeds: int, out: str) -> list[str]:
-    """The issue's 8-seed command with the strategy and seed count as overrides (or the reproducer)."""
+    """The 8-seed palindrome command with the strategy and seed count as overrides (or the reproducer)."""
     if _REPRODUCER.value:
         return [sys.executable, "benchmarks/hang_reproducer.py", f"--seeds={seeds}", f"--strategy={strategy}"]
     overrides = [

@@ -15,7 +15,7 @@ Override any field from the command line, e.g. ``--config.sweep.models=rnn,gru``
 ``--config.sweep.lengths=5,10,20``, ``--config.train.num_seeds=5``, ``--config.optim.name=rmsprop``,
 ``--config.optim.lr=3e-3``, ``--config.model.encoding=raw``. A misspelt field is an error.
 
-Measured results are in README.md ("Memory of recurrent networks").
+Measured results are in docs/study.md ("The palindrome sweep").
 """
 
 import ml_collections

@@ -9,7 +9,7 @@ Variants (``configs/textgen.py:<variant>``):
   grimm (default): B = 64, T = 30, 2 x 256, Adam 2e-3 with cosine decay to 5%,
     clip 5, dropout 0.05, 2,500 steps.
   grimm_long: the best setting measured: Adam 4e-3, dropout 0.3, 12,000 steps.
-    ``make textgen`` trains it and writes the README's samples.
+    ``make textgen`` trains it and writes the samples shown in docs/textgen.md.
   democracy: the default on Democracy in America, Volume 1.
   quick: a tiny model and a few steps, for tests and CI.
 
@@ -54,8 +54,7 @@ def get_config(arg=None) -> ml_collections.ConfigDict:
             sample_length=30,
             # the batch split into shards (one per CPU device) that average their gradients: auto |
             # n (n divides batch_size); auto = one shard per core on CPU for a model of at most 1e6
-            # parameters, the default 2 x 256 stack included since session 11
-            # (jaxseq/train/batch_shards.py). With dropout every shard draws its own masks.
+            # parameters, the default 2 x 256 stack included (jaxseq/train/batch_shards.py). With dropout every shard draws its own masks.
             batch_shards="auto",
             stall_timeout_s=300.0,  # a chunk slower than max(this, 10x the slowest so far) stops the run
         )

@@ -12,7 +12,7 @@ validation split. For each run this reads the number of training characters and 
 loss and accuracy (windows of T, as in training). A Witten-Bell n-gram model (--order) is fitted on
 the same training characters and on --ngram_fractions of them, to show how a count model's
 validation loss falls with data. Writes OUT.json and OUT.png (loss and accuracy against training
-characters, log scale, with the issue's targets as dotted lines). Runs that overfit end worse
+characters, log scale, with --target_loss and --target_accuracy as dotted lines). Runs that overfit end worse
 than their best logged validation loss (metrics.jsonl, every train.eval_every steps, the same
 windows), so both are shown; picking the best is early stopping on the validation text.
 
@@ -78,7 +78,7 @@ def plot(lstm: list[dict], ngram: list[dict], order: int, path: str) -> None:
         ax.plot([p["train_chars"] for p in lstm], [p["best_" + key] for p in lstm], "o:", color="C0", mfc="none",
                 label="2 x 256 LSTM, step of lowest validation loss")
         ax.plot([p["train_chars"] for p in ngram], [p[key] for p in ngram], "s--", color="C2", label=f"{order}-gram counts")
-        ax.axhline(target, color="gray", linestyle=":", label="the issue's target")
+        ax.axhline(target, color="gray", linestyle=":", label="target")
         ax.set(xscale="log", xlabel="training characters", ylabel=label)
         ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
         ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x / 1000:g}K"))

@@ -41,7 +41,7 @@ def test_auto_shards_one_seed_on_cpu_over_its_cores():
     assert resolve_batch_shards("auto", 1, 128, backend="gpu", cores=2) == 1
     # the measured cases (2 cores): the palindrome LSTM (B = 128, 72,458 parameters) gains at T = 10;
     # the RNN's step at T = 10 is too small to pay for the handoff (0.70x); the 2 x 256 character
-    # LSTM (880K parameters) gains on devices since session 11 (1.04-1.10x); wider models were never
+    # LSTM (880K parameters) gains on devices (1.04x, bench_textgen.py); wider models were never
     # measured
     assert resolve_batch_shards("auto", 1, 128, 10, 72_458, backend="cpu", cores=2) == 2
     assert resolve_batch_shards("auto", 1, 128, 10, 19_082, backend="cpu", cores=2) == 1

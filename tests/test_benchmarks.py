@@ -176,7 +176,7 @@ def test_stress_hangs_on_ctrl_c_kills_its_run_and_keeps_what_finished(tmp_path):
     parent.send_signal(signal.SIGINT)
     _, err = parent.communicate(timeout=120)
     assert parent.returncode == 130 and err.strip().splitlines()[-1] == "interrupted", err[-2000:]
-    assert not pathlib.Path(f"/proc/{seen[1]}").exists()  # its own session: killed, not left running
+    assert not pathlib.Path(f"/proc/{seen[1]}").exists()  # its own process group: killed, not left running
     assert not out.exists()  # a finished report there would have been kept
     report = json.loads((tmp_path / "stress.interrupted.json").read_text())
     assert report["meta"]["interrupted"] is True

@@ -2,7 +2,7 @@
 
 XLA's CPU runtime runs a compiled program mostly one op at a time: the elementwise kernels of one
 seed's recurrent step run on one core (only its matmuls use more), and they cost as much as the
-matmuls (benchmarks/README.md, "Profile"). With ``train.batch_shards = n`` every training step
+matmuls (benchmarks/README.md, "Where the time goes"). With ``train.batch_shards = n`` every training step
 cuts its batch of ``B`` rows into ``n`` shards of ``B / n`` rows, computes each shard's loss and
 gradients on its own core, and averages them (summed in shard order) before one update. That is
 the full batch's gradient up to float rounding, so a run with ``n`` shards follows the unsharded
@@ -17,8 +17,9 @@ it in one of two ways:
 - ``threads`` (the fallback): every step, ``n`` gradient programs run at once from ``n`` host
   threads, and one more program averages them and updates. The steps of a chunk are then a host
   loop: two dispatches and a handoff between threads per step (~0.15-0.3 ms). Side by side
-  (session 11, benchmarks/README.md), ``devices`` trained the palindrome LSTM 1.09x (T = 10) and
-  1.08x (T = 30) as fast as ``threads``, the GRU 1.03x and 1.09x, the RNN 1.10x and 1.23x.
+  (``bench_recurrent.py``, benchmarks/README.md), ``devices`` trained the palindrome LSTM 1.10x
+  (T = 10) and 1.06x (T = 30) as fast as ``threads``, the GRU 1.04x and 1.00x, the RNN 1.21x and
+  1.02x.
 
 A trainer is sharded through two pure functions of one seed (see
 :class:`jaxseq.train.sequence.SequenceTrainer`):
@@ -48,18 +49,15 @@ SHARD_MODES = ("auto", "devices", "threads")
 
 MIN_SHARD_ROWS = 32  # "auto" never cuts a batch into shards of fewer rows than this
 # "auto" shards only a step of at least this many training FLOPs (6 x B x T x parameters): below it
-# the per-step handoff between threads and the separate update program cost more than the second
-# core gives (benchmarks/README.md, 2 cores, sharded / unsharded. Session 9, after the backward pass
-# started recomputing the gates, in two or four runs: RNN T = 10 (1.5e8 FLOPs) 0.68-0.69x, GRU
-# T = 10 (4.2e8) 1.18-1.31x, RNN T = 30 (4.4e8) 1.05-1.10x, LSTM T = 10 (5.6e8) 1.28-1.31x, GRU
-# T = 30 (1.3e9) 1.38x, LSTM T = 30 (1.7e9) 1.53-1.55x. Session 8 had set 5e8, when GRU T = 10 gave
-# 1.03-1.09x and RNN T = 30 0.94-1.04x.)
+# splitting the step costs more than the second core gives (bench_recurrent.py, 2 cores, sharded /
+# unsharded, benchmarks/README.md: RNN T = 10 (1.5e8 FLOPs) 0.87x; GRU T = 10 (4.2e8) 1.37x,
+# RNN T = 30 (4.4e8) 1.13x, LSTM T = 10 (5.6e8) 1.32x).
 MIN_SHARD_FLOPS = 4e8
 # ... and only a model of at most this many parameters: a wider model's matmuls keep the cores
-# busy already, and halving their rows slows them. Character LSTM 2 x 256 (8.8e5 parameters): on
-# threads 0.81x in session 8, 1.01x in session 9; on devices (session 11) 1.04x, 1.08x and 1.10x in
-# three runs, so since session 11 it is sharded (5e5 until then). 2 x 128 (2.5e5): 1.34x on
-# threads, 1.51x on devices. Larger models were never measured, so they are not sharded.
+# busy already, and halving their rows slows them. Character LSTM (bench_textgen.py, sharded on
+# devices / unsharded, benchmarks/README.md): 2 x 256 (8.8e5 parameters) 1.04x, 2 x 128 (2.5e5)
+# 1.26x.
+# Larger models were never measured, so they are not sharded.
 MAX_SHARD_PARAMS = 1e6
 
 
