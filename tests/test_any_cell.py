@@ -198,7 +198,8 @@ def test_the_character_model_takes_any_cell():
 
 
 # ---------------------------------------------------------------------------------------------------
-# The study scripts with cells from outside jaxseq, named by import path
+# The study scripts with cells from outside jaxseq, named by import path (a cell of the reader's own
+# through the sweep, frontier and gradient-norm scripts: tests/test_tutorial.py)
 # ---------------------------------------------------------------------------------------------------
 
 
@@ -226,20 +227,3 @@ def test_sweep_script_runs_flax_cells_and_an_outside_cell(tmp_path):
     assert [r["model"] for r in rows] == [m for m in models.split(",") for _ in range(2)]  # two seeds each
     assert all(0.0 <= float(r["eval_accuracy"]) <= 1.0 for r in rows)
     assert (tmp_path / "accuracy_vs_length.png").stat().st_size > 1000
-
-
-@pytest.mark.slow
-def test_frontier_and_grad_norm_scripts_run_an_outside_cell(tmp_path):
-    cell = "outside_cells:LeakyPairCell"
-    run_script("frontier.py", "--config=configs/frontier.py:quick", f"--config.frontier.variants={cell}",
-               "--config.sweep.lengths=4,5", *QUICK, f"--out={tmp_path / 'frontier'}")
-    table = read_csv(tmp_path / "frontier" / "frontier.csv")
-    assert {r["variant"] for r in table} == {cell} and {r["model"] for r in table} == {cell}
-    assert (tmp_path / "frontier" / "frontier.png").stat().st_size > 1000
-
-    run_script("grad_norms.py", "--config=configs/grad_norms.py:quick", f"--config.probe.models={cell}", f"--out={tmp_path / 'norms'}")
-    norms = read_csv(tmp_path / "norms" / "grad_norms.csv")
-    assert {r["model"] for r in norms} == {cell}
-    assert {int(r["t"]) for r in norms} == set(range(1, 8))  # grad_norms.py:quick: 7 input steps
-    assert all(float(r["grad_norm"]) > 0 for r in norms)
-    assert (tmp_path / "norms" / "grad_norms.png").stat().st_size > 1000
