@@ -135,7 +135,7 @@ def scaling(max_nodes: int, dense_max: int, degree: float, features: int, repeat
 def seeds_side_by_side(num_seeds: int) -> dict:
     """Cora GCN (configs/gcn.py:cora): all seeds in one vmapped program vs one after another vs seed groups in threads."""
     config = load_config("configs/gcn.py:cora")
-    train = make_train(config, graphs.load_planetoid("cora"))
+    train = make_train(config, graphs.load_planetoid("cora")).train
     keys = jax.random.split(jax.random.key(config.train.seed), num_seeds)
     result = {"seeds": num_seeds, "epochs_cap": config.train.num_epochs}
 

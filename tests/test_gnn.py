@@ -30,7 +30,7 @@ def tiny_problem():
 @pytest.fixture(scope="module")
 def tiny_runs(tiny_problem):
     """GCN on the tiny graph: three seeds vmapped, and seed 1 alone, both jitted."""
-    train = gnn.make_train(tiny_config("gcn"), tiny_problem)
+    train = gnn.make_train(tiny_config("gcn"), tiny_problem).train
     keys = jax.random.split(jax.random.key(3), 3)
     _, batched = jax.jit(jax.vmap(train))(keys)
     _, single = jax.jit(train)(keys[1])
@@ -108,7 +108,7 @@ def test_stopped_seeds_are_frozen(tiny_runs):
 def test_jit_and_no_jit_agree(tiny_problem, tiny_runs):
     keys, _, jitted = tiny_runs
     # Same run cut to 2 epochs (a constant schedule does not depend on the run length).
-    train = gnn.make_train(tiny_config("gcn", num_epochs=2), tiny_problem)
+    train = gnn.make_train(tiny_config("gcn", num_epochs=2), tiny_problem).train
     with jax.disable_jit():
         _, eager = train(keys[1])
     for name in ("loss", "val_loss", "param_norm"):

@@ -18,7 +18,6 @@ from jaxseq.models.lru import LRUCell
 from jaxseq.models.min_rnn import MinGRUCell, MinLSTMCell
 from jaxseq.models.parallel_scan import SCAN_MODES
 from jaxseq.models.sequence import ENCODINGS, BidirectionalClassifier, SequenceClassifier, StackedClassifier
-from jaxseq.registry import lookup
 
 
 class ModelSpec(NamedTuple):

@@ -1,9 +1,10 @@
 """Full-batch semi-supervised node classification as one pure, jit-able, vmap-able function.
 
-``make_train(config) -> train(rng) -> (state, metrics)``: the whole run — initialisation, a
-``lax.scan`` over epochs, early stopping, the final evaluation — is one compiled program, so ten
-seeds are ``jax.jit(jax.vmap(train))(jax.random.split(key, 10))`` (or ``lax.map``, by
-``train.seed_strategy``: :mod:`jaxseq.train.seeds`). Early stopping is per seed and
+``trainer = make_train(config)``, then ``trainer.train(rng) -> (state, metrics)``, as for the
+sequence trainer: the whole run — initialisation, a ``lax.scan`` over epochs, early stopping, the
+final evaluation — is one compiled program, so ten seeds are
+``jax.jit(map_over_seeds(trainer.train, "auto"))(jax.random.split(key, 10))`` (``jax.vmap`` or
+``lax.map``, by backend or ``train.seed_strategy``: :mod:`jaxseq.train.seeds`). Early stopping is per seed and
 lives inside the program: once a seed has stopped, its updates are masked out (its parameters and
 optimiser state are carried unchanged) while the other seeds keep training.
 
@@ -28,7 +29,6 @@ import ml_collections
 import numpy as np
 import optax
 from flax import traverse_util
-from flax.training import train_state
 
 from jaxseq.data.graphs import NodeClassification, load_planetoid
 from jaxseq.models.gnn import make_gnn
@@ -36,11 +36,12 @@ from jaxseq.registry import lookup
 from jaxseq.train.checks import check_finite
 from jaxseq.train.optim import make_optimizer
 from jaxseq.train.seeds import SeedGroups, StallWatch, map_over_seeds, resolve_seed_strategy
+from jaxseq.train.state import TrainState
 
 Params = Any
 
 
-class GNNTrainState(train_state.TrainState):
+class GNNTrainState(TrainState):
     """A TrainState that also carries per-seed early stopping.
 
     Attributes:
@@ -142,17 +143,31 @@ STOPPERS: dict[str, Callable[[int], Stopper]] = {"window": window_stopper, "pati
 # The run.
 
 
-def make_train(
-    config: ml_collections.ConfigDict, data: NodeClassification | None = None
-) -> Callable[[jax.Array], tuple[GNNTrainState, dict[str, Any]]]:
-    """Build ``train(rng) -> (state, metrics)`` for one seed; jit and vmap it over seeds.
+class GraphTrainer(NamedTuple):
+    """The pure functions of one graph experiment (see :func:`make_train`).
+
+    Attributes:
+      model: the Flax module (:func:`jaxseq.models.gnn.make_gnn`).
+      data: the node-classification problem every run trains on.
+      train_step: ``(state, data, rng) -> (state, metrics)``, one full-batch epoch.
+      train: ``rng -> (state, metrics)``, the whole run of one seed.
+    """
+
+    model: Any
+    data: NodeClassification
+    train_step: Callable
+    train: Callable[[jax.Array], tuple[GNNTrainState, dict[str, Any]]]
+
+
+def make_train(config: ml_collections.ConfigDict, data: NodeClassification | None = None) -> GraphTrainer:
+    """Set up a graph run once; ``trainer.train(rng) -> (state, metrics)`` is one seed's whole run.
 
     Args:
       config: ``model``, ``optim`` (``name``, ``lr``, ``l2``, ``l2_scope``), ``data.name`` and
         ``train`` (``num_epochs``, ``early_stopping``, ``patience``). Not modified.
       data: the problem; None loads ``config.data.name`` from the default data directory.
     Returns:
-      ``train(rng)``. Its ``state`` holds the evaluated parameters (the restored best for the
+      A :class:`GraphTrainer`. ``train``'s ``state`` holds the evaluated parameters (the restored best for the
       ``patience`` rule); ``metrics["epoch"]`` maps names to ``[num_epochs]`` arrays (``loss``,
       ``cross_entropy``, ``grad_norm``, ``param_norm``, ``train/val/test_loss/acc``, ``active``:
       whether the epoch trained) and ``metrics["final"]`` to scalars from the evaluated
@@ -220,7 +235,7 @@ def make_train(
         final = dict(evaluate(logits_of(state.params, batch), batch), epochs=state.epochs)
         return state, {"epoch": per_epoch, "final": final}
 
-    return train
+    return GraphTrainer(model=model, data=data, train_step=train_step, train=train)
 
 
 class SeedRuns(NamedTuple):
@@ -257,7 +272,7 @@ def train_seeds(
     groups = SeedGroups(strategy)
     parts = groups.split(keys)  # one part unless the strategy is threads:G
     start = time.perf_counter()
-    train = jax.jit(map_over_seeds(make_train(config, data), strategy))
+    train = jax.jit(map_over_seeds(make_train(config, data).train, strategy))
     compiled = {}
     for part in parts:  # parts differ in size by at most one seed: at most two programs
         if part.shape[0] not in compiled:

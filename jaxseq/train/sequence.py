@@ -28,6 +28,7 @@ from flax import struct
 from jaxseq.data.sequences import get_task
 from jaxseq.models.registry import make_classifier
 from jaxseq.train.batch_shards import count_params, resolve_batch_shards, shard_rows
+from jaxseq.train.losses import cross_entropy
 from jaxseq.train.optim import make_optimizer
 from jaxseq.train.seeds import resolve_seed_strategy
 from jaxseq.train.state import TrainState, param_norm, where_tree
@@ -60,13 +61,6 @@ class RunState:
     recent_loss: jax.Array
     best_loss: jax.Array
     since_best: jax.Array
-
-
-def cross_entropy(logits: jax.Array, labels: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """Mean cross-entropy and accuracy of ``logits [B, C]`` against integer ``labels [B]``."""
-    loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
-    accuracy = (jnp.argmax(logits, axis=-1) == labels).mean()
-    return loss, accuracy
 
 
 class SequenceTrainer:
