@@ -1,0 +1,90 @@
+"""One benchmark at two checkouts of jaxseq, alternated in rounds: the speed ratio of a change.
+
+    git worktree add --detach ../jaxseq-before HEAD~1
+    .venv/bin/python benchmarks/compare_revisions.py --before=../jaxseq-before --rounds=3 \\
+        --bench=bench_recurrent.py --args="--lengths=10,30 --seeds=1,8 --strategies=threads --shards=1"
+
+Each round runs ``benchmarks/<bench>`` once from the checkout ``--before`` and once from this one
+(the order alternating between rounds, so a slow spell of the shared machine falls on both), each
+a fresh process with its own ``--out`` in a temporary folder. Every row the two reports share
+(``bench_recurrent.py``: variant, length, seeds, strategy; ``bench_textgen.py``: model) gets the
+median of its rate over the rounds for each side, and the ratio now/before: above 1 is faster.
+Prints the table and writes ``--out`` (JSON).
+"""
+
+import json
+import os
+import pathlib
+import shlex
+import statistics
+import subprocess
+import sys
+import tempfile
+
+from absl import flags
+
+from cli import check_arguments, check_out, write_json  # benchmarks/cli.py, beside this script
+from jaxseq.cli import run_main
+from jaxseq.train.results import fresh_run_path
+
+HERE = pathlib.Path(__file__).resolve().parent.parent
+
+_BEFORE = flags.DEFINE_string("before", None, "the other checkout of jaxseq (e.g. a git worktree of the parent commit)")
+_BENCH = flags.DEFINE_string("bench", "bench_recurrent.py", "the benchmark script under benchmarks/")
+_ARGS = flags.DEFINE_string("args", "", "its flags, as one shell-quoted string (never --out)")
+_ROUNDS = flags.DEFINE_integer("rounds", 3, "runs of each checkout (median reported)", lower_bound=1)
+_OUT = flags.DEFINE_string("out", None, "JSON output (default: a fresh runs/compare_revisions/<time>/report.json)")
+
+# report layout -> (list of rows, the columns that name a row, the rate column)
+LAYOUTS = {
+    "rows": (("variant", "length", "seeds", "strategy"), "seed_steps_per_s"),
+    "results": (("model",), "chars_per_s"),
+}
+
+
+def rates(report: dict) -> dict[tuple, float]:
+    """``{row name: rate}`` of one benchmark report (either layout of :data:`LAYOUTS`)."""
+    for key, (names, rate) in LAYOUTS.items():
+        if key in report:
+            return {tuple(row[n] for n in names): float(row[rate]) for row in report[key]}
+    raise ValueError(f"a report with none of {sorted(LAYOUTS)}: not a benchmark this script knows")
+
+
+def run_once(checkout: pathlib.Path, out: pathlib.Path) -> dict[tuple, float]:
+    """Run the benchmark from ``checkout`` into ``out`` and read its rates."""
+    command = [sys.executable, str(checkout / "benchmarks" / _BENCH.value), *shlex.split(_ARGS.value), f"--out={out}"]
+    print("$", " ".join(command), flush=True)
+    subprocess.run(command, check=True, cwd=checkout)
+    return rates(json.loads(out.read_text()))
+
+
+def main(argv):
+    check_arguments(argv)
+    if not _BEFORE.value or not (pathlib.Path(_BEFORE.value) / "benchmarks" / _BENCH.value).is_file():
+        raise ValueError(f"--before={_BEFORE.value}: give a checkout of jaxseq that has benchmarks/{_BENCH.value}")
+    if "--out" in _ARGS.value:
+        raise ValueError("--args must not set --out: each run writes its own report")
+    out = check_out(_OUT.value or str(fresh_run_path("compare_revisions") / "report.json"))
+    sides = {"before": pathlib.Path(_BEFORE.value).resolve(), "now": HERE}
+    measured = {side: [] for side in sides}
+    with tempfile.TemporaryDirectory() as tmp:
+        for round_ in range(_ROUNDS.value):
+            order = list(sides) if round_ % 2 == 0 else list(reversed(sides))
+            for side in order:
+                measured[side].append(run_once(sides[side], pathlib.Path(tmp) / f"{side}_{round_}.json"))
+    shared = [name for name in measured["now"][0] if all(name in run for runs in measured.values() for run in runs)]
+    rows = []
+    print(f"\n{'row':<60} {'before':>10} {'now':>10} {'now/before':>11}")
+    for name in shared:
+        before = statistics.median(run[name] for run in measured["before"])
+        now = statistics.median(run[name] for run in measured["now"])
+        rows.append(dict(row=list(name), before=round(before, 2), now=round(now, 2), ratio=round(now / before, 3),
+                         before_runs=[run[name] for run in measured["before"]], now_runs=[run[name] for run in measured["now"]]))
+        print(f"{' '.join(map(str, name)):<60} {before:>10.1f} {now:>10.1f} {now / before:>11.3f}")
+    meta = dict(bench=_BENCH.value, args=_ARGS.value, rounds=_ROUNDS.value, before=str(sides["before"]),
+                cpus=os.cpu_count(), load_after=os.getloadavg())
+    write_json(out, dict(meta=meta, rows=rows))
+
+
+if __name__ == "__main__":
+    run_main(main)

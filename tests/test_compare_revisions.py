@@ -1,0 +1,33 @@
+"""benchmarks/compare_revisions.py reads both report layouts and refuses what it cannot compare."""
+
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from compare_revisions import rates  # noqa: E402
+
+
+def test_rates_of_both_report_layouts():
+    recurrent = {"rows": [{"variant": "ours-lstm", "length": 10, "seeds": 1, "strategy": "-", "seed_steps_per_s": 12.5}]}
+    textgen = {"results": [{"model": "jaxseq CharLSTM", "chars_per_s": 3000.0}]}
+    assert rates(recurrent) == {("ours-lstm", 10, 1, "-"): 12.5}
+    assert rates(textgen) == {("jaxseq CharLSTM",): 3000.0}
+    with pytest.raises(ValueError, match="not a benchmark this script knows"):
+        rates({"meta": {}})
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--before=/nonexistent"], "--before=/nonexistent: give a checkout of jaxseq that has benchmarks/bench_recurrent.py"),
+    ([f"--before={ROOT}", "--args=--out=x.json"], "--args must not set --out"),
+])
+def test_refusals_are_one_line(tmp_path, args, message):
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "compare_revisions.py"), *args,
+                             f"--out={tmp_path / 'r.json'}"], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [f"error: {message}"]
+    assert not (tmp_path / "r.json").exists()
