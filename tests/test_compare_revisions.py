@@ -23,7 +23,7 @@ def test_rates_of_both_report_layouts():
 
 @pytest.mark.parametrize("args, message", [
     (["--before=/nonexistent"], "--before=/nonexistent: give a checkout of jaxseq that has benchmarks/bench_recurrent.py"),
-    ([f"--before={ROOT}", "--args=--out=x.json"], "--args must not set --out"),
+    ([f"--before={ROOT}", "--args=--out=x.json"], "--args must not set --out: each run writes its own report"),
 ])
 def test_refusals_are_one_line(tmp_path, args, message):
     result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "compare_revisions.py"), *args,
