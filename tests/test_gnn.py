@@ -1,5 +1,9 @@
 """Training GCN/GAT: stopping rules, seeds under vmap, jit vs no-jit, a short real run on Cora."""
 
+import csv
+import importlib.util
+import pathlib
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -147,3 +151,17 @@ def test_train_seeds_gives_the_same_seeds_under_every_strategy(tiny_problem):
                                        err_msg=strategy)
         np.testing.assert_array_equal(run.metrics["final"]["epochs"], reference["final"]["epochs"])
         np.testing.assert_allclose(run.metrics["final"]["test_acc"], reference["final"]["test_acc"], atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["gcn", "gat"])
+def test_config_states_the_measured_accuracies(name):
+    """The docstring's expected test accuracies are the mean ± std (over seeds) of results/gnn/<name>_<dataset>."""
+    root = pathlib.Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location(f"config_{name}", root / "configs" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    for dataset in ("Cora", "Citeseer"):
+        with open(root / "results" / "gnn" / f"{name}_{dataset.lower()}" / "results.csv") as f:
+            accuracies = 100 * np.array([float(row["test_acc"]) for row in csv.DictReader(f)])
+        assert len(accuracies) == 10
+        assert f"{dataset} {accuracies.mean():.2f} ± {accuracies.std():.2f}%" in module.__doc__
