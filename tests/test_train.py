@@ -1,5 +1,6 @@
 """The multi-seed trainer: vmap equals separate runs, it learns, it stops, it fails clearly."""
 
+import math
 import threading
 import time
 from unittest import mock
@@ -15,7 +16,7 @@ import pytest
 from jaxseq.config import load_config
 from jaxseq.train.checks import check_finite
 from jaxseq.train.multiseed import MultiSeedRunner
-from jaxseq.train.optim import OPTIMIZERS, make_optimizer
+from jaxseq.train.optim import OPTIMIZERS, make_optimizer, make_schedule
 from jaxseq.train.periodic import is_time
 from jaxseq.train.seeds import (
     STALL_FACTOR,
@@ -161,6 +162,33 @@ def test_every_optimizer_and_schedule_descends_a_quadratic(name, schedule):
         updates, state = tx.update(jax.grad(loss)(params), state, params)
         params = optax.apply_updates(params, updates)
     assert loss(params) < 13.0 * 0.5
+
+
+def schedule_formula(name, step, lr=0.1, total=100, final_fraction=0.1):
+    """The learning rate at ``step`` from each schedule's formula, with the configs' default
+    ``warmup_steps = total // 20`` and exponential ``decay_steps = total // 10``, ``decay_rate = 0.5``."""
+    def half_cosine(t, span, start, end):  # start -> end over span steps, then end
+        return end + (start - end) * 0.5 * (1.0 + math.cos(math.pi * min(t, span) / span))
+
+    if name == "cosine":
+        return half_cosine(step, total, lr, final_fraction * lr)
+    if name == "warmup_cosine":
+        warmup = total // 20
+        if step < warmup:
+            return lr * step / warmup
+        return half_cosine(step - warmup, total - warmup, lr, final_fraction * lr)
+    if name == "exponential":
+        return lr * 0.5 ** (step / (total // 10))
+    raise ValueError(name)
+
+
+@pytest.mark.parametrize("schedule", ["cosine", "warmup_cosine", "exponential"])
+def test_schedules_follow_their_formulas(schedule):
+    cfg = ml_collections.ConfigDict(dict(name="sgd", lr=0.1, schedule=schedule, final_lr_fraction=0.1))
+    rates = make_schedule(cfg, total_steps=100)
+    steps = np.arange(0, 111)
+    expected = [schedule_formula(schedule, int(step)) for step in steps]
+    np.testing.assert_allclose([float(rates(step)) for step in steps], expected, rtol=1e-5, atol=1e-8)
 
 
 def test_gradient_clipping_bounds_the_update():
