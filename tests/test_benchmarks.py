@@ -143,6 +143,7 @@ def test_bench_gcn_writes_the_rows_of_its_scaling_table(tmp_path):
     assert {"platform", "cpu_cores", "backend", "jax"} <= set(report["machine"])
 
 
+@pytest.mark.slow
 def test_bench_textgen_writes_chars_per_second_and_ratios(tmp_path):
     """The rows and ratios of the README's chars/s table (without the batch-shard row: one compile less)."""
     args = ["--batch_size=2", "--seq_len=3", "--hidden_size=4", "--vocab_size=5", "--steps_per_call=2", "--repeats=2",
