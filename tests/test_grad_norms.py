@@ -2,7 +2,8 @@
 
 - ``hidden_grad_norms`` equals central finite differences of the loss in the hidden states;
 - the classifier head's gradient equals the analytic ``h_T^T (softmax - onehot(y)) / B``;
-- the vanilla RNN's ``dL/dW_hh`` equals a hand-written NumPy BPTT.
+- the vanilla RNN's ``dL/dW_hh`` equals a hand-written NumPy BPTT, and ``hidden_grad_norms`` the norms
+  of that BPTT's ``dl_b/dh_t``.
 """
 
 import jax
