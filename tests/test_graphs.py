@@ -178,7 +178,8 @@ def test_gat_model_dropout_on_features_and_attention():
     alpha, dropped = np.asarray(layer["attention"][0]), np.asarray(layer["Dropout_0"]["__call__"][0])
     kept = dropped != 0
     np.testing.assert_allclose(dropped[kept], alpha[kept] / (1 - model.attention_dropout), rtol=1e-5)
-    assert dropped.size == 8 * 31 and abs((~kept).mean() - model.attention_dropout) < 0.1  # 8 heads x 31 edges
+    assert dropped.shape == (len(graph.senders), model.num_heads)  # [E, heads]
+    assert abs((~kept).mean() - model.attention_dropout) < 0.1  # a fixed key: no flakiness
     no_attention_dropout = model.clone(attention_dropout=0.0)
     assert not np.allclose(train_mode(no_attention_dropout, 0)[0], deterministic, atol=1e-3)  # features dropped
     no_dropout = model.clone(dropout=0.0, attention_dropout=0.0)
