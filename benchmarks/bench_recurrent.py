@@ -208,7 +208,7 @@ def main(argv):
     load_before = os.getloadavg()
     interrupted = False
     try:
-        for _ in range(_REPEATS.value):
+        for repeat in range(_REPEATS.value):
             for i, (label, timer) in enumerate(cases):
                 if timer is None:
                     continue
@@ -218,6 +218,7 @@ def main(argv):
                     hung.append(dict(**label, error=str(error)))
                     cases[i] = (label, None)
                     print("hung", label, flush=True)
+            print(f"repeat {repeat + 1} of {_REPEATS.value} timed", flush=True)
     except KeyboardInterrupt:  # report the repeats that finished (still round-robin, side by side)
         interrupted = True
         print(f"\ninterrupted: reporting the repeats that finished, to {interrupted_path(out)}", flush=True)

@@ -11,8 +11,8 @@ states what GAT changes. The paper trains until patience runs out; here the comp
 fixed length ``train.num_epochs`` and stopped seeds are masked, so a seed that reaches it is
 reported as such.
 
-Expected (measured on 2 CPU cores, 10 seeds, see docs/graphs.md): test accuracy
-Cora EXPECTED_CORA, Citeseer EXPECTED_CITESEER (paper: 83.0% and 72.5%).
+Expected (measured on 2 CPU cores, mean ± std over seeds 0-9, see docs/graphs.md): test accuracy
+Cora 82.77 ± 0.69%, Citeseer 71.54 ± 0.47% (paper: 83.0% and 72.5%).
 """
 
 import pathlib

@@ -34,6 +34,13 @@ def run_benchmark(script: str, args: list) -> subprocess.CompletedProcess:
     return result
 
 
+def benchmark_report(tmp_path, script: str, args: list, out_flag: str = "--out") -> tuple[dict, subprocess.CompletedProcess]:
+    """Runs ``benchmarks/<script> <args> <out_flag>=<tmp_path>/report.json``: the JSON it wrote and the process."""
+    out = tmp_path / "report.json"
+    result = run_benchmark(script, [*args, f"{out_flag}={out}"])
+    return json.loads(out.read_text()), result
+
+
 def test_bench_scan_length_writes_rows_and_mode_ratios(tmp_path):
     out = tmp_path / "scan.json"
     variants = "lstm,lru-parallel,lru-sequential"
@@ -123,6 +130,51 @@ def test_bench_matmul_refuses_a_shape_that_is_not_k_by_n(tmp_path):
     assert_refused(tmp_path, "bench_matmul.py", "--shapes=513x1024,513by1024", "513by1024")
 
 
+def test_bench_gcn_writes_the_rows_of_its_scaling_table(tmp_path):
+    args = ["--max_nodes=1000", "--dense_max_nodes=1000", "--features=4", "--repeats=2", "--seeds=0"]
+    report, _ = benchmark_report(tmp_path, "bench_gcn.py", args)
+    rows = report["scaling"]
+    assert [(r["variant"], r["nodes"]) for r in rows] == [("sparse", 1000), ("dense", 1000)]
+    assert rows[0]["edges"] == rows[1]["edges"] > 1000  # the same graph, self-loops included
+    for r in rows:
+        assert r["epoch_ms"] >= r["epoch_ms_min"] > 0 and r["compile_s"] > 0
+        assert r["program_mb"] > 0 and r["temp_mb"] >= 0
+    assert report["peak_rss_mb"] > 0 and report["settings"]["features"] == 4 and "seeds" not in report
+    assert {"platform", "cpu_cores", "backend", "jax"} <= set(report["machine"])
+
+
+@pytest.mark.slow
+def test_bench_textgen_writes_chars_per_second_and_ratios(tmp_path):
+    """The rows and ratios of the README's chars/s table (without the batch-shard row: one compile less)."""
+    args = ["--batch_size=2", "--seq_len=3", "--hidden_size=4", "--vocab_size=5", "--steps_per_call=2", "--repeats=2",
+            "--shards=1"]
+    report, _ = benchmark_report(tmp_path, "bench_textgen.py", args)
+    rows = {r["model"]: r for r in report["results"]}
+    ours = report["results"][0]["model"]
+    assert ours.startswith("jaxseq CharLSTM") and "flax nn.RNN(nn.OptimizedLSTMCell)" in rows
+    assert "jaxseq CharLSTM, text trainer's step" in rows
+    for r in rows.values():
+        assert len(r["times_s"]) == 2 and r["params"] > 0 and r["first_call_s"] > 0
+        assert r["chars_per_s"] == pytest.approx(2 * 2 * 3 / statistics.median(r["times_s"]))
+        assert r["ms_per_step"] == pytest.approx(1000 * statistics.median(r["times_s"]) / 2)
+    for name, r in rows.items():
+        if name != ours:
+            assert report["ratios"][f"jaxseq / {name}"] == pytest.approx(rows[ours]["chars_per_s"] / r["chars_per_s"])
+    assert report["setup"]["hidden_size"] == 4 and report["interrupted"] is False
+
+
+def test_profile_step_writes_cpu_time_by_kind_of_op(tmp_path):
+    args = ["--profile_variants=ours-lstm", "--length=2", "--chunks=1", "--chunk=1"]
+    report, result = benchmark_report(tmp_path, "profile_step.py", args, out_flag="--profile_out")
+    assert (report["length"], report["chunks"]) == (2, 1)
+    [row] = report["results"]
+    assert row["variant"] == "ours-lstm" and row["wall_ms_per_step"] > 0
+    kinds = row["cpu_ms_per_step_by_kind"]
+    assert kinds and set(kinds) <= {"matmul", "stack/slice", "copy", "wait", "loop control", "elementwise", "other"}
+    assert kinds.get("matmul", 0) > 0 and all(v >= 0 for v in kinds.values()) and row["top_ops"]
+    assert "| wall ms/step |" in result.stdout
+
+
 @pytest.mark.parametrize("script, flag", [("bench_textgen.py", "--repeats=0"), ("bench_gcn.py", "--features=0"),
                                           ("stress_hangs.py", "--runs=0"), ("bench_matmul.py", "--chain=0")])
 def test_benchmarks_refuse_a_count_below_one(tmp_path, script, flag):
@@ -168,15 +220,18 @@ def test_stress_hangs_on_ctrl_c_kills_its_run_and_keeps_what_finished(tmp_path):
     args = ["--strategies=map", "--seeds=1", "--runs=3", "--extra=train.num_steps=2", f"--out={out}"]
     parent = subprocess.Popen([sys.executable, str(ROOT / "benchmarks" / "stress_hangs.py"), *args], cwd=ROOT,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    seen, deadline = [], time.monotonic() + 300
-    while len(seen) < 2 and time.monotonic() < deadline and parent.poll() is None:  # until the second run starts
-        seen += [pid for pid in children_of(parent.pid) if pid not in seen]
+    while (line := parent.stdout.readline()) and " run 1/3: " not in line:  # until the first run has finished
+        pass
+    assert " run 1/3: ok" in line, parent.communicate(timeout=60)[1][-2000:]
+    second = []
+    while not second and parent.poll() is None:  # until the second run has started
+        second = children_of(parent.pid)
         time.sleep(0.05)
-    assert len(seen) == 2, f"stress_hangs.py started runs {seen}"
+    assert len(second) == 1, f"stress_hangs.py started runs {second}"
     parent.send_signal(signal.SIGINT)
     _, err = parent.communicate(timeout=120)
     assert parent.returncode == 130 and err.strip().splitlines()[-1] == "interrupted", err[-2000:]
-    assert not pathlib.Path(f"/proc/{seen[1]}").exists()  # its own process group: killed, not left running
+    assert not pathlib.Path(f"/proc/{second[0]}").exists()  # its own process group: killed, not left running
     assert not out.exists()  # a finished report there would have been kept
     report = json.loads((tmp_path / "stress.interrupted.json").read_text())
     assert report["meta"]["interrupted"] is True
@@ -188,10 +243,9 @@ def test_bench_recurrent_on_ctrl_c_reports_the_repeats_that_finished(tmp_path):
     args = ["--variants=ours-rnn", "--lengths=3", "--seeds=1", "--shards=1", "--chunk=1", "--repeats=1000000", f"--out={out}"]
     parent = subprocess.Popen([sys.executable, str(ROOT / "benchmarks" / "bench_recurrent.py"), *args], cwd=ROOT,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    while (line := parent.stdout.readline()) and not line.startswith("compiled"):
+    while (line := parent.stdout.readline()) and not line.startswith("repeat 1 of"):
         pass
-    assert line.startswith("compiled"), parent.communicate(timeout=60)[1][-2000:]
-    time.sleep(1.0)  # timing, round-robin over the one case
+    assert line.startswith("repeat 1 of"), parent.communicate(timeout=60)[1][-2000:]  # one repeat timed, more to come
     parent.send_signal(signal.SIGINT)
     _, err = parent.communicate(timeout=120)
     assert parent.returncode == 130 and err.strip().splitlines()[-1] == "interrupted", err[-2000:]

@@ -27,9 +27,13 @@ def device_count_after(code: str, **env) -> tuple[int, str]:
     return int(result.stdout.split()[-1]), result.stderr
 
 
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="needs a CPU affinity mask to set")
 def test_one_device_per_core_by_default():
-    count, _ = device_count_after(START)
-    assert count == min(cpu_devices.available_cores(), cpu_devices.MAX_DEVICES)
+    """The process is pinned to one core, then to two: as many devices."""
+    cores = sorted(os.sched_getaffinity(0))
+    for used in cores[:1], cores[:2]:
+        count, _ = device_count_after(f"import os; os.sched_setaffinity(0, {set(used)}); " + START)
+        assert count == len(used)
 
 
 def test_the_environment_variable_sets_the_count():

@@ -1,4 +1,9 @@
-"""Training GCN/GAT: stopping rules, seeds under vmap, jit vs no-jit, a short real run on Cora."""
+"""Training GCN/GAT: masked losses and metrics, stopping rules, seeds under vmap, jit vs no-jit, a short
+real run on Cora, and the accuracies the configs state."""
+
+import csv
+import importlib.util
+import pathlib
 
 import jax
 import jax.numpy as jnp
@@ -147,3 +152,41 @@ def test_train_seeds_gives_the_same_seeds_under_every_strategy(tiny_problem):
                                        err_msg=strategy)
         np.testing.assert_array_equal(run.metrics["final"]["epochs"], reference["final"]["epochs"])
         np.testing.assert_allclose(run.metrics["final"]["test_acc"], reference["final"]["test_acc"], atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["gcn", "gat"])
+def test_config_states_the_measured_accuracies(name):
+    """The docstring's expected test accuracies are the mean ± std (over seeds) of results/gnn/<name>_<dataset>."""
+    root = pathlib.Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location(f"config_{name}", root / "configs" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    for dataset in ("Cora", "Citeseer"):
+        with open(root / "results" / "gnn" / f"{name}_{dataset.lower()}" / "results.csv") as f:
+            accuracies = 100 * np.array([float(row["test_acc"]) for row in csv.DictReader(f)])
+        assert len(accuracies) == 10
+        assert f"{dataset} {accuracies.mean():.2f} ± {accuracies.std():.2f}%" in module.__doc__
+
+
+def test_masked_metrics_and_evaluate_count_only_masked_nodes():
+    logits = jnp.array([[2.0, 0.0, 0.0], [0.0, 3.0, 1.0], [0.0, 0.0, 1.0], [5.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    classes = np.array([0, 2, 2, 1, 1])
+    labels = jnp.asarray(np.eye(3)[classes], jnp.float32)
+    masks = {"train": np.array([1, 1, 0, 0, 0], bool), "val": np.array([0, 0, 1, 1, 1], bool),
+             "test": np.zeros(5, bool)}
+    log_softmax = np.asarray(logits) - np.log(np.exp(np.asarray(logits)).sum(1, keepdims=True))
+    nll = -log_softmax[np.arange(5), classes]
+    predicted_right = np.array([True, False, True, False, True])  # argmaxes 0, 1, 2, 0, 1
+    problem = graphs.NodeClassification(None, labels, *(jnp.asarray(masks[s]) for s in ("train", "val", "test")))
+    metrics = gnn.evaluate(logits, problem)
+    for split in ("train", "val"):
+        mask = masks[split]
+        loss = gnn.masked_cross_entropy(logits, labels, jnp.asarray(mask))
+        accuracy = gnn.masked_accuracy(logits, labels, jnp.asarray(mask))
+        np.testing.assert_allclose(loss, nll[mask].mean(), rtol=1e-6)
+        np.testing.assert_allclose(accuracy, predicted_right[mask].mean(), rtol=1e-6)
+        np.testing.assert_allclose(metrics[f"{split}_loss"], loss, rtol=1e-6)
+        np.testing.assert_allclose(metrics[f"{split}_acc"], accuracy, rtol=1e-6)
+    assert float(metrics["train_acc"]) == 0.5 and float(metrics["val_acc"]) == pytest.approx(2 / 3)
+    assert float(metrics["test_loss"]) == 0.0 and float(metrics["test_acc"]) == 0.0  # an empty mask
+    assert sorted(metrics) == sorted(f"{s}_{m}" for s in ("train", "val", "test") for m in ("loss", "acc"))

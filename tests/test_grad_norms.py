@@ -2,7 +2,8 @@
 
 - ``hidden_grad_norms`` equals central finite differences of the loss in the hidden states;
 - the classifier head's gradient equals the analytic ``h_T^T (softmax - onehot(y)) / B``;
-- the vanilla RNN's ``dL/dW_hh`` equals a hand-written NumPy BPTT.
+- the vanilla RNN's ``dL/dW_hh`` equals a hand-written NumPy BPTT, and ``hidden_grad_norms`` the norms
+  of that BPTT's ``dl_b/dh_t``.
 """
 
 import jax
@@ -107,3 +108,20 @@ def test_rnn_recurrent_gradient_equals_numpy_bptt():
         d_h = d_pre @ w_hh.T  # dL/dh_{t-1}
     grads = mean_loss_grads(model, params, tokens, labels)
     np.testing.assert_allclose(grads["cell"]["hidden_proj"]["kernel"], d_w_hh, rtol=1e-4, atol=1e-6)
+
+
+def test_rnn_hidden_grad_norms_equal_numpy_bptt():
+    """``hidden_grad_norms`` against ``||d l_b / d h_t||`` from the hand-written backward recursion
+    (each example's own loss: the batch-mean gradient times ``B``)."""
+    model, params, tokens, labels = tiny_model("rnn", hidden=4)
+    hs, logits = numpy_rnn(params, tokens)
+    w_hh = np.asarray(params["cell"]["hidden_proj"]["kernel"])
+    d_h = BATCH * softmax_minus_onehot(logits, labels) @ np.asarray(params["head"]["kernel"]).T  # dl_b/dh_T
+    expected = np.zeros((BATCH, TIME))
+    for t in range(TIME, 0, -1):
+        expected[:, t - 1] = np.linalg.norm(d_h, axis=-1)  # index t - 1: the state after input t - 1
+        d_h = (d_h * (1.0 - hs[t] ** 2)) @ w_hh.T  # dl_b/dh_{t-1}
+    norms = hidden_grad_norms(model, params, tokens, labels, per_example=True)
+    np.testing.assert_allclose(norms, expected, rtol=1e-4, atol=1e-7)
+    np.testing.assert_allclose(hidden_grad_norms(model, params, tokens, labels), expected.mean(axis=0), rtol=1e-4, atol=1e-7)
+    assert not np.allclose(expected, expected[:, ::-1], rtol=1e-2)  # reading time backwards would not pass

@@ -13,8 +13,9 @@ import pytest
 import scipy.sparse as sp
 from jax.experimental import sparse as jsparse
 
+from jaxseq.config import load_config
 from jaxseq.data import checksums, graphs
-from jaxseq.models.gnn import GATLayer, GCNLayer, segment_softmax
+from jaxseq.models.gnn import GATLayer, GCNLayer, make_gnn, segment_softmax
 
 DATA_DIR = graphs.DEFAULT_DATA_DIR
 needs_data = pytest.mark.skipif(
@@ -29,7 +30,7 @@ def small_graph(num_nodes=9, num_features=5, seed=0):
     pairs = np.concatenate([pairs, pairs[:2], [[3, 3]]])
     x = rng.standard_normal((num_nodes, num_features)).astype(np.float32)
     graph = graphs.graph_from_adjacency(jnp.asarray(x), graphs.undirected_edges(num_nodes, pairs))
-    return graph, graphs.dense_normalized_adjacency(num_nodes, pairs), x
+    return graph, dense_a_hat_numpy(num_nodes, pairs), x
 
 
 def dense_a_hat_numpy(num_nodes, pairs):
@@ -126,6 +127,63 @@ def test_gat_layer_matches_dense_masked_softmax(concat):
     sums = np.zeros((graph.num_nodes, 3))
     np.add.at(sums, np.asarray(graph.receivers), alpha)
     np.testing.assert_allclose(sums, 1.0, rtol=1e-6)  # every node has at least its self-loop
+
+
+def model_and_params(name, num_classes=3, **changes):
+    """``make_gnn`` on ``configs/<name>.py:quick`` (with ``changes`` to its model section) for the
+    small graph, and its initial parameters shifted by 0.05 (non-zero biases)."""
+    graph, a_hat, x = small_graph()
+    config = load_config(f"configs/{name}.py:quick")
+    config.model.update(changes)
+    model = make_gnn(config.model, num_classes)
+    params = jax.tree.map(lambda p: p + 0.05, model.init(jax.random.key(4), graph)["params"])
+    return model, params, graph, a_hat, x
+
+
+def test_gcn_model_matches_numpy_forward():
+    model, params, graph, a_hat, x = model_and_params("gcn")
+    hidden = np.maximum(a_hat @ x @ np.asarray(params["layer_0"]["kernel"]), 0.0)
+    expected = a_hat @ hidden @ np.asarray(params["layer_1"]["kernel"])
+    np.testing.assert_allclose(model.apply({"params": params}, graph), expected, rtol=1e-5, atol=1e-6)
+
+
+def numpy_gat_model(params, a_hat, x, hidden_size, num_heads, num_classes):
+    """The two-layer GAT of its paper: ELU of concatenated heads, then one averaged output head."""
+    hidden = dense_gat_numpy(params["layer_0"], a_hat, x, num_heads, hidden_size, concat=True)
+    hidden = np.where(hidden > 0, hidden, np.expm1(hidden))
+    return dense_gat_numpy(params["layer_1"], a_hat, hidden, 1, num_classes, concat=False)
+
+
+def test_gat_model_matches_numpy_forward():
+    model, params, graph, a_hat, x = model_and_params("gat")
+    expected = numpy_gat_model(params, a_hat, x, model.hidden_size, model.num_heads, model.num_classes)
+    np.testing.assert_allclose(model.apply({"params": params}, graph), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_gat_model_dropout_on_features_and_attention():
+    """In training mode the configured GAT drops attention coefficients (kept ones scaled by
+    ``1 / (1 - rate)``) and node features; with both rates 0 it is the deterministic model."""
+    model, params, graph, a_hat, x = model_and_params("gat")
+    assert model.dropout > 0 and model.attention_dropout > 0
+    deterministic = model.apply({"params": params}, graph)
+
+    def train_mode(model, seed):
+        return model.apply({"params": params}, graph, deterministic=False, rngs={"dropout": jax.random.key(seed)},
+                           capture_intermediates=True, mutable=["intermediates"])
+
+    logits, variables = train_mode(model, 0)
+    np.testing.assert_array_equal(train_mode(model, 0)[0], logits)  # one key, one mask
+    assert np.isfinite(logits).all() and not np.allclose(logits, deterministic, atol=1e-3)
+    layer = variables["intermediates"]["layer_0"]
+    alpha, dropped = np.asarray(layer["attention"][0]), np.asarray(layer["Dropout_0"]["__call__"][0])
+    kept = dropped != 0
+    np.testing.assert_allclose(dropped[kept], alpha[kept] / (1 - model.attention_dropout), rtol=1e-5)
+    assert dropped.shape == (len(graph.senders), model.num_heads)  # [E, heads]
+    assert abs((~kept).mean() - model.attention_dropout) < 0.1  # a fixed key: no flakiness
+    no_attention_dropout = model.clone(attention_dropout=0.0)
+    assert not np.allclose(train_mode(no_attention_dropout, 0)[0], deterministic, atol=1e-3)  # features dropped
+    no_dropout = model.clone(dropout=0.0, attention_dropout=0.0)
+    np.testing.assert_allclose(train_mode(no_dropout, 0)[0], deterministic, rtol=1e-6, atol=1e-7)
 
 
 def test_segment_softmax_is_stable_for_large_logits():

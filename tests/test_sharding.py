@@ -12,7 +12,9 @@ import pathlib
 import subprocess
 import sys
 
+import jax
 import pytest
+from jax.sharding import PartitionSpec
 
 from jaxseq.train import multiseed
 
@@ -67,9 +69,16 @@ class FakeDevice:
 def test_seed_sharding_only_on_accelerators_with_an_even_split(monkeypatch, platform, seeds, sharded):
     devices = [FakeDevice(platform), FakeDevice(platform)]
     monkeypatch.setattr(multiseed.jax, "devices", lambda: devices)
-    made = []
-    monkeypatch.setattr(multiseed, "Mesh", lambda devs, axes: made.append((list(devs), axes)) or "mesh")
-    monkeypatch.setattr(multiseed, "NamedSharding", lambda mesh, spec: ("sharding", mesh, spec))
     result = multiseed.seed_sharding(seeds)
     assert (result is not None) == sharded
-    assert (made == [(devices, ("seed",))]) == sharded
+    if sharded:  # the seed axis, and only it, split evenly over the devices in their order
+        assert result.mesh.devices.tolist() == devices and result.mesh.axis_names == ("seed",)
+        assert result.spec == PartitionSpec("seed")
+        assert result.shard_shape((seeds, 3, 5)) == (seeds // 2, 3, 5)
+
+
+def test_seed_sharding_keeps_the_seeds_on_one_of_the_host_devices(monkeypatch):
+    host = jax.devices("cpu")
+    assert len(host) >= 2  # tests/conftest.py asks for at least two
+    monkeypatch.setattr(multiseed.jax, "devices", lambda: host)
+    assert all(multiseed.seed_sharding(n) is None for n in (1, 2, 4, 8))

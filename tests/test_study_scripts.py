@@ -96,7 +96,9 @@ def test_train_gnn_script_quick(tmp_path):
     rows = read_csv(out / "results.csv")
     assert len(rows) == 2
     for row in rows:
-        assert float(row["test_acc"]) > 0.3  # chance on Cora's 7 classes is ~0.14
+        # the quick config (30 epochs) reached 0.575-0.703 over seeds 0-2; always predicting Cora's most
+        # frequent class scores 0.319 on its test nodes
+        assert float(row["test_acc"]) > 0.5
     for name in ["curves.png", "embedding.png"]:
         assert_figure(out / name)
 

@@ -11,6 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import scipy.stats
 
 from jaxseq.config import load_config
 from jaxseq.data.text import (
@@ -25,7 +26,7 @@ from jaxseq.data.text import (
 )
 from jaxseq.models.charlm import CharLSTM, make_char_lstm
 from jaxseq.train.results import RunDir
-from jaxseq.train.sampling import complete, generate
+from jaxseq.train.sampling import GREEDY_BELOW, complete, generate, is_greedy
 from jaxseq.train.textgen import (
     Callbacks,
     create_train_state,
@@ -146,24 +147,56 @@ def _sigmoid(x):
     return 1.0 / (1.0 + np.exp(-x))
 
 
-def numpy_char_lstm(params, tokens, num_layers):
-    """A plain loop over time of the CharLSTM equations (gate order g, i, f, o)."""
-    p = jax.tree_util.tree_map(np.asarray, params)
-    x = p["embed"]["embedding"][tokens]  # [B, T, E]
-    for layer in range(num_layers):
+def numpy_char_lstm_step(p, tokens, states):
+    """One character of the CharLSTM equations (gate order g, i, f, o) in NumPy.
+
+    ``p``: the parameters as NumPy arrays; ``tokens [B]``; ``states``: one ``(c, h)`` per layer.
+    Returns the new states and the logits ``[B, V]``.
+    """
+    x = p["embed"]["embedding"][tokens]
+    new_states = []
+    for layer, (c, h) in enumerate(states):
         cell = p[f"lstm_{layer}"]
-        w_x, b, w_h = cell["input_proj"]["kernel"], cell["input_proj"]["bias"], cell["hidden_proj"]["kernel"]
-        hidden = w_h.shape[0]
-        c = np.zeros((tokens.shape[0], hidden))
-        h = np.zeros_like(c)
-        outputs = []
-        for t in range(tokens.shape[1]):
-            g, i, f, o = np.split(x[:, t] @ w_x + b + h @ w_h, 4, axis=-1)
-            c = np.tanh(g) * _sigmoid(i) + c * _sigmoid(f)
-            h = np.tanh(c) * _sigmoid(o)
-            outputs.append(h)
-        x = np.stack(outputs, axis=1)
-    return x @ p["head"]["kernel"] + p["head"]["bias"]
+        pre = x @ cell["input_proj"]["kernel"] + cell["input_proj"]["bias"] + h @ cell["hidden_proj"]["kernel"]
+        g, i, f, o = np.split(pre, 4, axis=-1)
+        c = np.tanh(g) * _sigmoid(i) + c * _sigmoid(f)
+        x = h = np.tanh(c) * _sigmoid(o)
+        new_states.append((c, h))
+    return new_states, x @ p["head"]["kernel"] + p["head"]["bias"]
+
+
+def numpy_zero_states(p, batch, num_layers):
+    hidden = p["lstm_0"]["hidden_proj"]["kernel"].shape[0]
+    return [(np.zeros((batch, hidden)), np.zeros((batch, hidden))) for _ in range(num_layers)]
+
+
+def numpy_char_lstm(params, tokens, num_layers):
+    """A plain loop over time of the CharLSTM equations: ``tokens [B, T]`` -> logits ``[B, T, V]``."""
+    p = jax.tree_util.tree_map(np.asarray, params)
+    states, logits = numpy_zero_states(p, tokens.shape[0], num_layers), []
+    for t in range(tokens.shape[1]):
+        states, step_logits = numpy_char_lstm_step(p, tokens[:, t], states)
+        logits.append(step_logits)
+    return np.stack(logits, axis=1)
+
+
+def numpy_argmax_rollout(params, prompt_ids, length, num_layers):
+    """Greedy decoding step by step in NumPy: read the prompt, then feed back each argmax.
+
+    Returns the generated characters ``[B, length]`` and, per step, the gap between the largest
+    and the second largest logit ``[B, length]``.
+    """
+    p = jax.tree_util.tree_map(np.asarray, params)
+    states = numpy_zero_states(p, prompt_ids.shape[0], num_layers)
+    for t in range(prompt_ids.shape[1]):
+        states, logits = numpy_char_lstm_step(p, prompt_ids[:, t], states)
+    chars, gaps = [], []
+    for _ in range(length):
+        top_two = np.sort(logits, axis=-1)[:, -2:]
+        gaps.append(top_two[:, 1] - top_two[:, 0])
+        chars.append(logits.argmax(-1))
+        states, logits = numpy_char_lstm_step(p, chars[-1], states)
+    return np.stack(chars, axis=1), np.stack(gaps, axis=1)
 
 
 def test_char_lstm_equals_numpy_loop():
@@ -308,17 +341,42 @@ def test_a_run_that_fails_at_once_writes_no_file(trained, corpus, tmp_path):
 # --- generation -----------------------------------------------------------------------------------
 
 
-def test_greedy_generation_is_deterministic_and_any_length(trained, corpus):
-    config, state, _, _ = trained
-    model = make_char_lstm(config.model, corpus.vocab.size)
-    prompts = jnp.asarray(corpus.train[:6].reshape(2, 3))
-    first = generate(model, state.params, prompts, 100, jax.random.key(0), temperature=0)
-    second = generate(model, state.params, prompts, 100, jax.random.key(1), temperature=0)
-    assert first.shape == (2, 100)  # far beyond the training window T = 12
-    np.testing.assert_array_equal(first, second)
+@pytest.fixture(scope="module")
+def random_lm():
+    """A CharLSTM with random weights three times their initial scale (its greedy text varies a lot,
+    unlike a briefly trained model's), and four prompts of three characters."""
+    model = CharLSTM(vocab_size=11, hidden_size=16, num_layers=2, embed_dim=8)
+    prompts = np.asarray(jax.random.randint(jax.random.key(5), (4, 3), 0, 11))
+    params = model.init(jax.random.key(0), jnp.asarray(prompts))["params"]
+    return model, jax.tree.map(lambda w: 3.0 * w, params), prompts
 
 
-def test_temperature_sampling_is_reproducible_and_tends_to_greedy(trained, corpus):
+def test_greedy_generation_equals_a_numpy_argmax_rollout(random_lm):
+    model, params, prompts = random_lm
+    chars = generate(model, params, jnp.asarray(prompts), 60, jax.random.key(0), temperature=0)
+    assert chars.shape == (4, 60)
+    expected, gaps = numpy_argmax_rollout(params, prompts, 60, num_layers=2)
+    assert gaps.min() > 1e-3  # no near-tie that float32 rounding could break either way
+    assert all(len(set(row)) >= 6 for row in expected[:3])  # the text is not one repeated character
+    np.testing.assert_array_equal(chars, expected)
+
+
+def test_cold_temperature_samples_the_argmax_of_a_peaked_distribution(random_lm):
+    """A temperature just above the greedy cut-off runs the sampling branch; where every step's top
+    logit leads by far more than the temperature, that branch draws the argmax rollout."""
+    model, params, prompts = random_lm
+    temperature = 1e-2
+    assert not is_greedy(temperature) and temperature > GREEDY_BELOW
+    peaked = {**params, "head": jax.tree.map(lambda w: 100.0 * w, params["head"])}
+    expected, gaps = numpy_argmax_rollout(peaked, prompts, 40, num_layers=2)
+    # every other character has probability below exp(-gap / temperature) < exp(-20) per step
+    assert gaps.min() / temperature > 20
+    for seed in (7, 8):
+        chars = generate(model, peaked, jnp.asarray(prompts), 40, jax.random.key(seed), temperature=temperature)
+        np.testing.assert_array_equal(chars, expected)
+
+
+def test_temperature_sampling_is_reproducible(trained, corpus):
     config, state, _, _ = trained
     model = make_char_lstm(config.model, corpus.vocab.size)
     prompts = ["the "] * 4
@@ -327,9 +385,24 @@ def test_temperature_sampling_is_reproducible_and_tends_to_greedy(trained, corpu
     c = complete(model, state.params, corpus.vocab, prompts, 40, temperature=1.0, seed=8)
     assert a == b and a != c
     assert all(text.startswith("the ") and len(text) == 44 for text in a)
-    cold = complete(model, state.params, corpus.vocab, prompts, 40, temperature=1e-4, seed=7)
-    greedy = complete(model, state.params, corpus.vocab, prompts, 40, temperature=0, seed=7)
-    assert cold == greedy
+
+
+@pytest.mark.parametrize("temperature", [0.5, 2.0])
+def test_temperature_sampling_draws_from_the_tempered_softmax(random_lm, temperature):
+    """With the head's kernel zeroed every step's logits are its bias, so the generated characters are
+    independent draws from one distribution; their counts pass a chi-square test against
+    ``softmax(bias / temperature)`` (fixed key: the test is deterministic)."""
+    model, params, _ = random_lm
+    bias = np.linspace(-1.0, 1.0, model.vocab_size)
+    constant = {**params, "head": {"kernel": jnp.zeros_like(params["head"]["kernel"]), "bias": jnp.asarray(bias, jnp.float32)}}
+    batch, length = 64, 250
+    chars = generate(model, constant, jnp.zeros((batch, 1), jnp.int32), length, jax.random.key(0), temperature=temperature)
+    counts = np.bincount(np.asarray(chars).ravel(), minlength=model.vocab_size)
+    tempered = np.exp(bias / temperature)
+    expected = batch * length * tempered / tempered.sum()
+    assert expected.min() > 5  # the chi-square approximation holds
+    chi_square = ((counts - expected) ** 2 / expected).sum()
+    assert chi_square < scipy.stats.chi2.ppf(0.999, model.vocab_size - 1), (counts, expected.round())
 
 
 def test_load_run_for_generation(trained):
