@@ -62,8 +62,8 @@ def plan_sweep(config, run_dir: RunDir) -> list:
     """
     settings = sweep_settings(config)
     run_dir.check_config(config, MAY_DIFFER)
-    done = {(r["model"], int(r["length"])) for r in run_dir.read_results()}
-    todo = [s for s in settings if s not in done]
+    done = run_dir.finished_settings(("model", "length"), config.train.num_seeds)
+    todo = [(model, length) for model, length in settings if (model, str(length)) not in done]
     if len(todo) < len(settings):
         print(f"{len(settings) - len(todo)} of {len(settings)} settings already in {run_dir.file('results.csv')}; skipping them")
     configs = [setting_config(config, **{"model.name": model, "data.length": length}) for model, length in todo]
@@ -76,8 +76,8 @@ def train_sweep(config, run_dir: RunDir) -> None:
     with tqdm(total=len(plan) * config.train.num_steps, unit="step", dynamic_ncols=True) as bar:
         for (model, length), cfg, trainer in plan:
             columns = dict(model=model, task=cfg.data.task, length=length)
-            train_setting(cfg, run_dir, bar, _LOG_EVERY.value, f"{model} T={length}", trainer, **columns)
             run_dir.add_config(config, MAY_DIFFER)
+            train_setting(cfg, run_dir, bar, _LOG_EVERY.value, f"{model} T={length}", trainer, **columns)
 
 
 def main(argv):

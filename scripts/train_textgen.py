@@ -96,12 +96,12 @@ def main(argv):
     start = time.perf_counter()
     try:
         state, new_rows = fit(config, corpus, run, resume=_RESUME.value, callbacks=Callbacks(on_chunk, on_sample, on_start))
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as interrupt:
+        raise KeyboardInterrupt(str(interrupt) or f"continue with --resume --out={run.path}") from None
+    finally:  # any error line starts on a line of its own, after the bar
         if bar is not None:
             bar.close()
-        raise KeyboardInterrupt(f"continue with --resume --out={run.path}") from None
     seconds = time.perf_counter() - start
-    bar.close()
     rows = run.read_metrics()
     plot_curves(rows, run.file("curves.png"))
     if not new_rows:

@@ -134,13 +134,16 @@ def test_no_checkpoint_verifies(straight, corpus, tmp_path):
     assert "step_00000020.msgpack" in one_line(err) and "step_00000030.msgpack" in str(err.value)
 
 
-def test_checkpoint_without_checksum_loads_with_a_note(straight, tmp_path, capfd):
+def test_checkpoint_without_checksum_is_refused_until_the_user_records_one(straight, tmp_path):
     path = latest_checkpoint(copy_run(straight, tmp_path))
     checksum_path(path).unlink()  # as saved before checkpoints had checksums
+    with pytest.raises(CheckpointError, match="has no step_00000030.msgpack.sha256") as err:
+        load_run(tmp_path / "run", checkpoint=path)
+    assert "sha256sum step_00000030.msgpack > step_00000030.msgpack.sha256" in one_line(err)
+    checksum_path(path).write_text(f"{hashlib.sha256(path.read_bytes()).hexdigest()}  {path.name}\n")  # "it is mine"
     _, params, _, step = load_run(tmp_path / "run", checkpoint=path)
     assert step == 30
     jax.tree_util.tree_map(np.testing.assert_array_equal, params, straight[1].params)
-    assert "has no step_00000030.msgpack.sha256" in capfd.readouterr().err
     path.write_bytes(path.read_bytes()[:-10])
     with pytest.raises(CheckpointError, match="step_00000030.msgpack cannot be read .* corrupt or truncated") as err:
         load_run(tmp_path / "run", checkpoint=path)
