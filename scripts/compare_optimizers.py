@@ -75,8 +75,8 @@ def train_all(config, run_dir: RunDir) -> None:
     with tqdm(total=len(plan) * config.train.num_steps, unit="step", dynamic_ncols=True) as bar:
         for name, cfg, trainer in plan:
             columns = dict(optimizer=name, lr=cfg.optim.lr, model=cfg.model.name, length=cfg.data.length)
-            run_dir.add_config(config, MAY_DIFFER)
             train_setting(cfg, run_dir, bar, _LOG_EVERY.value, None, trainer, **columns)
+            run_dir.add_config(config, MAY_DIFFER)
 
 
 def ravine_rows(config) -> list[dict]:

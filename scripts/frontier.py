@@ -134,8 +134,8 @@ def train_frontier(config, run_dir: RunDir, table: str, owner: Optional[dict]) -
                     continue
                 label = f"{name} T={length}"
                 columns = dict(variant=name, **describe(setting), length=length)
-                run_dir.add_config(config, MAY_DIFFER)
                 train_setting(setting, run_dir, bar, _LOG_EVERY.value, label, trainer, **columns)
+                run_dir.add_config(config, MAY_DIFFER)
     write_table(config, run_dir, table, owner)
 
 

@@ -16,6 +16,7 @@ from absl import flags
 from ml_collections import config_flags
 
 from jaxseq import cli
+from jaxseq.train.guard import expand
 from jaxseq.train.sampling import GREEDY_BELOW, check_sampling_args, complete, is_greedy
 from jaxseq.train.textgen import load_run
 
@@ -34,7 +35,7 @@ _TEMPERATURE = flags.DEFINE_float(
 def main(argv):
     del argv
     check_sampling_args(_TEMPERATURE.value, _LENGTH.value, _NUM_SAMPLES.value)
-    model, params, vocab, step = load_run(_RUN.value, _CONFIG.value, _CHECKPOINT.value)
+    model, params, vocab, step = load_run(expand(_RUN.value), _CONFIG.value, expand(_CHECKPOINT.value))
     if _PROMPT.value:
         prompts = [_PROMPT.value] * _NUM_SAMPLES.value
     else:

@@ -86,8 +86,8 @@ def probe_models(config, run_dir: RunDir) -> None:
     trainers = make_trainers(configs)
     with tqdm(total=len(configs) * config.train.num_steps, unit="step", dynamic_ncols=True) as bar:
         for cfg, trainer in zip(configs, trainers):
-            run_dir.add_config(config, MAY_DIFFER)
             probe_model(cfg, trainer, run_dir, bar)
+            run_dir.add_config(config, MAY_DIFFER)
 
 
 def plot(run_dir: RunDir, title: str):

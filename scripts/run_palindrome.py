@@ -76,8 +76,8 @@ def train_sweep(config, run_dir: RunDir) -> None:
     with tqdm(total=len(plan) * config.train.num_steps, unit="step", dynamic_ncols=True) as bar:
         for (model, length), cfg, trainer in plan:
             columns = dict(model=model, task=cfg.data.task, length=length)
-            run_dir.add_config(config, MAY_DIFFER)
             train_setting(cfg, run_dir, bar, _LOG_EVERY.value, f"{model} T={length}", trainer, **columns)
+            run_dir.add_config(config, MAY_DIFFER)
 
 
 def main(argv):

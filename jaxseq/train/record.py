@@ -2,8 +2,8 @@
 
 A study script plans its settings (building every trainer first, so a bad name or value in any
 setting fails before anything trains), checks that ``--out`` holds results of the same config,
-then trains the settings not yet recorded (all their seeds' rows present), saving ``config.json``
-before each one and its curves and rows together as soon as it finishes. Ctrl-C keeps what finished and exits with code 130 (:mod:`jaxseq.cli`).
+then trains the settings not yet recorded (all their seeds' rows present), saving each one's curves
+and rows together (after ``config.json``) as soon as it finishes. Ctrl-C keeps what finished and exits with code 130 (:mod:`jaxseq.cli`).
 """
 
 from typing import Callable, Optional, Sequence

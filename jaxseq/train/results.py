@@ -175,6 +175,7 @@ class RunDir:
 
     def __init__(self, path: os.PathLike):
         self.path = pathlib.Path(path)
+        self._claimed: Optional[tuple[ml_collections.ConfigDict, tuple[str, ...]]] = None  # see check_config
         if self.path.exists() and not self.path.is_dir():
             raise ValueError(f"{self.path} is a file, not a run directory; choose another --out")
 
@@ -225,7 +226,8 @@ class RunDir:
         """
         path = self.file("config.json")
         if not path.is_file():
-            if self.path.is_dir() and any(self.path.iterdir()):
+            # (files written since check_config accepted the directory are this run's own)
+            if self._claimed is None and self.path.is_dir() and any(self.path.iterdir()):
                 raise ValueError(f"{self.path} holds files but no config.json, so nothing says which config they "
                                  "belong to; choose another --out (or an empty directory)")
             return None
@@ -241,6 +243,10 @@ class RunDir:
     def check_config(self, config: ml_collections.ConfigDict, may_differ: Sequence[str] = ()) -> None:
         """Refuse to add results of a config that differs from the one the directory holds.
 
+        Once checked, the config is saved (:meth:`add_config`) just before the first rows
+        :meth:`record_setting` writes, so ``config.json`` is in place before any result, and a run
+        that fails before its first result leaves nothing behind.
+
         Raises:
           ValueError: naming every differing field (``may_differ`` as in :meth:`config_differences`).
         """
@@ -248,6 +254,7 @@ class RunDir:
         if changed:
             raise ValueError(f"{self.path} holds results of another config ({'; '.join(changed)}); "
                              "rerun with its settings or choose another --out")
+        self._claimed = (config, tuple(may_differ))
 
     def write_config(self, config: ml_collections.ConfigDict) -> None:
         """Save the full config as ``config.json`` (replacing any saved one)."""
@@ -335,6 +342,8 @@ class RunDir:
         The curves are written first and the rows last: a setting counts as finished only once its rows
         are in place, and a crash between the two is undone by the rerun this triggers.
         """
+        if self._claimed is not None:
+            self.add_config(*self._claimed)
         same = {k: str(_plain(v)) for k, v in columns.items()}
 
         def of_setting(row: Mapping[str, Any]) -> bool:
