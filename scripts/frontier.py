@@ -32,8 +32,8 @@ from tqdm import tqdm  # noqa: E402
 from jaxseq import cli  # noqa: E402
 from jaxseq.analysis import figures  # noqa: E402
 from jaxseq.analysis.frontier import summarize  # noqa: E402
-from jaxseq.train.record import check_arguments, make_trainers, train_setting, train_unless_plot_only  # noqa: E402
 from jaxseq.train.guard import claim_files, define_overwrite, expand, make_owner, record_owner  # noqa: E402
+from jaxseq.train.record import check_arguments, make_trainers, train_setting, train_unless_plot_only  # noqa: E402
 from jaxseq.train.results import RunDir, output_dir  # noqa: E402
 from jaxseq.train.sweep import parse_lengths, parse_list, setting_config  # noqa: E402
 

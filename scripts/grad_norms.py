@@ -28,9 +28,9 @@ from jaxseq import cli  # noqa: E402
 from jaxseq.analysis import figures  # noqa: E402
 from jaxseq.analysis.grad_norms import seed_grad_norms_fn  # noqa: E402
 from jaxseq.models.registry import MODELS  # noqa: E402
+from jaxseq.train.guard import claim_file, define_overwrite, expand, make_owner, record_owner  # noqa: E402
 from jaxseq.train.multiseed import MultiSeedRunner, seed_keys  # noqa: E402
 from jaxseq.train.record import check_arguments, make_trainers, train_unless_plot_only  # noqa: E402
-from jaxseq.train.guard import claim_file, define_overwrite, expand, make_owner, record_owner  # noqa: E402
 from jaxseq.train.results import RunDir, output_dir  # noqa: E402
 from jaxseq.train.sweep import parse_names, result_rows, setting_config  # noqa: E402
 

@@ -26,6 +26,7 @@ import json
 import math
 import os
 import pathlib
+import sys
 
 import matplotlib
 
@@ -34,12 +35,14 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter  # noqa: E402
 from absl import flags  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # this checkout's jaxseq
+
 from jaxseq import cli  # noqa: E402
 from jaxseq.analysis.figures import save  # noqa: E402
 from jaxseq.data.text import corpus_for_config, find_book  # noqa: E402
 from jaxseq.models.ngram import NGramModel  # noqa: E402
-from jaxseq.train.record import check_arguments  # noqa: E402
 from jaxseq.train.guard import claim_files, define_overwrite, expand, make_owner, record_owner  # noqa: E402
+from jaxseq.train.record import check_arguments  # noqa: E402
 from jaxseq.train.results import RunDir, fresh_run_path, write_json_atomic  # noqa: E402
 from jaxseq.train.sweep import parse_list  # noqa: E402
 from jaxseq.train.textgen import load_run_config  # noqa: E402

@@ -14,6 +14,8 @@ A run that starts from scratch (no checkpoint in --out, e.g. a fresh clone of a 
 replaces the metrics, samples and summary it finds there instead of appending to them.
 """
 
+import os
+import sys
 import time
 
 import jax
@@ -23,6 +25,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from absl import flags  # noqa: E402
 from tqdm import tqdm  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # this checkout's jaxseq
 
 from jaxseq import cli  # noqa: E402
 from jaxseq.analysis.figures import save  # noqa: E402
