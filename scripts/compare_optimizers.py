@@ -123,7 +123,7 @@ def plot_ravine(rows, condition: float):
 def main(argv):
     check_arguments(argv, _OUT.value, _PLOT_ONLY.value)
     config, run_dir = _CONFIG.value, output_dir(_OUT.value, "compare_optimizers")
-    owner = make_owner("compare_optimizers", config)
+    owner = make_owner("compare_optimizers", config, MAY_DIFFER)
     publish = expand(_PUBLISH.value)
     if publish:
         claim_files([os.path.join(publish, name) for name in FIGURES], "--publish", owner, _OVERWRITE.value)

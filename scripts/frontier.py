@@ -163,7 +163,8 @@ def main(argv):
     config, run_dir = _CONFIG.value, output_dir(_OUT.value, "frontier")
     table, owner = str(run_dir.file("frontier.csv")), None
     if _TABLE.value:  # a file outside the run directory: it carries its config, and is replaced only by the same
-        table, owner = expand(_TABLE.value), make_owner("frontier", config)
+        variant_configs(config)  # a bad variant is named before the table is
+        table, owner = expand(_TABLE.value), make_owner("frontier", config, MAY_DIFFER)
         stem = os.path.splitext(table)[0]
         claim_files([table, *(stem + ending for ending in FIGURE_ENDINGS)], "--table", owner, _OVERWRITE.value)
     train_unless_plot_only(lambda: train_frontier(config, run_dir, table, owner), run_dir, _PLOT_ONLY.value)

@@ -116,7 +116,7 @@ def plot(run_dir: RunDir, title: str):
 def main(argv):
     check_arguments(argv, _OUT.value, _PLOT_ONLY.value)
     config, run_dir = _CONFIG.value, output_dir(_OUT.value, "grad_norms")
-    owner = make_owner("grad_norms", config)
+    owner = make_owner("grad_norms", config, MAY_DIFFER)
     publish = expand(_PUBLISH.value)
     if publish:
         publish = claim_file(pathlib.Path(publish) / "grad_norms.png", "--publish", owner, _OVERWRITE.value)

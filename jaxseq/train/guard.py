@@ -14,13 +14,15 @@ Two kinds of output, one rule each:
 Paths given on the command line have ``~`` expanded (:func:`expand`), as the data flags do.
 """
 
+import fnmatch
 import json
 import os
 import pathlib
-from typing import Any, Iterable, Optional
+from typing import Any, Iterable, Optional, Sequence
 
 from absl import flags
 
+from jaxseq.config import flat_fields
 from jaxseq.train.results import _plain, check_writable_file, write_json_atomic
 
 OWNER_SUFFIX = ".config.json"
@@ -48,9 +50,14 @@ def _normal(owner: Any) -> Any:
     return json.loads(json.dumps(owner, default=_plain, sort_keys=True))
 
 
-def make_owner(tool: str, config: Any) -> dict:
-    """The owner record of a file: the tool's name and its config (a ConfigDict, dict or flag values)."""
-    config = config.to_dict() if hasattr(config, "to_dict") else config
+def make_owner(tool: str, config: Any, may_differ: Sequence[str] = ()) -> dict:
+    """The owner record of a file: the tool's name and its config (a ConfigDict, dict or flag values).
+
+    ``may_differ``: dotted fields or ``fnmatch`` patterns of a ConfigDict left out (the sweep lists a
+    rerun into the same run directory may extend, as in :meth:`jaxseq.train.results.RunDir.check_config`).
+    """
+    if hasattr(config, "to_dict"):
+        config = {k: v for k, v in flat_fields(config).items() if not any(fnmatch.fnmatchcase(k, p) for p in may_differ)}
     return _normal({"tool": tool, "config": config})
 
 
