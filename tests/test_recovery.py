@@ -5,6 +5,7 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 
 import jax
 import numpy as np
@@ -21,6 +22,7 @@ from jaxseq.models.charlm import make_char_lstm
 from jaxseq.train.checkpoints import (
     CheckpointError,
     checksum_path,
+    interrupts_deferred,
     latest_checkpoint,
     list_checkpoints,
     restore_checkpoint,
@@ -28,6 +30,7 @@ from jaxseq.train.checkpoints import (
 )
 from jaxseq.train.results import ADDED_FIELDS, RunDir
 from jaxseq.train.sampling import check_sampling_args, complete
+from jaxseq.train import textgen
 from jaxseq.train.textgen import Callbacks, append_samples, create_train_state, fit, load_run
 
 
@@ -286,3 +289,24 @@ def test_results_saved_before_a_field_existed_accept_its_as_before_value(tmp_pat
     assert run_dir.config_differences(config) == []
     config.model.num_layers = 2
     assert run_dir.config_differences(config) == ["model.num_layers '(absent)' -> 2"]
+
+
+def test_a_second_ctrl_c_during_the_save_waits_for_it(capfd):
+    finished = False
+    with interrupts_deferred("saving a checkpoint"):
+        os.kill(os.getpid(), signal.SIGINT)  # delivered here, in the main thread, before the block ends
+        for _ in range(1000):
+            pass
+        finished = True
+    assert finished and "saving a checkpoint; please wait" in capfd.readouterr().err
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_ctrl_c_before_the_first_chunk_saves_nothing_and_says_so(corpus, tmp_path, monkeypatch):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(textgen, "train_chunk", interrupted)
+    with pytest.raises(KeyboardInterrupt, match="nothing was saved"):
+        fit(quick_config(), corpus, RunDir(tmp_path / "run"))
+    assert not (tmp_path / "run").exists()

@@ -292,7 +292,7 @@ def _check_same_training(run: RunDir, config: ml_collections.ConfigDict) -> None
     """Raise ValueError if ``config`` trains differently from the run's saved ``config.json``, or the
     directory holds another tool's files (see :meth:`jaxseq.train.results.RunDir.saved_config`)."""
     path = run.file("config.json")
-    run.check_config(config, tuple(_BOOKKEEPING) + tuple(_ADDED_LATER))  # another tool's files, or none to say whose
+    run.config_differences(config, ("*",))  # only whose the files are: another tool's, or none says whose
     if not path.is_file():
         return
     saved = traverse_util.flatten_dict(load_run_config(run.path).to_dict(), sep=".")
