@@ -310,3 +310,10 @@ def test_ctrl_c_before_the_first_chunk_saves_nothing_and_says_so(corpus, tmp_pat
     with pytest.raises(KeyboardInterrupt, match="nothing was saved"):
         fit(quick_config(), corpus, RunDir(tmp_path / "run"))
     assert not (tmp_path / "run").exists()
+
+
+def test_resume_without_a_checkpoint_says_so(straight, corpus, tmp_path, capfd):
+    path = copy_run(straight, tmp_path)
+    shutil.rmtree(path / "checkpoints")  # as in a fresh clone of a committed run
+    fit(straight[0], corpus, RunDir(path), resume=True)
+    assert "nothing to resume" in capfd.readouterr().err
