@@ -11,7 +11,10 @@ at 1/3, 2/3 and 3/3 of the run), curves.png and checkpoints/. Without --out a ru
 runs/train_textgen/<YYYYmmdd-HHMMSS>/; results are published under results/ only when --out names
 it. Ctrl-C saves a checkpoint and exits with code 130; --resume (with the same --out) continues.
 A run that starts from scratch (no checkpoint in --out, e.g. a fresh clone of a committed run)
-replaces the metrics, samples and summary it finds there instead of appending to them.
+replaces the metrics, samples and summary it finds there instead of appending to them, and only
+when --out holds a run of the same config (--resume without a checkpoint says so on stderr).
+--resume refuses another text (vocab.json holds the vocabulary and the text's SHA-256) and a
+checkpoint without its SHA-256 sidecar.
 """
 
 import os

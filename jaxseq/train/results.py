@@ -2,8 +2,15 @@
 
 Rows are written as soon as they exist, so an interrupted run keeps what finished. A CSV file is
 rewritten whole through a temporary file and a rename, so a crash never leaves half a row; a torn
-row or JSON line left by an older crash is skipped with a warning. The directory itself is created
-only when the first file is written, so a run that fails before that leaves nothing behind.
+row or JSON line left by an older crash is skipped with a warning, and a setting missing any of its
+rows runs again, its curves and rows replaced together (:meth:`RunDir.record_setting`). The
+directory itself is created only when the first file is written, so a run that fails before that
+leaves nothing behind.
+
+A run directory belongs to the config in its ``config.json`` (:meth:`RunDir.check_config`): another
+config, another tool's results, or files without a ``config.json`` are refused with one line naming
+the directory; a damaged ``config.json`` or ``results.csv`` is named with what to do. Files outside a
+run directory are guarded by :mod:`jaxseq.train.guard`.
 """
 
 import csv
