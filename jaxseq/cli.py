@@ -19,6 +19,7 @@ Each error is one line on stderr, starting with ``error:``; set ``JAXSEQ_TRACEBA
 traceback instead.
 """
 
+import atexit
 import difflib
 import os
 import pathlib
@@ -192,8 +193,8 @@ def run_main(main: Callable[[list[str]], Any], argv: Optional[Sequence[str]] = N
         if os.environ.get("JAXSEQ_TRACEBACK") and not isinstance(error, KeyboardInterrupt):
             raise
         code, line = exit_code(error)
-        if isinstance(error, KeyboardInterrupt):  # a second Ctrl-C while exiting: no traceback from atexit hooks
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
+        if isinstance(error, KeyboardInterrupt):  # a second Ctrl-C while exiting: no traceback from jax's atexit hooks
+            atexit.register(signal.signal, signal.SIGINT, signal.SIG_IGN)  # registered last, so it runs first
         sys.stdout.flush()
         print(line, file=sys.stderr)
         if isinstance(error, StalledRunError):

@@ -292,14 +292,14 @@ def test_results_saved_before_a_field_existed_accept_its_as_before_value(tmp_pat
 
 
 def test_a_second_ctrl_c_during_the_save_waits_for_it(capfd):
-    finished = False
+    finished, before = False, signal.getsignal(signal.SIGINT)
     with interrupts_deferred("saving a checkpoint"):
         os.kill(os.getpid(), signal.SIGINT)  # delivered here, in the main thread, before the block ends
         for _ in range(1000):
             pass
         finished = True
     assert finished and "saving a checkpoint; please wait" in capfd.readouterr().err
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(signal.SIGINT) is before
 
 
 def test_ctrl_c_before_the_first_chunk_saves_nothing_and_says_so(corpus, tmp_path, monkeypatch):
