@@ -15,11 +15,10 @@ Part 2 — the Cora GCN run of ``configs/gcn.py`` (200 epochs, early stopping) f
 ``jax.jit(jax.vmap(train))`` once vs ``jax.jit(train)`` called for each seed in turn vs
 ``jax.jit(lambda keys: jax.lax.map(train, keys))`` (one program, seeds one after another).
 
-Prints tables and writes ``benchmarks/results/bench_gcn.json``.
+Prints tables and writes ``--out`` (default: a fresh ``runs/bench_gcn/<YYYYmmdd-HHMMSS>/bench_gcn.json``).
 """
 
 import os
-import pathlib
 import platform
 import resource
 import statistics
@@ -38,15 +37,13 @@ from jaxseq.data import graphs
 from jaxseq.models.gnn import GCN
 from jaxseq.train.gnn import make_train, masked_cross_entropy, train_seeds
 
-REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
-
 _MAX_NODES = flags.DEFINE_integer("max_nodes", 1_000_000, "largest synthetic graph", lower_bound=1)
 _DENSE_MAX = flags.DEFINE_integer("dense_max_nodes", 10_000, "largest graph to also run with a dense Â", lower_bound=1)
 _DEGREE = flags.DEFINE_float("degree", 10.0, "average degree of the random graphs", lower_bound=0.0)
 _FEATURES = flags.DEFINE_integer("features", 64, "input feature width", lower_bound=1)
 _REPEATS = flags.DEFINE_integer("repeats", 5, "timed epochs per size (median reported)", lower_bound=1)
 _SEEDS = flags.DEFINE_integer("seeds", 10, "seeds for the vmap vs sequential comparison (0 skips it)", lower_bound=0)
-_OUT = flags.DEFINE_string("out", str(REPO_ROOT / "benchmarks/results/bench_gcn.json"), "JSON output")
+_OUT = flags.DEFINE_string("out", None, "JSON output (default: a fresh runs/bench_gcn/<YYYYmmdd-HHMMSS>/bench_gcn.json)")
 
 SIZES = (1_000, 3_000, 10_000, 30_000, 100_000, 300_000, 1_000_000)
 

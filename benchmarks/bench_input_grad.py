@@ -38,7 +38,7 @@ _CELLS = flags.DEFINE_list("cells", ["lstm", "rnn"], "cells to time (keys of jax
 _LENGTHS = flags.DEFINE_list("lengths", ["10", "30"], "sequence lengths T")
 _REPEATS = flags.DEFINE_integer("repeats", 31, "timed calls per case (median reported)", lower_bound=1)
 _CALLS = flags.DEFINE_integer("calls", 5, "gradients per timed call", lower_bound=1)
-_OUT = flags.DEFINE_string("out", "benchmarks/results/bench_input_grad.json", "JSON output")
+_OUT = flags.DEFINE_string("out", None, "JSON output (default: a fresh runs/bench_input_grad/<YYYYmmdd-HHMMSS>/bench_input_grad.json)")
 
 B, H, VOCAB = 128, 128, 10
 

@@ -39,7 +39,7 @@ _CHAIN = flags.DEFINE_integer("chain", 30, "dependent matmuls per timed call (a 
                                 lower_bound=1)
 _CALLS = flags.DEFINE_integer("calls", 5, "timed calls per repeat (their mean is one sample)", lower_bound=1)
 _REPEATS = flags.DEFINE_integer("repeats", 15, "samples per case (median reported)", lower_bound=1)
-_OUT = flags.DEFINE_string("out", "benchmarks/results/bench_matmul.json", "JSON output")
+_OUT = flags.DEFINE_string("out", None, "JSON output (default: a fresh runs/bench_matmul/<YYYYmmdd-HHMMSS>/bench_matmul.json)")
 
 
 def parse_shapes(values: list[str]) -> list[tuple[int, int, bool]]:

@@ -45,7 +45,7 @@ _EXCHANGES = flags.DEFINE_list("exchanges", list(EXCHANGES), f"cases to run, fro
 _PROCESSES = flags.DEFINE_integer("processes", 2, "processes for the multi-process cases", lower_bound=1)
 _STEPS = flags.DEFINE_integer("steps", 20, "training steps per timed chunk", lower_bound=1)
 _REPEATS = flags.DEFINE_integer("repeats", 7, "timed chunks (median reported)", lower_bound=1)
-_OUT = flags.DEFINE_string("out", "benchmarks/results/bench_processes.json", "JSON output")
+_OUT = flags.DEFINE_string("out", None, "JSON output (default: a fresh runs/bench_processes/<YYYYmmdd-HHMMSS>/bench_processes.json)")
 
 B, H, V = 128, 128, 10
 

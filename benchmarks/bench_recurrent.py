@@ -68,7 +68,7 @@ NAMED_CELL = "cell:"  # a variant cell:package.module:ClassName times that cell
 _VARIANTS = flags.DEFINE_list("variants", VARIANTS, "what to time")
 _REPEATS = flags.DEFINE_integer("repeats", 7, "timed chunks per variant (median reported)", lower_bound=1)
 _CHUNK = flags.DEFINE_integer("chunk", 10, "training steps per timed call", lower_bound=1)
-_OUT = flags.DEFINE_string("out", "benchmarks/results/bench_recurrent.json", "JSON output")
+_OUT = flags.DEFINE_string("out", None, "JSON output (default: a fresh runs/bench_recurrent/<YYYYmmdd-HHMMSS>/bench_recurrent.json)")
 
 B, H, LR, CLIP = 128, 128, 1e-3, 10.0
 STALL_S = 60.0  # a chunk that takes longer is recorded as hung (XLA's CPU deadlock under vmap), not waited for

@@ -47,7 +47,7 @@ _VARIANTS = flags.DEFINE_list("variants", VARIANTS, "what to time")
 _REPEATS = flags.DEFINE_integer("repeats", 5, "timed chunks per variant and length (median reported)", lower_bound=1)
 _STEP_BUDGET = flags.DEFINE_integer("chunk_time_steps", 2000, "time steps per timed chunk: chunk = max(1, this // T) training steps",
                                     lower_bound=1)
-_OUT = flags.DEFINE_string("out", "benchmarks/results/bench_scan_length.json", "JSON output")
+_OUT = flags.DEFINE_string("out", None, "JSON output (default: a fresh runs/bench_scan_length/<YYYYmmdd-HHMMSS>/bench_scan_length.json)")
 
 B, H, LR, CLIP = 64, 64, 2e-3, 10.0
 

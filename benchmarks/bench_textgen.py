@@ -13,11 +13,10 @@ characters (B * T per step) per second.
     .venv/bin/python benchmarks/bench_textgen.py
     .venv/bin/python benchmarks/bench_textgen.py --repeats=7 --steps_per_call=50
 
-Writes benchmarks/results/bench_textgen.json.
+Writes --out (default: a fresh runs/bench_textgen/<YYYYmmdd-HHMMSS>/bench_textgen.json).
 """
 
 import os
-import pathlib
 import platform
 import statistics
 import time
@@ -47,7 +46,7 @@ _VOCAB = flags.DEFINE_integer("vocab_size", 80, "V (Grimms' Fairy Tales without 
 _STEPS = flags.DEFINE_integer("steps_per_call", 20, "training steps per compiled call", lower_bound=1)
 _REPEATS = flags.DEFINE_integer("repeats", 5, "timed calls per model (median reported)", lower_bound=1)
 _SHARDS = flags.DEFINE_list("shards", ["2"], "train.batch_shards counts (> 1) timed through the text trainer")
-_OUT = flags.DEFINE_string("out", str(pathlib.Path(__file__).parent / "results" / "bench_textgen.json"), "JSON output")
+_OUT = flags.DEFINE_string("out", None, "JSON output (default: a fresh runs/bench_textgen/<YYYYmmdd-HHMMSS>/bench_textgen.json)")
 
 EMBED_DIM = 64
 NUM_LAYERS = 2

@@ -2,15 +2,27 @@
 
 ``--out`` is checked before anything is measured (:func:`check_out`), so a mistyped path does not
 throw away a long run at its end, and the report is written in one step (:func:`write_json`).
+Without ``--out`` a report goes to a fresh ``runs/<benchmark>/<YYYYmmdd-HHMMSS>/<benchmark>.json``
+(never over a committed report). A report gets a sidecar ``<report>.config.json`` holding the
+command line that measured it; an existing file is replaced only by the same command line, or
+with ``--overwrite`` (:mod:`jaxseq.train.guard`).
 """
 
 import json
 import pathlib
-from typing import Any, Iterable
+import sys
+from typing import Any, Iterable, Optional
 
 from absl import app
 
-from jaxseq.train.results import check_writable_file, write_text_atomic
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))  # this checkout's jaxseq
+
+from jaxseq.train.guard import claim_files, define_overwrite, make_owner, record_owner  # noqa: E402
+from jaxseq.train.results import fresh_run_path, write_text_atomic  # noqa: E402
+
+_OVERWRITE = define_overwrite()
+# flags that choose where a report goes, not what it measures
+_WHERE = ("--out", "--profile_out", "--overwrite", "--nooverwrite")
 
 
 def check_arguments(argv: list) -> None:
@@ -21,27 +33,52 @@ def check_arguments(argv: list) -> None:
 
 def check_choices(values: Iterable[str], choices: Iterable[str], what: str) -> None:
     """Refuses any of ``values`` not in ``choices``, naming them and the choices (``what``: e.g. "cells")."""
-    choices = sorted(choices)
+    choices, values = sorted(choices), list(values)
     unknown = sorted(set(values) - set(choices))
     if unknown:
         raise app.UsageError(f"unknown {what} {unknown}; choose from {', '.join(choices)}")
+    check_unique(values, what)
 
 
 def check_positive_ints(values: Iterable[str], flag: str) -> list[int]:
-    """``values`` (a list flag's strings) as positive integers; refuses anything else, naming ``--flag``."""
+    """``values`` (a list flag's strings) as positive integers, each once; refuses anything else, naming ``--flag``."""
     values = list(values)
     if not all(value.isdigit() and int(value) > 0 for value in values):
         raise app.UsageError(f"--{flag} must be positive integers, got {values}")
+    check_unique(values, flag)
     return [int(value) for value in values]
 
 
-def check_out(path: str, flag: str = "--out") -> pathlib.Path:
-    """``path`` (the value of ``flag``) as a path a JSON report can be written to; refuses a directory,
-    an unwritable place or a path that starts with ``-`` (a mistyped flag) before any timing starts."""
+def check_unique(values: Iterable[str], flag: str) -> None:
+    """Refuses a list flag that names an entry twice (it would be measured twice)."""
+    values = list(values)
+    repeated = sorted({value for value in values if values.count(value) > 1})
+    if repeated:
+        raise app.UsageError(f"--{flag.lstrip('-')}: {', '.join(repeated)} given more than once; list each once")
+
+
+def owner() -> dict:
+    """Who writes this benchmark's report: the benchmark and the flags that say what it measures."""
+    argv = [arg for arg in sys.argv[1:] if not arg.startswith(_WHERE)]
+    return make_owner(pathlib.Path(sys.argv[0]).stem, argv)
+
+
+def check_out(path: Optional[str], flag: str = "--out") -> pathlib.Path:
+    """``path`` (the value of ``flag``; None: a fresh ``runs/<benchmark>/<time>/<benchmark>.json``) as a
+    path this report may be written to, checked before any timing starts.
+
+    Refuses a directory, an unwritable place, a path that starts with ``-`` (a mistyped flag), and an
+    existing file (or its ``.interrupted`` twin) that another command line wrote, unless ``--overwrite``.
+    """
+    if not path:
+        name = pathlib.Path(sys.argv[0]).stem
+        path = str(fresh_run_path(name) / f"{name}.json")
+        print(f"writing to {path} (give {flag} to choose)")
     try:
-        return check_writable_file(path, flag)
+        out, _ = claim_files([path, interrupted_path(pathlib.Path(path))], flag, owner(), _OVERWRITE.value)
     except ValueError as error:
         raise app.UsageError(str(error)) from None
+    return out
 
 
 def interrupted_path(out: pathlib.Path) -> pathlib.Path:
@@ -54,4 +91,5 @@ def write_json(path: pathlib.Path, report: Any, indent: int = 1) -> None:
     """Writes ``report`` as JSON to ``path`` (directories created, file replaced in one rename) and says so."""
     path.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(path, json.dumps(report, indent=indent) + "\n")
+    record_owner(path, owner())
     print(f"wrote {path}")

@@ -38,7 +38,7 @@ _VARIANTS = flags.DEFINE_list(
 _LENGTH = flags.DEFINE_integer("length", 30, "palindrome length T", lower_bound=1)
 _CHUNKS = flags.DEFINE_integer("chunks", 3, "traced chunks (after 3 warm-up chunks)", lower_bound=1)
 _STRATEGY = flags.DEFINE_string("strategy", "map", "seed strategy for the one seed (map: no batch axis)")
-_OUT_JSON = flags.DEFINE_string("profile_out", "benchmarks/results/profile_step.json", "JSON output")
+_OUT_JSON = flags.DEFINE_string("profile_out", None, "JSON output (default: a fresh runs/profile_step/<YYYYmmdd-HHMMSS>/profile_step.json)")
 
 # (kind, pattern) in order: the first that matches an op's name wins
 KINDS = [

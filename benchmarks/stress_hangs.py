@@ -41,7 +41,7 @@ _TIMEOUT_S = flags.DEFINE_float("timeout_s", 600.0, "a run still going after thi
                                  lower_bound=0.0)
 _XLA_FLAGS = flags.DEFINE_string("xla_flags", "", "';'-separated XLA_FLAGS sets to try besides the default")
 _EXTRA = flags.DEFINE_list("extra", [], "more --config overrides, e.g. train.num_steps=100")
-_OUT = flags.DEFINE_string("out", str(ROOT / "benchmarks/results/stress_hangs.json"), "JSON file to write")
+_OUT = flags.DEFINE_string("out", None, "JSON output (default: a fresh runs/stress_hangs/<YYYYmmdd-HHMMSS>/stress_hangs.json)")
 _REPRODUCER = flags.DEFINE_bool("reproducer", False, "run benchmarks/hang_reproducer.py (jax + optax only) instead")
 
 _TICKS = os.sysconf("SC_CLK_TCK")

@@ -33,6 +33,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.train.num_steps = 500  # N: the "after training" probe is taken after this many steps
     config.train.stop_accuracy = 1.1  # never stop early: every seed trains exactly N steps
 
+    del config.sweep  # palindrome's sweep lists: this study probes the models of probe.models instead
     config.probe = ml_collections.ConfigDict()
     config.probe.models = "rnn,lstm"  # names from jaxseq.models.registry.MODELS, or cells as package.module:Class
     config.probe.batch_size = 512  # sequences in the probe batch (the same for every seed)

@@ -29,6 +29,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.train.num_steps = 1000
     config.train.stop_accuracy = 1.1  # no early stopping: every curve spans the budget
 
+    del config.sweep  # palindrome's sweep lists: this study trains the optimisers of compare.optimizers instead
     config.compare = ml_collections.ConfigDict()
     config.compare.optimizers = "sgd,momentum,rmsprop,adam"
     # palindrome learning rates, one per optimiser (momentum uses optim.momentum = 0.9)

@@ -19,10 +19,12 @@ Each error is one line on stderr, starting with ``error:``; set ``JAXSEQ_TRACEBA
 traceback instead.
 """
 
+import atexit
 import difflib
 import os
 import pathlib
 import re
+import signal
 import sys
 from typing import Any, Callable, NoReturn, Optional, Sequence
 
@@ -39,6 +41,7 @@ USAGE_ERRORS = (ValueError, KeyError, FileNotFoundError, FileExistsError, NotADi
 # errors that say a well-formed run did not succeed (jaxseq.train.seeds.StalledRunError is a RuntimeError)
 RUN_ERRORS = (RuntimeError, FloatingPointError, OSError)
 EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
+HELP_FLAGS = {"--help", "-help", "-h", "-?", "--helpshort", "--helpfull", "--helpxml"}
 
 # argv the config flags read their overrides from: filled in by parse_flags, so a config is built
 # from the command line being parsed (never from whatever sys.argv held when the script was imported)
@@ -184,12 +187,16 @@ def run_main(main: Callable[[list[str]], Any], argv: Optional[Sequence[str]] = N
     start_cpu_devices()
     try:
         app.run(_report_usage_errors(main), argv=argv, flags_parser=parse_flags)
-    except SystemExit:
+    except SystemExit as done:
+        if done.code == 1 and HELP_FLAGS & set(argv[1:]):  # absl exits 1 after printing the help it was asked for
+            sys.exit(0)
         raise
     except BaseException as error:  # noqa: BLE001 - every ending becomes one line and an exit code
         if os.environ.get("JAXSEQ_TRACEBACK") and not isinstance(error, KeyboardInterrupt):
             raise
         code, line = exit_code(error)
+        if isinstance(error, KeyboardInterrupt):  # a second Ctrl-C while exiting: no traceback from jax's atexit hooks
+            atexit.register(signal.signal, signal.SIGINT, signal.SIG_IGN)  # registered last, so it runs first
         sys.stdout.flush()
         print(line, file=sys.stderr)
         if isinstance(error, StalledRunError):

@@ -120,7 +120,8 @@ FIELD_RULES: dict[str, tuple[str, Callable[[Any], bool]]] = {
     "train.window": COUNT_1,
     "train.patience": COUNT_0,  # 0 switches the loss-patience rule off (palindrome)
     "train.stop_accuracy": POSITIVE,  # above 1 never stops
-    "train.stall_timeout_s": POSITIVE,
+    # below a second, ordinary compile and scheduling pauses read as stalls; past a week a stall goes unnoticed
+    "train.stall_timeout_s": _real(1.0, 604800.0, what="seconds in [1, 604800] (one second to one week)"),
     "train.batch_shards": ("auto or a positive integer", lambda v: v == "auto" or COUNT_1[1](int(v) if str(v).isdigit() else v)),
     "train.log_every": COUNT_1,
     "train.eval_every": COUNT_1,

@@ -6,7 +6,9 @@
 Writes ``OUT/config.json``, ``OUT/results.csv`` (one row per optimiser and seed),
 ``OUT/metrics.jsonl`` (per-step curves), ``OUT/ravine.csv`` (the 2-D trajectories) and the figures
 ``OUT/optimizers_palindrome.png`` (loss and accuracy vs step, mean ± std over seeds) and
-``OUT/ravine.png`` (trajectories over the loss contours), also into ``--publish`` when given.
+``OUT/ravine.png`` (trajectories over the loss contours), also into ``--publish`` when given (each
+beside a ``<figure>.config.json`` naming the config; an existing figure there is replaced only by
+the same config, or with ``--overwrite``).
 Without ``--out`` a run goes to a fresh ``runs/compare_optimizers/<YYYYmmdd-HHMMSS>/``.
 Optimisers already in ``results.csv`` are skipped when the command is run again (same ``--out``;
 a config that differs in anything but ``compare.optimizers`` is refused). Ctrl-C keeps the
@@ -27,9 +29,10 @@ from tqdm import tqdm  # noqa: E402
 from jaxseq import cli  # noqa: E402
 from jaxseq.analysis import figures  # noqa: E402
 from jaxseq.analysis.ravine import optimizer_trajectory, ravine_loss  # noqa: E402
+from jaxseq.train.guard import claim_files, define_overwrite, expand, make_owner, record_owner  # noqa: E402
 from jaxseq.train.optim import OPTIMIZERS, make_optimizer  # noqa: E402
 from jaxseq.train.record import check_arguments, make_trainers, train_setting, train_unless_plot_only  # noqa: E402
-from jaxseq.train.results import RunDir, check_writable, output_dir  # noqa: E402
+from jaxseq.train.results import RunDir, output_dir  # noqa: E402
 from jaxseq.train.sweep import parse_names, setting_config  # noqa: E402
 
 _CONFIG = cli.define_config("configs/optimizers.py", "experiment config")
@@ -37,6 +40,8 @@ _OUT = flags.DEFINE_string("out", None, "output directory (default: a fresh runs
 _PUBLISH = flags.DEFINE_string("publish", "", "also write the figures into this directory (e.g. results)")
 _PLOT_ONLY = flags.DEFINE_bool("plot_only", False, "redraw the figures from OUT without training")
 _LOG_EVERY = flags.DEFINE_integer("log_every", 10, "write per-step metrics every this many steps", lower_bound=1)
+_OVERWRITE = define_overwrite()
+FIGURES = ("ravine.png", "optimizers_palindrome.png")
 
 RAVINE_CSV = "ravine.csv"
 # the optimiser list may grow between runs into one directory; sweep.* (from palindrome.py) is not used here
@@ -56,8 +61,8 @@ def optimizer_names(config) -> list[str]:
 def plan_optimizers(config, run_dir: RunDir) -> list:
     """``[(name, config, trainer)]`` for the optimisers not yet in ``results.csv``, checked before training."""
     run_dir.check_config(config, MAY_DIFFER)
-    done = {row["optimizer"] for row in run_dir.read_results()}
-    todo = [name for name in optimizer_names(config) if name not in done]
+    done = run_dir.finished_settings(("optimizer",), config.train.num_seeds)
+    todo = [name for name in optimizer_names(config) if (name,) not in done]
     configs = [setting_config(config, **{"optim.name": name, "optim.lr": config.compare.lr[name]}) for name in todo]
     return list(zip(todo, configs, make_trainers(configs)))
 
@@ -65,8 +70,8 @@ def plan_optimizers(config, run_dir: RunDir) -> list:
 def train_all(config, run_dir: RunDir) -> None:
     """The ravine trajectories (cheap: always recomputed), then one palindrome run per optimiser not yet done."""
     plan = plan_optimizers(config, run_dir)
-    run_dir.write_results(ravine_rows(config), RAVINE_CSV)
     run_dir.add_config(config, MAY_DIFFER)
+    run_dir.write_results(ravine_rows(config), RAVINE_CSV)
     with tqdm(total=len(plan) * config.train.num_steps, unit="step", dynamic_ncols=True) as bar:
         for name, cfg, trainer in plan:
             columns = dict(optimizer=name, lr=cfg.optim.lr, model=cfg.model.name, length=cfg.data.length)
@@ -118,7 +123,10 @@ def plot_ravine(rows, condition: float):
 def main(argv):
     check_arguments(argv, _OUT.value, _PLOT_ONLY.value)
     config, run_dir = _CONFIG.value, output_dir(_OUT.value, "compare_optimizers")
-    publish = check_writable(_PUBLISH.value, "--publish") if _PUBLISH.value else None
+    owner = make_owner("compare_optimizers", config, MAY_DIFFER)
+    publish = expand(_PUBLISH.value)
+    if publish:
+        claim_files([os.path.join(publish, name) for name in FIGURES], "--publish", owner, _OVERWRITE.value)
     train_unless_plot_only(lambda: train_all(config, run_dir), run_dir, _PLOT_ONLY.value)
     drawn = {}
     ravine = run_dir.read_results(RAVINE_CSV)
@@ -131,8 +139,9 @@ def main(argv):
     paths = []
     for name, fig in drawn.items():
         if publish:
-            paths.append(publish / name)
+            paths.append(os.path.join(publish, name))
             figures.save(fig, paths[-1], close=False)
+            record_owner(paths[-1], owner)
         paths.append(run_dir.file(name))
         figures.save(fig, paths[-1])
     if not paths:

@@ -14,13 +14,19 @@ two pieces of text, each read in two ways:
 Dropout is off in all four, so "training (tail)" minus "validation" is the generalisation gap.
 """
 
+import os
+import sys
+
 import jax.numpy as jnp
 from absl import flags
 
-from jaxseq import cli
-from jaxseq.data.text import corpus_for_config, find_book, sequential_windows
-from jaxseq.train.results import write_json_atomic
-from jaxseq.train.textgen import evaluate, evaluate_carried, load_run, load_run_config
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # this checkout's jaxseq
+
+from jaxseq import cli  # noqa: E402
+from jaxseq.data.text import corpus_for_config, find_book, sequential_windows  # noqa: E402
+from jaxseq.train.guard import expand  # noqa: E402
+from jaxseq.train.results import write_json_atomic  # noqa: E402
+from jaxseq.train.textgen import evaluate, evaluate_carried, load_run, load_run_config  # noqa: E402
 
 _RUN = flags.DEFINE_string("run", "results/textgen/grimm", "run directory written by train_textgen.py")
 _CHECKPOINT = flags.DEFINE_string("checkpoint", None, "a checkpoint file (default: the run's newest that verifies)")
@@ -30,8 +36,9 @@ _STREAMS = flags.DEFINE_integer("streams", 8, "consecutive pieces read with the 
 
 def main(argv):
     del argv
-    config = load_run_config(_RUN.value)
-    model, params, vocab, step = load_run(_RUN.value, config, _CHECKPOINT.value)
+    run = expand(_RUN.value)
+    config = load_run_config(run)
+    model, params, vocab, step = load_run(run, config, expand(_CHECKPOINT.value))
     path = find_book(config.data.book, _DATA.value)
     corpus = corpus_for_config(path, config.data)
     if corpus.vocab != vocab:
@@ -49,11 +56,11 @@ def main(argv):
         for reading, metrics in readings.items():
             rows.append({"text": name, "reading": reading, "characters": len(ids),
                          **{k: round(float(v), 4) for k, v in metrics.items()}})
-    print(f"{_RUN.value} (checkpoint step {step}, {path.name})")
+    print(f"{run} (checkpoint step {step}, {path.name})")
     print(f"{'text':<16} {'reading':<22} {'nats/char':>9} {'bits/char':>9} {'accuracy':>8}")
     for r in rows:
         print(f"{r['text']:<16} {r['reading']:<22} {r['loss']:>9.4f} {r['bpc']:>9.4f} {r['accuracy']:>8.2%}")
-    out = f"{_RUN.value}/evaluation.json"
+    out = f"{run}/evaluation.json"
     write_json_atomic(out, {"step": step, "book": path.name, "rows": rows})
     print(f"wrote {out}")
 

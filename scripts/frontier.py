@@ -10,7 +10,8 @@ frontier) and the figures beside it: ``--table`` with ``.png`` for ``.csv`` (acc
 one line per variant, mean ± std), with ``_longest.png`` (the longest length solved per variant, as
 bars) and with ``_curves.png`` (the training loss of every seed at each variant's frontier and at
 its first failing length: a loss still falling at the end of the budget says the budget, not the
-cell, ran out). Without ``--out`` a run goes to a fresh
+cell, ran out). The table and figures of ``--table`` each get a ``<file>.config.json`` naming the
+config; an existing one is replaced only by the same config, or with ``--overwrite``. Without ``--out`` a run goes to a fresh
 ``runs/frontier/<YYYYmmdd-HHMMSS>/``; results are published under ``results/`` only when
 ``--out``/``--table`` name it. Settings already in ``results.csv`` are skipped when the command is
 run again (same ``--out``; a config that differs in anything but the variant and length lists is
@@ -22,6 +23,8 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from typing import Optional  # noqa: E402
+
 import ml_collections  # noqa: E402
 from absl import flags  # noqa: E402
 from tqdm import tqdm  # noqa: E402
@@ -30,8 +33,9 @@ from jaxseq import cli  # noqa: E402
 from jaxseq.analysis import figures  # noqa: E402
 from jaxseq.analysis.frontier import summarize  # noqa: E402
 from jaxseq.models.registry import MODELS, model_spec  # noqa: E402
+from jaxseq.train.guard import claim_files, define_overwrite, expand, make_owner, record_owner  # noqa: E402
 from jaxseq.train.record import check_arguments, make_trainers, train_setting, train_unless_plot_only  # noqa: E402
-from jaxseq.train.results import RunDir, check_writable_file, output_dir  # noqa: E402
+from jaxseq.train.results import RunDir, output_dir  # noqa: E402
 from jaxseq.train.sweep import parse_lengths, parse_list, setting_config  # noqa: E402
 
 _CONFIG = cli.define_config("configs/frontier.py", "experiment config")
@@ -39,6 +43,9 @@ _OUT = flags.DEFINE_string("out", None, "output directory (default: a fresh runs
 _TABLE = flags.DEFINE_string("table", None, "the frontier table (CSV; default OUT/frontier.csv)")
 _PLOT_ONLY = flags.DEFINE_bool("plot_only", False, "redraw the table and figure from OUT/results.csv without training")
 _LOG_EVERY = flags.DEFINE_integer("log_every", 10, "write per-step metrics every this many steps", lower_bound=1)
+_OVERWRITE = define_overwrite()
+# the figures --table writes beside the table (its path without the suffix, with these endings)
+FIGURE_ENDINGS = (".png", "_longest.png", "_curves.png")
 
 # the variant and length lists: a rerun into the same directory may extend them, nothing else may change
 MAY_DIFFER = ("frontier.variants", "sweep.lengths", "variants.*.sweep.lengths")
@@ -69,7 +76,13 @@ def variant_configs(config) -> dict[str, ml_collections.ConfigDict]:
             f"variants {missing} are not defined in config.variants ({', '.join(config.variants)}) "
             "and are not model names or cells' import paths (package.module:ClassName)"
         )
-    return {name: setting_config(config, **variant_fields(config, name)) for name in names}
+    configs = {name: setting_config(config, **variant_fields(config, name)) for name in names}
+    for name, cfg in configs.items():
+        if config.frontier.min_seeds > cfg.train.num_seeds:
+            raise ValueError(f"config.frontier.min_seeds={config.frontier.min_seeds} but variant {name} trains "
+                             f"{cfg.train.num_seeds} seed(s), so no length could ever pass; lower frontier.min_seeds "
+                             "or raise train.num_seeds")
+    return configs
 
 
 def variant_fields(config, name: str) -> dict:
@@ -89,8 +102,8 @@ def describe(cfg) -> dict:
     return dict(zip(DESCRIBE, values))
 
 
-def write_table(config, run_dir: RunDir, path: str) -> list[dict]:
-    """Summarise ``results.csv`` into the table at ``path``; returns its rows."""
+def write_table(config, run_dir: RunDir, path: str, owner: Optional[dict] = None) -> list[dict]:
+    """Summarise ``results.csv`` into the table at ``path`` (with an ``owner`` sidecar when given); returns its rows."""
     summary = summarize(
         run_dir.read_results(),
         threshold=config.frontier.threshold,
@@ -99,6 +112,8 @@ def write_table(config, run_dir: RunDir, path: str) -> list[dict]:
     )
     if summary:
         RunDir(os.path.dirname(os.path.abspath(path))).write_results(summary, os.path.basename(path))
+        if owner is not None:
+            record_owner(path, owner)
     return summary
 
 
@@ -114,15 +129,15 @@ def plan_frontier(config, run_dir: RunDir) -> dict[str, list]:
     return plan
 
 
-def train_frontier(config, run_dir: RunDir, table: str) -> None:
+def train_frontier(config, run_dir: RunDir, table: str, owner: Optional[dict]) -> None:
     """Train each variant's lengths in increasing order, skipping finished and hopeless settings."""
     plan = plan_frontier(config, run_dir)
     total = sum(cfg.train.num_steps for settings in plan.values() for _, cfg, _ in settings)
     with tqdm(total=total, unit="step", dynamic_ncols=True) as bar:
         for name, settings in plan.items():
             for length, setting, trainer in settings:
-                summary = [s for s in write_table(config, run_dir, table) if s["variant"] == name]
-                if any(s["length"] == length for s in summary):
+                summary = [s for s in write_table(config, run_dir, table, owner) if s["variant"] == name]
+                if (name, str(length)) in run_dir.finished_settings(("variant", "length"), setting.train.num_seeds):
                     bar.update(setting.train.num_steps)
                     continue
                 shorter_failed = any(not s["passed"] and s["length"] < length for s in summary)
@@ -134,7 +149,7 @@ def train_frontier(config, run_dir: RunDir, table: str) -> None:
                 columns = dict(variant=name, **describe(setting), length=length)
                 train_setting(setting, run_dir, bar, _LOG_EVERY.value, label, trainer, **columns)
                 run_dir.add_config(config, MAY_DIFFER)
-    write_table(config, run_dir, table)
+    write_table(config, run_dir, table, owner)
 
 
 def frontier_curve_rows(summary: list[dict], metrics: list[dict]) -> list[dict]:
@@ -159,9 +174,14 @@ def frontier_curve_rows(summary: list[dict], metrics: list[dict]) -> list[dict]:
 def main(argv):
     check_arguments(argv, _OUT.value, _PLOT_ONLY.value)
     config, run_dir = _CONFIG.value, output_dir(_OUT.value, "frontier")
-    table = str(check_writable_file(_TABLE.value, "--table")) if _TABLE.value else str(run_dir.file("frontier.csv"))
-    train_unless_plot_only(lambda: train_frontier(config, run_dir, table), run_dir, _PLOT_ONLY.value)
-    summary = write_table(config, run_dir, table)
+    table, owner = str(run_dir.file("frontier.csv")), None
+    if _TABLE.value:  # a file outside the run directory: it carries its config, and is replaced only by the same
+        variant_configs(config)  # a bad variant is named before the table is
+        table, owner = expand(_TABLE.value), make_owner("frontier", config, MAY_DIFFER)
+        stem = os.path.splitext(table)[0]
+        claim_files([table, *(stem + ending for ending in FIGURE_ENDINGS)], "--table", owner, _OVERWRITE.value)
+    train_unless_plot_only(lambda: train_frontier(config, run_dir, table, owner), run_dir, _PLOT_ONLY.value)
+    summary = write_table(config, run_dir, table, owner)
     if not summary:
         raise ValueError(f"no results in {run_dir.file('results.csv')}; run without --plot_only first")
     path = os.path.splitext(table)[0] + ".png"
@@ -169,14 +189,19 @@ def main(argv):
     budget = "/".join(map(str, budgets)) or config.train.num_steps  # as trained, whatever the config says now
     title = f"accuracy vs length within {budget} steps (mean ± std over seeds)"
     figures.save(figures.accuracy_vs_length(run_dir.read_results(), group="variant", title=title), path)
+    owned = [path]
     bars = os.path.splitext(table)[0] + "_longest.png"
     figures.save(figures.frontier_bars(summary, title=f"longest length solved within {budget} steps"), bars)
+    owned.append(bars)
     curves = frontier_curve_rows(summary, run_dir.read_metrics())
     if curves:  # did "not solved" mean the cell cannot, or that the budget ran out?
         curves_path = os.path.splitext(table)[0] + "_curves.png"
         title = f"training loss at each variant's frontier and first failing length (budget {budget} steps)"
         figures.save(figures.frontier_curves(curves, title=title), curves_path)
+        owned.append(curves_path)
         print("curves:", curves_path)
+    for figure in owned if owner is not None else []:
+        record_owner(figure, owner)
     for row in summary:
         print(
             f"{row['variant']:>26s} T={row['length']:<4d} {row['accuracy_mean']:.4f} ± {row['accuracy_std']:.4f} "

@@ -5,14 +5,16 @@
 
 Writes ``OUT/config.json``, ``OUT/grad_norms.csv`` (one row per model, stage, seed and time step),
 ``OUT/results.csv`` (the trained seeds' summary rows) and ``OUT/grad_norms.png`` (also into
-``--publish`` when given). Without ``--out`` a run goes to a fresh
-``runs/grad_norms/<YYYYmmdd-HHMMSS>/``. A model already in ``grad_norms.csv`` is skipped when the
+``--publish`` when given, beside a ``grad_norms.png.config.json`` naming the config; an existing
+figure there is replaced only by the same config, or with ``--overwrite``). Without ``--out`` a run goes to a fresh
+``runs/grad_norms/<YYYYmmdd-HHMMSS>/``. A model already in ``results.csv`` (all its seeds) is skipped when the
 command is run again (same ``--out``; a config that differs in anything but ``probe.models`` is
 refused). Ctrl-C keeps the models that finished (exit code 130).
 """
 
 import collections
 import os
+import pathlib
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -25,15 +27,17 @@ from tqdm import tqdm  # noqa: E402
 from jaxseq import cli  # noqa: E402
 from jaxseq.analysis import figures  # noqa: E402
 from jaxseq.analysis.grad_norms import seed_grad_norms_fn  # noqa: E402
+from jaxseq.train.guard import claim_file, define_overwrite, expand, make_owner, record_owner  # noqa: E402
 from jaxseq.train.multiseed import MultiSeedRunner, seed_keys  # noqa: E402
 from jaxseq.train.record import check_arguments, make_trainers, train_unless_plot_only  # noqa: E402
-from jaxseq.train.results import RunDir, check_writable, output_dir  # noqa: E402
+from jaxseq.train.results import RunDir, output_dir  # noqa: E402
 from jaxseq.train.sweep import parse_models, result_rows, setting_config  # noqa: E402
 
 _CONFIG = cli.define_config("configs/grad_norms.py", "experiment config")
 _OUT = flags.DEFINE_string("out", None, "output directory (default: a fresh runs/grad_norms/<YYYYmmdd-HHMMSS>/)")
 _PUBLISH = flags.DEFINE_string("publish", "", "also write the figure into this directory (e.g. results)")
 _PLOT_ONLY = flags.DEFINE_bool("plot_only", False, "redraw the figure from OUT/grad_norms.csv without training")
+_OVERWRITE = define_overwrite()
 
 NORMS_CSV = "grad_norms.csv"
 # the model list may grow between runs into one directory; sweep.* (from palindrome.py) is not used here
@@ -65,8 +69,9 @@ def probe_model(cfg, trainer, run_dir: RunDir, bar) -> None:
     stage = f"step {cfg.train.num_steps}"
     rows += norm_rows(np.asarray(probe(trained, tokens, labels)), model=model, stage=stage)
 
-    run_dir.append_results(rows, NORMS_CSV)
-    run_dir.append_results(result_rows(results, model=model, task=cfg.data.task, length=cfg.data.length))
+    # the norms first, the summary rows last: a model counts as probed once its summary rows are in place
+    run_dir.record_setting({"model": model}, [], rows, NORMS_CSV)
+    run_dir.record_setting({"model": model}, [], result_rows(results, model=model, task=cfg.data.task, length=cfg.data.length))
     acc = results.final["eval_accuracy"]
     tqdm.write(f"{model:>14s} accuracy after {stage}: {acc.mean():.4f} ± {acc.std():.4f}  {results.wall_time:.1f}s")
 
@@ -75,8 +80,8 @@ def probe_models(config, run_dir: RunDir) -> None:
     """Probe every model of ``config.probe.models`` not yet in the CSV (all checked before any trains)."""
     models = parse_models(config.probe.models, "probe.models")
     run_dir.check_config(config, MAY_DIFFER)
-    done = {row["model"] for row in run_dir.read_results(NORMS_CSV)}
-    configs = [setting_config(config, **{"model.name": m}) for m in models if m not in done]
+    done = run_dir.finished_settings(("model",), config.train.num_seeds)
+    configs = [setting_config(config, **{"model.name": m}) for m in models if (m,) not in done]
     trainers = make_trainers(configs)
     with tqdm(total=len(configs) * config.train.num_steps, unit="step", dynamic_ncols=True) as bar:
         for cfg, trainer in zip(configs, trainers):
@@ -110,7 +115,10 @@ def plot(run_dir: RunDir, title: str):
 def main(argv):
     check_arguments(argv, _OUT.value, _PLOT_ONLY.value)
     config, run_dir = _CONFIG.value, output_dir(_OUT.value, "grad_norms")
-    publish = check_writable(_PUBLISH.value, "--publish") if _PUBLISH.value else None
+    owner = make_owner("grad_norms", config, MAY_DIFFER)
+    publish = expand(_PUBLISH.value)
+    if publish:
+        publish = claim_file(pathlib.Path(publish) / "grad_norms.png", "--publish", owner, _OVERWRITE.value)
     train_unless_plot_only(lambda: probe_models(config, run_dir), run_dir, _PLOT_ONLY.value)
     if not run_dir.read_results(NORMS_CSV):
         raise ValueError(f"no rows in {run_dir.file(NORMS_CSV)} to plot; run without --plot_only first")
@@ -118,7 +126,8 @@ def main(argv):
     title = f"{config.data.task}, T = {config.data.length - 1} input steps, mean ± std over seeds"
     fig = plot(run_dir, title)
     if publish:
-        figures.save(fig, publish / "grad_norms.png", close=False)
+        figures.save(fig, publish, close=False)
+        record_owner(publish, owner)
     figures.save(fig, path)
     print("figure:", path)
 

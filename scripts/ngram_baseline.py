@@ -12,33 +12,41 @@ character) and accuracy:
                                says how much harder the validation text is than the tail (the text
                                eval_textgen.py uses for the LSTM's training-text numbers).
 
-The split follows the config's data block (book, val_fraction, train_fraction, gutenberg).
+The split follows the config's data block (book, val_fraction, train_fraction, gutenberg). --out
+gets a sidecar ``<out>.config.json`` naming the config; an existing --out file is replaced only by
+the same config and orders, or with --overwrite.
 """
 
 import os
+import sys
 import time
 
 from absl import flags
 
-from jaxseq import cli
-from jaxseq.data.text import corpus_for_config, find_book
-from jaxseq.models.ngram import NGramModel
-from jaxseq.train.record import check_arguments
-from jaxseq.train.results import check_writable_file, write_json_atomic
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # this checkout's jaxseq
+
+from jaxseq import cli  # noqa: E402
+from jaxseq.data.text import corpus_for_config, find_book  # noqa: E402
+from jaxseq.models.ngram import NGramModel  # noqa: E402
+from jaxseq.train.guard import claim_file, define_overwrite, make_owner, record_owner  # noqa: E402
+from jaxseq.train.record import check_arguments  # noqa: E402
+from jaxseq.train.results import write_json_atomic  # noqa: E402
+from jaxseq.train.sweep import parse_list  # noqa: E402
 
 _CONFIG = cli.define_config("configs/textgen.py", "textgen config (its data block)")
 _OUT = flags.DEFINE_string("out", None, "a JSON file for the table (default: print only)")
 _DATA = flags.DEFINE_string("data", None, "a text file, or a directory holding books/ (default: $JAXSEQ_DATA, ../shared/data)")
 _ORDERS = flags.DEFINE_list("orders", ["1", "2", "3", "4", "5", "6", "7"], "n-gram orders")
+_OVERWRITE = define_overwrite()
 
 
 def parse_orders(texts: list[str]) -> list[int]:
-    """``--orders`` as whole numbers >= 1."""
+    """``--orders`` as whole numbers >= 1, each once."""
     try:
-        orders = [int(text) for text in texts]
+        orders = parse_list(",".join(texts), int, "order")
     except ValueError as error:
         raise ValueError(f"--orders: {error}") from None
-    if not orders or min(orders) < 1:
+    if min(orders) < 1:
         raise ValueError(f"--orders must be whole numbers >= 1, got {','.join(texts)}")
     return orders
 
@@ -47,8 +55,9 @@ def main(argv):
     check_arguments(argv, None, plot_only=False)
     config = _CONFIG.value
     orders = parse_orders(_ORDERS.value)
+    out, owner = None, make_owner("ngram_baseline", {"config": config.to_dict(), "orders": orders})
     if _OUT.value:
-        check_writable_file(_OUT.value, "--out")
+        out = claim_file(_OUT.value, "--out", owner, _OVERWRITE.value)
     path = find_book(config.data.book, _DATA.value)
     corpus = corpus_for_config(path, config.data)
     if not len(corpus.val):
@@ -74,10 +83,11 @@ def main(argv):
         print(f"{r['order']:>5}  {r['fit_on']:<26} {r['text']:<16} {r['loss']:>9.4f} {r['bpc']:>9.4f} "
               f"{r['accuracy']:>8.2%}")
     print(f"{time.perf_counter() - start:.1f} s")
-    if _OUT.value:
-        os.makedirs(os.path.dirname(os.path.abspath(_OUT.value)), exist_ok=True)
-        write_json_atomic(_OUT.value, {"book": path.name, "data": config.data.to_dict(), "rows": rows})
-        print(f"wrote {_OUT.value}")
+    if out:
+        os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+        write_json_atomic(out, {"book": path.name, "data": config.data.to_dict(), "rows": rows})
+        record_owner(out, owner)
+        print(f"wrote {out} (and {out.name}.config.json beside it)")
 
 
 if __name__ == "__main__":

@@ -62,8 +62,8 @@ def plan_sweep(config, run_dir: RunDir) -> list:
     """
     settings = sweep_settings(config)
     run_dir.check_config(config, MAY_DIFFER)
-    done = {(r["model"], int(r["length"])) for r in run_dir.read_results()}
-    todo = [s for s in settings if s not in done]
+    done = run_dir.finished_settings(("model", "length"), config.train.num_seeds)
+    todo = [(model, length) for model, length in settings if (model, str(length)) not in done]
     if len(todo) < len(settings):
         print(f"{len(settings) - len(todo)} of {len(settings)} settings already in {run_dir.file('results.csv')}; skipping them")
     configs = [setting_config(config, **{"model.name": model, "data.length": length}) for model, length in todo]

@@ -14,7 +14,9 @@ the same training characters and on --ngram_fractions of them, to show how a cou
 validation loss falls with data. Writes OUT.json and OUT.png (loss and accuracy against training
 characters, log scale, with --target_loss and --target_accuracy as dotted lines). Runs that overfit end worse
 than their best logged validation loss (metrics.jsonl, every train.eval_every steps, the same
-windows), so both are shown; picking the best is early stopping on the validation text.
+windows), so both are shown; picking the best is early stopping on the validation text. Each of
+OUT.json and OUT.png gets a sidecar ``<file>.config.json`` naming the flags that made it; an existing
+one is replaced only by the same flags, or with --overwrite.
 
 The printed "per doubling" is the change in LSTM validation loss (last step and lowest) per doubling
 of the training text between neighbouring runs; it describes the runs, not a law.
@@ -24,6 +26,7 @@ import json
 import math
 import os
 import pathlib
+import sys
 
 import matplotlib
 
@@ -32,12 +35,16 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter  # noqa: E402
 from absl import flags  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # this checkout's jaxseq
+
 from jaxseq import cli  # noqa: E402
 from jaxseq.analysis.figures import save  # noqa: E402
 from jaxseq.data.text import corpus_for_config, find_book  # noqa: E402
 from jaxseq.models.ngram import NGramModel  # noqa: E402
+from jaxseq.train.guard import claim_files, define_overwrite, expand, make_owner, record_owner  # noqa: E402
 from jaxseq.train.record import check_arguments  # noqa: E402
-from jaxseq.train.results import RunDir, check_writable_file, fresh_run_path, write_json_atomic  # noqa: E402
+from jaxseq.train.results import RunDir, fresh_run_path, write_json_atomic  # noqa: E402
+from jaxseq.train.sweep import parse_list  # noqa: E402
 from jaxseq.train.textgen import load_run_config  # noqa: E402
 
 _RUNS = flags.DEFINE_list("runs", [f"results/textgen/grimm_long_train{f}" for f in ("0.25", "0.5")]
@@ -50,6 +57,7 @@ _NGRAM_FRACTIONS = flags.DEFINE_list("ngram_fractions", ["0.0625", "0.125", "0.2
                                      "training fractions the n-gram baseline is fitted on")
 _TARGET_LOSS = flags.DEFINE_float("target_loss", 1.15, "validation loss target (nats/char), drawn dotted")
 _TARGET_ACCURACY = flags.DEFINE_float("target_accuracy", 0.65, "validation accuracy target, drawn dotted")
+_OVERWRITE = define_overwrite()
 
 
 def lstm_point(run: str) -> dict:
@@ -92,7 +100,7 @@ def plot(lstm: list[dict], ngram: list[dict], order: int, path: str) -> None:
 def fractions(texts: list[str]) -> list[float]:
     """``--ngram_fractions`` as numbers in (0, 1]."""
     try:
-        values = [float(text) for text in texts]
+        values = parse_list(",".join(texts), float, "fraction")
     except ValueError as error:
         raise ValueError(f"--ngram_fractions: {error}") from None
     bad = [v for v in values if not 0.0 < v <= 1.0]
@@ -103,10 +111,17 @@ def fractions(texts: list[str]) -> list[float]:
 
 def main(argv):
     check_arguments(argv, None, plot_only=False)
-    out = str(_OUT.value or fresh_run_path("textgen_data_size") / "data_size")
-    check_writable_file(out + ".json", "--out")
+    out = str(expand(_OUT.value) or fresh_run_path("textgen_data_size") / "data_size")
     ngram_fractions = fractions(_NGRAM_FRACTIONS.value)
-    lstm = sorted((lstm_point(run) for run in _RUNS.value), key=lambda p: p["train_fraction"])
+    try:
+        runs = [expand(run) for run in parse_list(",".join(_RUNS.value), str, "run directory")]
+    except ValueError as error:
+        raise ValueError(f"--runs: {error}") from None
+    owner = make_owner("textgen_data_size", {"runs": runs, "data": _DATA.value, "order": _ORDER.value,
+                                             "ngram_fractions": ngram_fractions, "target_loss": _TARGET_LOSS.value,
+                                             "target_accuracy": _TARGET_ACCURACY.value})
+    claim_files([out + ".json", out + ".png"], "--out", owner, _OVERWRITE.value)
+    lstm = sorted((lstm_point(run) for run in runs), key=lambda p: p["train_fraction"])
     config = lstm[-1].pop("config")
     for p in lstm[:-1]:
         other = p.pop("config")
@@ -149,6 +164,8 @@ def main(argv):
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     write_json_atomic(out + ".json", summary)
     plot(lstm, ngram, _ORDER.value, out + ".png")
+    for path in (out + ".json", out + ".png"):
+        record_owner(path, owner)
     print(f"wrote {out}.json and {out}.png")
 
 

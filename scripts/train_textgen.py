@@ -11,9 +11,14 @@ at 1/3, 2/3 and 3/3 of the run), curves.png and checkpoints/. Without --out a ru
 runs/train_textgen/<YYYYmmdd-HHMMSS>/; results are published under results/ only when --out names
 it. Ctrl-C saves a checkpoint and exits with code 130; --resume (with the same --out) continues.
 A run that starts from scratch (no checkpoint in --out, e.g. a fresh clone of a committed run)
-replaces the metrics, samples and summary it finds there instead of appending to them.
+replaces the metrics, samples and summary it finds there instead of appending to them, and only
+when --out holds a run of the same config (--resume without a checkpoint says so on stderr).
+--resume refuses another text (vocab.json holds the vocabulary and the text's SHA-256) and a
+checkpoint without its SHA-256 sidecar.
 """
 
+import os
+import sys
 import time
 
 import jax
@@ -23,6 +28,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from absl import flags  # noqa: E402
 from tqdm import tqdm  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # this checkout's jaxseq
 
 from jaxseq import cli  # noqa: E402
 from jaxseq.analysis.figures import save  # noqa: E402
@@ -96,12 +103,12 @@ def main(argv):
     start = time.perf_counter()
     try:
         state, new_rows = fit(config, corpus, run, resume=_RESUME.value, callbacks=Callbacks(on_chunk, on_sample, on_start))
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as interrupt:
+        raise KeyboardInterrupt(str(interrupt) or f"continue with --resume --out={run.path}") from None
+    finally:  # any error line starts on a line of its own, after the bar
         if bar is not None:
             bar.close()
-        raise KeyboardInterrupt(f"continue with --resume --out={run.path}") from None
     seconds = time.perf_counter() - start
-    bar.close()
     rows = run.read_metrics()
     plot_curves(rows, run.file("curves.png"))
     if not new_rows:

@@ -105,7 +105,7 @@ USAGE = [  # (script, arguments, words the one line must hold)
     ("run_palindrome", ["--nosuch_flag=1"], ["nosuch_flag"]),
     ("run_palindrome", ["stray"], ["unexpected arguments: stray"]),
     ("run_palindrome", ["--plot_only"], ["--plot_only", "--out"]),
-    ("run_palindrome", ["--out=/proc/1/jaxseq_out"], ["--out=/proc/1/jaxseq_out", "not writable"]),
+    ("run_palindrome", ["--out=/proc/1/jaxseq_out"], ["--out=/proc/1/jaxseq_out", "kernel file system"]),
     ("run_palindrome", ["--out=--out=/tmp/x"], ["--out=--out=/tmp/x", "mistyped flag"]),
     ("train_textgen", ["--config=configs/textgen.py:quick", "--out=-v"], ["--out=-v", "mistyped flag"]),
     ("frontier", ["--config=configs/frontier.py:quick", "--table=--out.csv"], ["--table=--out.csv", "mistyped flag"]),
@@ -121,8 +121,8 @@ USAGE = [  # (script, arguments, words the one line must hold)
      ["variants.lstm_fb0.model.forget_bias", "finite"]),
     ("grad_norms", ["--config=configs/grad_norms.py:quick", "--config.probe.models=rnn,rnn"], ["probe.models", "more than once"]),
     ("grad_norms", ["--config=configs/grad_norms.py:quick", "--config.probe.batch_size=0"], ["probe.batch_size"]),
-    ("grad_norms", ["--config=configs/grad_norms.py:quick", "--publish=/proc/1/figures"], ["--publish", "not writable"]),
-    ("frontier", ["--config=configs/frontier.py:quick", "--table=/proc/1/frontier.csv"], ["--table", "not writable"]),
+    ("grad_norms", ["--config=configs/grad_norms.py:quick", "--publish=/proc/1/figures"], ["--publish", "kernel file system"]),
+    ("frontier", ["--config=configs/frontier.py:quick", "--table=/proc/1/frontier.csv"], ["--table", "kernel file system"]),
     ("compare_optimizers", ["--config=configs/optimizers.py:quick", "--config.compare.optimizers=sgd,nosuch"],
      ["unknown optimizer 'nosuch'", "adam"]),
     ("compare_optimizers", ["--config=configs/optimizers.py:quick", "--config.compare.lr.sgd=0"], ["compare.lr.sgd", "> 0"]),
@@ -135,6 +135,13 @@ USAGE = [  # (script, arguments, words the one line must hold)
     ("ngram_baseline", ["--config=configs/textgen.py:quick", "--orders=0,2"], ["--orders", ">= 1"]),
     ("textgen_data_size", ["--ngram_fractions=2"], ["--ngram_fractions", "(0, 1]"]),
     ("textgen_data_size", ["--order=0"], ["--order"]),
+    ("textgen_data_size", ["--runs=a,a"], ["--runs", "a given more than once"]),
+    ("ngram_baseline", ["--config=configs/textgen.py:quick", "--orders=1,1"], ["--orders", "1 given more than once"]),
+    ("run_palindrome", ["--config.train.stall_timeout_s=0.001"], ["train.stall_timeout_s", "[1, 604800]", "0.001"]),
+    ("run_palindrome", ["--config.train.stall_timeout_s=1e300"], ["train.stall_timeout_s", "[1, 604800]", "1e+300"]),
+    ("run_palindrome", ["--out=/proc/jaxseq_out"], ["--out=/proc/jaxseq_out", "kernel file system"]),
+    ("frontier", ["--config=configs/frontier.py:quick", "--config.frontier.min_seeds=9"], ["min_seeds=9", "could ever pass"]),
+    ("grad_norms", ["--config=configs/grad_norms.py:quick", "--config.sweep.models=anything"], ["sweep.models"]),
 ]
 
 
@@ -172,7 +179,8 @@ def write_finished_sweep(out: pathlib.Path, config) -> None:
     run_dir.write_config(config)
     row = dict(model="rnn", task="decimal_palindrome", length=4, seed=0, eval_accuracy=1.0, eval_loss=0.0,
                final_train_loss=0.0, steps=5, converged_step=5, wall_time_s=1.0)
-    run_dir.append_results([row, {**row, "length": 5}])
+    run_dir.append_results([{**row, "length": length, "seed": seed}
+                            for length in (4, 5) for seed in range(config.train.num_seeds)])
 
 
 @pytest.mark.parametrize("change, field", [("--config.optim.lr=0.5", "optim.lr"), ("--config.data.task=baum_sweet", "data.task")])
@@ -189,7 +197,7 @@ def test_rerun_with_the_same_config_trains_nothing_new(call, tmp_path, capsys):
     write_finished_sweep(out, load_config("configs/palindrome.py:quick"))
     code, err = call("run_palindrome", *QUICK, "--config.sweep.models=rnn", f"--out={out}", files_change=True)
     assert code in (0, None), err
-    assert len(RunDir(out).read_results()) == 2
+    assert len(RunDir(out).read_results()) == 2 * load_config("configs/palindrome.py:quick").train.num_seeds
 
 
 @pytest.mark.parametrize("script, config", [("frontier", "configs/frontier.py:quick"), ("grad_norms", "configs/grad_norms.py:quick"),

@@ -5,6 +5,7 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 
 import jax
 import numpy as np
@@ -21,6 +22,7 @@ from jaxseq.models.charlm import make_char_lstm
 from jaxseq.train.checkpoints import (
     CheckpointError,
     checksum_path,
+    interrupts_deferred,
     latest_checkpoint,
     list_checkpoints,
     restore_checkpoint,
@@ -28,6 +30,7 @@ from jaxseq.train.checkpoints import (
 )
 from jaxseq.train.results import ADDED_FIELDS, RunDir
 from jaxseq.train.sampling import check_sampling_args, complete
+from jaxseq.train import textgen
 from jaxseq.train.textgen import Callbacks, append_samples, create_train_state, fit, load_run
 
 
@@ -134,14 +137,18 @@ def test_no_checkpoint_verifies(straight, corpus, tmp_path):
     assert "step_00000020.msgpack" in one_line(err) and "step_00000030.msgpack" in str(err.value)
 
 
-def test_checkpoint_without_checksum_loads_with_a_note(straight, tmp_path, capfd):
+def test_checkpoint_without_checksum_is_refused_until_the_user_records_one(straight, tmp_path):
     path = latest_checkpoint(copy_run(straight, tmp_path))
     checksum_path(path).unlink()  # as saved before checkpoints had checksums
+    with pytest.raises(CheckpointError, match="has no step_00000030.msgpack.sha256") as err:
+        load_run(tmp_path / "run", checkpoint=path)
+    assert "sha256sum step_00000030.msgpack > step_00000030.msgpack.sha256" in one_line(err)
+    checksum_path(path).write_text(f"{hashlib.sha256(path.read_bytes()).hexdigest()}  {path.name}\n")  # "it is mine"
     _, params, _, step = load_run(tmp_path / "run", checkpoint=path)
     assert step == 30
     jax.tree_util.tree_map(np.testing.assert_array_equal, params, straight[1].params)
-    assert "has no step_00000030.msgpack.sha256" in capfd.readouterr().err
-    path.write_bytes(path.read_bytes()[:-10])
+    path.write_bytes(path.read_bytes()[:-10])  # truncated, and its checksum recorded anyway
+    checksum_path(path).write_text(f"{hashlib.sha256(path.read_bytes()).hexdigest()}  {path.name}\n")
     with pytest.raises(CheckpointError, match="step_00000030.msgpack cannot be read .* corrupt or truncated") as err:
         load_run(tmp_path / "run", checkpoint=path)
     one_line(err)
@@ -282,3 +289,31 @@ def test_results_saved_before_a_field_existed_accept_its_as_before_value(tmp_pat
     assert run_dir.config_differences(config) == []
     config.model.num_layers = 2
     assert run_dir.config_differences(config) == ["model.num_layers '(absent)' -> 2"]
+
+
+def test_a_second_ctrl_c_during_the_save_waits_for_it(capfd):
+    finished, before = False, signal.getsignal(signal.SIGINT)
+    with interrupts_deferred("saving a checkpoint"):
+        os.kill(os.getpid(), signal.SIGINT)  # delivered here, in the main thread, before the block ends
+        for _ in range(1000):
+            pass
+        finished = True
+    assert finished and "saving a checkpoint; please wait" in capfd.readouterr().err
+    assert signal.getsignal(signal.SIGINT) is before
+
+
+def test_ctrl_c_before_the_first_chunk_saves_nothing_and_says_so(corpus, tmp_path, monkeypatch):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(textgen, "train_chunk", interrupted)
+    with pytest.raises(KeyboardInterrupt, match="nothing was saved"):
+        fit(quick_config(), corpus, RunDir(tmp_path / "run"))
+    assert not (tmp_path / "run").exists()
+
+
+def test_resume_without_a_checkpoint_says_so(straight, corpus, tmp_path, capfd):
+    path = copy_run(straight, tmp_path)
+    shutil.rmtree(path / "checkpoints")  # as in a fresh clone of a committed run
+    fit(straight[0], corpus, RunDir(path), resume=True)
+    assert "nothing to resume" in capfd.readouterr().err

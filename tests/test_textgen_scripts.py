@@ -52,7 +52,8 @@ def test_train_generate_evaluate(tmp_path):
     assert [p["train_fraction"] for p in summary["ngram"]] == [0.5, 1.0]
     assert_figure(size.with_suffix(".png"))
     (out / "evaluation.json").rename(tmp_path / "evaluation.json")
-    unevaluated = run("textgen_data_size.py", f"--runs={out}", f"--data={book}", f"--out={size}", check=False)
+    unevaluated = run("textgen_data_size.py", f"--runs={out}", f"--data={book}", f"--out={size}", "--overwrite",
+                      check=False)
     assert unevaluated.returncode != 0 and "eval_textgen.py" in unevaluated.stderr, unevaluated.stderr[-500:]
     (tmp_path / "evaluation.json").rename(out / "evaluation.json")
 

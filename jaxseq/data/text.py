@@ -67,10 +67,15 @@ def find_book(book: str, data: Optional[str] = None) -> pathlib.Path:
     Returns:
       The path of an existing file.
     Raises:
-      FileNotFoundError: naming every place that was searched.
+      FileNotFoundError: ``data`` or a set ``$JAXSEQ_DATA`` does not exist, or no place searched
+        holds the book (naming every place that was searched).
     """
     if data and not pathlib.Path(data).expanduser().exists():
         raise FileNotFoundError(f"--data {data!r} not found; pass an existing text file or data directory")
+    env = os.environ.get(DATA_ENV)
+    if not data and env and not pathlib.Path(env).expanduser().exists():
+        raise FileNotFoundError(f"{DATA_ENV}={env} does not exist; set it to a text file or the folder holding "
+                                f"books/, or unset it (then {DEFAULT_DATA_DIR} is used)")
     for candidate in _data_dirs(data):
         if candidate.is_file():
             return candidate

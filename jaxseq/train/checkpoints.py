@@ -11,18 +11,22 @@ checkpoints alone or a finished new one; a leftover ``.tmp`` is not a checkpoint
 ignored.
 
 Loading verifies: a file whose SHA-256 differs from its sidecar, or that msgpack cannot read, is
-refused with a one-line :class:`CheckpointError` naming it. A checkpoint without a sidecar (saved
-before jaxseq wrote checksums) is loaded with a one-line note on stderr, unverified.
+refused with a one-line :class:`CheckpointError` naming it. So is a checkpoint without a sidecar
+(saved before jaxseq wrote checksums, or put there by hand): the error gives the ``sha256sum``
+command with which a user who knows the file is theirs records its checksum.
 :func:`restore_newest_verified` (used by ``--resume`` and by generation from a run's latest
 checkpoint) walks back from the newest checkpoint to the newest one that verifies, and says so in
 one line when it had to skip any.
 """
 
+import contextlib
 import hashlib
 import os
 import pathlib
 import re
+import signal
 import sys
+import threading
 from typing import Any, Optional
 
 import numpy as np
@@ -94,6 +98,23 @@ def save_checkpoint(run_path: os.PathLike, state: Any, keep: int = 2) -> pathlib
     return path
 
 
+@contextlib.contextmanager
+def interrupts_deferred(what: str):
+    """Within the block, Ctrl-C only prints that ``what`` is under way (the block runs to its end).
+
+    Used around the checkpoint saved after a first Ctrl-C, so a second one never leaves a run that
+    says it was saved when it was not. A no-op outside the main thread (signals cannot be set there).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, lambda *_: print(f"\n{what}; please wait", file=sys.stderr, flush=True))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def list_checkpoints(run_path: os.PathLike) -> list[pathlib.Path]:
     """Checkpoint files of a run, oldest first (``.tmp`` leftovers of a killed write are not listed)."""
     directory = pathlib.Path(run_path) / CHECKPOINT_DIR
@@ -114,8 +135,8 @@ def read_checkpoint(path: os.PathLike) -> dict:
 
     Raises:
       FileNotFoundError: ``checkpoint file <path> does not exist``.
-      CheckpointError: the digest differs from the sidecar's, the sidecar is malformed, or the
-        bytes are not a readable checkpoint.
+      CheckpointError: there is no sidecar, the digest differs from the sidecar's, the sidecar is
+        malformed, or the bytes are not a readable checkpoint.
     """
     path = pathlib.Path(path)
     if not path.is_file():
@@ -129,8 +150,9 @@ def read_checkpoint(path: os.PathLike) -> dict:
         if hashlib.sha256(data).hexdigest() != match.group(1):
             raise CheckpointError(f"checkpoint {path} fails its SHA-256 check ({sidecar.name}): it is corrupt or truncated")
     else:
-        print(f"note: checkpoint {path} has no {sidecar.name} (saved before checkpoints had checksums); "
-              "loading it unverified", file=sys.stderr)
+        raise CheckpointError(
+            f"checkpoint {path} has no {sidecar.name}, so it cannot be verified; if it is yours, record its "
+            f"checksum with: cd {path.parent} && sha256sum {path.name} > {sidecar.name}")
     try:
         return serialization.msgpack_restore(data)
     except Exception as err:  # msgpack raises several types for damaged bytes

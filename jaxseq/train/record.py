@@ -2,8 +2,8 @@
 
 A study script plans its settings (building every trainer first, so a bad name or value in any
 setting fails before anything trains), checks that ``--out`` holds results of the same config,
-then trains the settings not yet recorded, writing each one's rows and ``config.json`` as soon as
-it finishes. Ctrl-C keeps what finished and exits with code 130 (:mod:`jaxseq.cli`).
+then trains the settings not yet recorded (all their seeds' rows present), saving each one's curves
+and rows together (after ``config.json``) as soon as it finishes. Ctrl-C keeps what finished and exits with code 130 (:mod:`jaxseq.cli`).
 """
 
 from typing import Callable, Optional, Sequence
@@ -36,7 +36,9 @@ def train_setting(
 
     Args:
       cfg: a full experiment config (one setting, see :func:`jaxseq.train.sweep.setting_config`).
-      run_dir: receives per-step rows in ``metrics.jsonl`` and one row per seed in ``results.csv``.
+      run_dir: receives per-step rows in ``metrics.jsonl`` and one row per seed in ``results.csv``
+        (together, replacing rows an earlier attempt at the same setting left: see
+        :meth:`jaxseq.train.results.RunDir.record_setting`).
       progress: an optional tqdm bar, advanced by ``cfg.train.num_steps`` in all.
       log_every: per-step metrics are written every this many steps (and the last).
       label: names the setting in progress and printed lines (default: the column values).
@@ -53,8 +55,7 @@ def train_setting(
     )
     if progress is not None:
         progress.update(start + cfg.train.num_steps - progress.n)  # seeds that stop early skip the rest
-    run_dir.append_metrics(metric_rows(results, log_every, **columns))
-    run_dir.append_results(result_rows(results, **columns))
+    run_dir.record_setting(columns, metric_rows(results, log_every, **columns), result_rows(results, **columns))
     acc = results.final["eval_accuracy"]
     tqdm.write(
         f"{label}: accuracy {acc.mean():.4f} ± {acc.std():.4f}  steps {results.final['steps'].tolist()}  "

@@ -2,8 +2,15 @@
 
 Rows are written as soon as they exist, so an interrupted run keeps what finished. A CSV file is
 rewritten whole through a temporary file and a rename, so a crash never leaves half a row; a torn
-row or JSON line left by an older crash is skipped with a warning. The directory itself is created
-only when the first file is written, so a run that fails before that leaves nothing behind.
+row or JSON line left by an older crash is skipped with a warning, and a setting missing any of its
+rows runs again, its curves and rows replaced together (:meth:`RunDir.record_setting`). The
+directory itself is created only when the first file is written, so a run that fails before that
+leaves nothing behind.
+
+A run directory belongs to the config in its ``config.json`` (:meth:`RunDir.check_config`): another
+config, another tool's results, or files without a ``config.json`` are refused with one line naming
+the directory; a damaged ``config.json`` or ``results.csv`` is named with what to do. Files outside a
+run directory are guarded by :mod:`jaxseq.train.guard`.
 """
 
 import csv
@@ -97,10 +104,12 @@ def check_writable(path: os.PathLike, flag: str = "--out") -> pathlib.Path:
     Raises:
       ValueError: ``path`` starts with ``-`` (a mistyped flag, e.g. ``--out=--out=x``, which would
         otherwise create a directory named ``--out=x``), ``path`` (or a parent) is a file, or the
-        nearest existing parent is not writable.
+        nearest existing parent is not writable or lies in ``/proc``, ``/sys`` or ``/dev``.
+
+    A leading ``~`` is expanded, as the data flags do.
     """
     _refuse_flag_like(path, flag)
-    path = pathlib.Path(path)
+    path = pathlib.Path(path).expanduser()
     _check_nearest_directory(path, f"{flag}={path}", flag)
     return path
 
@@ -113,6 +122,8 @@ def _check_nearest_directory(path: pathlib.Path, given: str, flag: str) -> None:
         existing = existing.parent
     if not existing.is_dir():
         raise ValueError(f"{given}: {existing} is a file, not a directory; choose another {flag}")
+    if pathlib.Path(os.path.realpath(existing)).parts[1:2] in (("proc",), ("sys",), ("dev",)):
+        raise ValueError(f"{given}: {existing} is a kernel file system, not a place for results; choose another {flag}")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise ValueError(f"{given}: {existing} is not writable; choose another {flag}")
 
@@ -125,7 +136,7 @@ def check_writable_file(path: os.PathLike, flag: str = "--out") -> pathlib.Path:
         (see :func:`check_writable`).
     """
     _refuse_flag_like(path, flag)
-    path = pathlib.Path(path)
+    path = pathlib.Path(path).expanduser()
     if path.is_dir():
         raise ValueError(f"{flag}={path} is a directory; give a file name")
     _check_nearest_directory(path.absolute().parent, f"{flag}={path}", flag)
@@ -172,6 +183,7 @@ class RunDir:
 
     def __init__(self, path: os.PathLike):
         self.path = pathlib.Path(path)
+        self._claimed: Optional[tuple[ml_collections.ConfigDict, tuple[str, ...]]] = None  # see check_config
         if self.path.exists() and not self.path.is_dir():
             raise ValueError(f"{self.path} is a file, not a run directory; choose another --out")
 
@@ -189,13 +201,21 @@ class RunDir:
         ``may_differ`` are dotted fields or ``fnmatch`` patterns that may change between runs into
         one directory (the sweep lists); so may :data:`NEVER_CHANGE_RESULTS`, and a field of
         :data:`ADDED_FIELDS` missing from the saved config while the new one holds its "as before"
-        value. [] when nothing is saved.
+        value. [] when the directory does not exist or is empty.
+
+        Raises:
+          ValueError: the directory holds files but no ``config.json`` (nothing says whose they are),
+            its ``config.json`` cannot be read, or it holds another tool's results (other config sections).
         """
-        path = self.file("config.json")
-        if not path.is_file():
+        saved = self.saved_config()
+        if saved is None:
             return []
-        saved = flat_fields(ml_collections.ConfigDict(json.loads(path.read_text())))
         now = _json_compatible(config)
+        sections = {k.split(".")[0] for k in saved}, {k.split(".")[0] for k in now}
+        if sections[0] != sections[1]:
+            raise ValueError(f"{self.path} holds another tool's results (its config.json has sections "
+                             f"{', '.join(sorted(sections[0]))}; this config has {', '.join(sorted(sections[1]))}); "
+                             "choose another --out")
         allowed = (*may_differ, *NEVER_CHANGE_RESULTS)
         changed = sorted(
             k
@@ -206,8 +226,34 @@ class RunDir:
         )
         return [f"{k} {saved.get(k, '(absent)')!r} -> {now.get(k, '(absent)')!r}" for k in changed]
 
+    def saved_config(self) -> Optional[dict[str, Any]]:
+        """The dotted fields of the saved ``config.json``; None if the directory is missing or empty.
+
+        Raises:
+          ValueError: the directory holds files but no ``config.json``, or ``config.json`` is not a JSON object.
+        """
+        path = self.file("config.json")
+        if not path.is_file():
+            # (files written since check_config accepted the directory are this run's own)
+            if self._claimed is None and self.path.is_dir() and any(self.path.iterdir()):
+                raise ValueError(f"{self.path} holds files but no config.json, so nothing says which config they "
+                                 "belong to; choose another --out (or an empty directory)")
+            return None
+        try:
+            saved = json.loads(path.read_text())
+            if not isinstance(saved, dict):
+                raise ValueError("not a JSON object")
+        except (ValueError, UnicodeDecodeError) as error:
+            raise ValueError(f"{path} cannot be read ({error}); restore it from a copy (git checkout) "
+                             "or choose another --out") from None
+        return flat_fields(ml_collections.ConfigDict(saved))
+
     def check_config(self, config: ml_collections.ConfigDict, may_differ: Sequence[str] = ()) -> None:
         """Refuse to add results of a config that differs from the one the directory holds.
+
+        Once checked, the config is saved (:meth:`add_config`) just before the first rows
+        :meth:`record_setting` writes, so ``config.json`` is in place before any result, and a run
+        that fails before its first result leaves nothing behind.
 
         Raises:
           ValueError: naming every differing field (``may_differ`` as in :meth:`config_differences`).
@@ -216,6 +262,7 @@ class RunDir:
         if changed:
             raise ValueError(f"{self.path} holds results of another config ({'; '.join(changed)}); "
                              "rerun with its settings or choose another --out")
+        self._claimed = (config, tuple(may_differ))
 
     def write_config(self, config: ml_collections.ConfigDict) -> None:
         """Save the full config as ``config.json`` (replacing any saved one)."""
@@ -229,9 +276,8 @@ class RunDir:
         """
         self.check_config(config, may_differ)
         fields = _json_compatible(config)
-        path = self.file("config.json")
-        if path.is_file():
-            saved = flat_fields(ml_collections.ConfigDict(json.loads(path.read_text())))
+        saved = self.saved_config()
+        if saved is not None:
             for key, value in fields.items():
                 if key in saved and _matches(key, may_differ):
                     fields[key] = _union_of_lists(saved[key], value)
@@ -255,19 +301,75 @@ class RunDir:
                 f.write(json.dumps({k: _plain(v) for k, v in row.items()}) + "\n")
 
     def _read_csv(self, name: str) -> tuple[list[str], list[dict[str, str]]]:
-        """The header and complete rows of a CSV file; a torn row (a crash mid-write) is skipped with a warning."""
+        """The header and complete rows of a CSV file; a torn row (a crash mid-write) is skipped with a warning.
+
+        Raises:
+          ValueError: the file is not readable text CSV, naming it and what to do.
+        """
         path = self.file(name)
         if not path.exists():
             return [], []
-        with open(path, newline="") as f:
-            reader = csv.DictReader(f)
-            rows = list(reader)
-            header = list(reader.fieldnames or [])
+        try:
+            with open(path, newline="", encoding="utf-8") as f:
+                reader = csv.DictReader(f)
+                rows = list(reader)
+                header = list(reader.fieldnames or [])
+        except (UnicodeDecodeError, csv.Error) as error:
+            raise ValueError(f"{path} cannot be read ({error}); restore it from a copy or choose another --out") from None
         complete = [r for r in rows if None not in r and None not in r.values()]
         if len(complete) < len(rows):
             warn(f"skipped {len(rows) - len(complete)} torn row(s) of {path} (a crash while writing); "
                  "their settings are run again")
         return header, complete
+
+    def finished_settings(self, columns: Sequence[str], num_rows: int, name: str = "results.csv") -> set[tuple[str, ...]]:
+        """The settings (tuples of the ``columns`` values, as strings) with all ``num_rows`` rows in ``name``.
+
+        A setting with fewer rows (a torn row skipped, a row lost) is not finished: it runs again, and
+        :meth:`record_setting` replaces whatever rows it had.
+
+        Raises:
+          ValueError: the file lacks one of ``columns`` (a damaged header), naming it, before anything trains.
+        """
+        header, rows = self._read_csv(name)
+        missing = [c for c in columns if header and c not in header]
+        if missing:
+            raise ValueError(f"{self.file(name)} has no column {', '.join(missing)} (a damaged header); "
+                             "restore it from a copy or choose another --out")
+        counts: dict[tuple[str, ...], int] = {}
+        for row in rows:
+            key = tuple(row[c] for c in columns)
+            counts[key] = counts.get(key, 0) + 1
+        return {key for key, count in counts.items() if count >= num_rows}
+
+    def record_setting(self, columns: Mapping[str, Any], metrics: Iterable[Mapping[str, Any]],
+                       results: list[Mapping[str, Any]], name: str = "results.csv") -> None:
+        """Record one finished setting: its curves in ``metrics.jsonl`` and its rows in ``name``, replacing
+        any rows either file held for the same ``columns`` (a torn earlier attempt), so no curve is doubled.
+
+        The curves are written first and the rows last: a setting counts as finished only once its rows
+        are in place, and a crash between the two is undone by the rerun this triggers.
+        """
+        if self._claimed is not None:
+            self.add_config(*self._claimed)
+        same = {k: str(_plain(v)) for k, v in columns.items()}
+
+        def of_setting(row: Mapping[str, Any]) -> bool:
+            return all(str(row.get(k)) == v for k, v in same.items())
+
+        metrics = list(metrics)
+        kept = [r for r in self.read_metrics() if not of_setting(r)]
+        if metrics or self.file("metrics.jsonl").exists():
+            lines = [json.dumps({k: _plain(v) for k, v in row.items()}) for row in [*kept, *metrics]]
+            write_text_atomic(self._writable_file("metrics.jsonl"), "".join(line + "\n" for line in lines))
+        if not results:
+            return
+        fields = list(results[0].keys())
+        header, existing = self._read_csv(name)
+        if header and header != fields:
+            raise ValueError(f"{self.file(name)} has columns {header}, new rows have {fields}; "
+                             "restore it from a copy or choose another --out")
+        self.write_results([*(r for r in existing if not of_setting(r)), *results], name)
 
     def write_results(self, rows: list[Mapping[str, Any]], name: str = "results.csv") -> None:
         """Write rows (all with the same columns) as a CSV file with a header, replacing it atomically."""
@@ -300,13 +402,16 @@ class RunDir:
         if not path.exists():
             return []
         rows, torn = [], 0
-        with open(path) as f:
-            for line in f:
-                if line.strip():
-                    try:
-                        rows.append(json.loads(line))
-                    except json.JSONDecodeError:
-                        torn += 1
+        for line in path.read_bytes().splitlines():
+            if line.strip():
+                try:
+                    row = json.loads(line)
+                except (json.JSONDecodeError, UnicodeDecodeError):
+                    row = None
+                if isinstance(row, dict):
+                    rows.append(row)
+                else:
+                    torn += 1
         if torn:
             warn(f"skipped {torn} torn line(s) of {path} (a crash while writing)")
         return rows

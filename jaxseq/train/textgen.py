@@ -13,11 +13,13 @@ are nats / ln 2. Accuracy: the fraction of next characters that are the model's 
 
 import dataclasses
 import functools
+import hashlib
 import json
 import math
 import os
 import pathlib
 import re
+import sys
 import time
 from typing import Any, Callable, Optional
 
@@ -33,6 +35,7 @@ from jaxseq.data.text import CharVocab, TextCorpus, sample_batch, sequential_win
 from jaxseq.models.charlm import CharLSTM, make_char_lstm
 from jaxseq.train.checkpoints import (  # noqa: F401 (checkpoint_path, list_checkpoints: re-exported)
     checkpoint_path,
+    interrupts_deferred,
     latest_checkpoint,
     list_checkpoints,
     restore_checkpoint,
@@ -40,13 +43,15 @@ from jaxseq.train.checkpoints import (  # noqa: F401 (checkpoint_path, list_chec
     save_checkpoint,
 )
 from jaxseq.train.batch_shards import BatchShards, count_params, resolve_batch_shards, shard_rows
-from jaxseq.train.checks import check_finite
+from jaxseq.train.checks import check_bounded, check_finite
 from jaxseq.train.optim import make_optimizer, make_schedule
 from jaxseq.train.periodic import is_time
 from jaxseq.train.results import RunDir, write_json_atomic
 from jaxseq.train.seeds import SHARD_WORKAROUND, StallWatch
 
 SAMPLE_FRACTIONS = (1 / 3, 2 / 3, 1.0)
+# a chunk whose mean loss exceeds this many times the loss of a uniform guess (ln V) has diverged
+DIVERGED_FACTOR = 10.0
 SAMPLES_FILE = "samples.txt"
 _SAMPLES_HEADER = re.compile(r"^=== step (\d+) of ")
 
@@ -224,13 +229,47 @@ def sample_steps(total: int) -> list[int]:
     return sorted({max(1, round(total * f)) for f in SAMPLE_FRACTIONS})
 
 
-def _save_vocab(run: RunDir, vocab: CharVocab, resume: bool) -> None:
+def data_sha256(corpus: TextCorpus) -> str:
+    """SHA-256 of the encoded training and validation text: what a resumed run must train on again."""
+    digest = hashlib.sha256(np.asarray(corpus.train, np.int32).tobytes())
+    digest.update(np.asarray(corpus.val, np.int32).tobytes())
+    return digest.hexdigest()
+
+
+def _read_vocab_file(path: pathlib.Path) -> dict:
+    """``vocab.json`` as a dict with a ``chars`` list; ValueError naming the file if it is damaged."""
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(saved, dict) or not isinstance(saved.get("chars"), list):
+            raise ValueError("no list of chars")
+        if not all(isinstance(c, str) and len(c) == 1 for c in saved["chars"]):
+            raise ValueError("its chars are not single characters")
+    except (ValueError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path} cannot be read ({error}); restore it from a copy of the run "
+                         "(it must match the checkpoints) or train into another --out") from None
+    return saved
+
+
+def _save_vocab(run: RunDir, corpus: TextCorpus, resume: bool) -> None:
     path = run.file("vocab.json")
-    if resume and path.exists():
-        saved = tuple(json.loads(path.read_text())["chars"])
-        if saved != vocab.chars:
-            raise ValueError(f"the corpus vocabulary differs from {path}; resume with the same --data")
-    write_json_atomic(path, {"chars": list(vocab.chars)})
+    digest = data_sha256(corpus)
+    if resume:
+        _check_resumed_data(run, corpus)
+    write_json_atomic(path, {"chars": list(corpus.vocab.chars), "data_sha256": digest})
+
+
+def _check_resumed_data(run: RunDir, corpus: TextCorpus) -> None:
+    """Refuse to resume on another text: the saved vocabulary and (when saved) the data's SHA-256 must match."""
+    path = run.file("vocab.json")
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found, so the run's text cannot be checked; "
+                                "restore it or train into another --out")
+    saved = _read_vocab_file(path)
+    if tuple(saved["chars"]) != corpus.vocab.chars:
+        raise ValueError(f"the corpus vocabulary differs from {path}; resume with the same --data")
+    if saved.get("data_sha256", data_sha256(corpus)) != data_sha256(corpus):
+        raise ValueError(f"the text differs from the one {run.path} was trained on (its SHA-256 is in {path}); "
+                         "resume with the same --data and data settings")
 
 
 def load_vocab(run_path: os.PathLike) -> CharVocab:
@@ -238,7 +277,7 @@ def load_vocab(run_path: os.PathLike) -> CharVocab:
     path = pathlib.Path(run_path) / "vocab.json"
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found; is {run_path} a train_textgen.py run directory?")
-    return CharVocab(tuple(json.loads(path.read_text())["chars"]))
+    return CharVocab(tuple(_read_vocab_file(path)["chars"]))
 
 
 # settings a resumed run may change: bookkeeping, the stall bound, and how a step's batch is spread
@@ -250,8 +289,10 @@ _ADDED_LATER = {"data.train_fraction": 1.0}
 
 
 def _check_same_training(run: RunDir, config: ml_collections.ConfigDict) -> None:
-    """Raise ValueError if ``config`` trains differently from the run's saved ``config.json``."""
+    """Raise ValueError if ``config`` trains differently from the run's saved ``config.json``, or the
+    directory holds another tool's files (see :meth:`jaxseq.train.results.RunDir.saved_config`)."""
     path = run.file("config.json")
+    run.config_differences(config, ("*",))  # only whose the files are: another tool's, or none says whose
     if not path.is_file():
         return
     saved = traverse_util.flatten_dict(load_run_config(run.path).to_dict(), sep=".")
@@ -259,8 +300,8 @@ def _check_same_training(run: RunDir, config: ml_collections.ConfigDict) -> None
     changed = sorted(k for k in saved.keys() | now.keys() if saved.get(k) != now.get(k) and k not in _BOOKKEEPING)
     if changed:
         shown = ", ".join(f"{k} {saved.get(k)!r} -> {now.get(k)!r}" for k in changed)
-        raise ValueError(f"--resume with a config that trains differently from {path} ({shown}); "
-                         "resume with the run's settings or choose another --out")
+        raise ValueError(f"{run.path} holds a run of a config that trains differently ({shown}); "
+                         "use the run's settings (see its config.json) or choose another --out")
 
 
 def _replace_text(path: pathlib.Path, text: str) -> None:
@@ -308,7 +349,8 @@ def fit(
 
     Writes ``config.json``, ``vocab.json``, ``metrics.jsonl`` and ``checkpoints/`` into ``run`` (when
     given; the first two once the first chunk has trained without error, so a run that fails at once
-    changes no file). Ctrl-C saves a checkpoint of the last finished chunk, then re-raises.
+    changes no file). Ctrl-C saves a checkpoint of the last finished chunk (a second Ctrl-C waits
+for it), then re-raises; before any chunk finished it saves nothing and says so.
 
     Crash safety: a chunk's metrics row and samples are written before its checkpoint, and a
     resumed run drops the rows and ``samples.txt`` blocks after the step it restores (they are
@@ -320,11 +362,14 @@ def fit(
     Returns:
       ``(state, rows)``: the final state and the logged rows (one per chunk) of this call.
     Raises:
-      FloatingPointError: a non-finite loss, naming the step.
+      FloatingPointError: a non-finite loss, or one past ``DIVERGED_FACTOR`` times that of a uniform
+        guess (a diverged run), naming the step.
       FileExistsError: ``run`` already holds checkpoints and ``resume`` is False.
       CheckpointError: ``resume`` and no checkpoint of the run verifies (naming them).
-      ValueError: ``resume`` with a config that trains differently from the run's ``config.json``
-        (logging and checkpoint intervals may change).
+      ValueError: a config that trains differently from the run's ``config.json`` (logging and
+        checkpoint intervals may change), a directory of another tool or with files but no
+        ``config.json``, or ``resume`` on another text (vocabulary or data SHA-256 differ from
+        ``vocab.json``). ``resume`` without a checkpoint says so on stderr and trains from scratch.
     """
     callbacks = callbacks or Callbacks()
     cfg = config.train
@@ -333,16 +378,20 @@ def fit(
     init_key, train_rng = jax.random.split(jax.random.key(config.seed))
     state = create_train_state(model, config, init_key)
     if run is not None:
+        _check_same_training(run, config)
         if not resume and latest_checkpoint(run.path) is not None:
             raise FileExistsError(f"{run.path} already holds checkpoints; pass --resume to continue it or choose another --out")
         if resume and latest_checkpoint(run.path) is not None:
-            _check_same_training(run, config)
+            _check_resumed_data(run, corpus)
             state, _ = restore_newest_verified(run.path, state)
+        elif resume:
+            print(f"note: nothing to resume in {run.path} (no checkpoint); training from scratch, replacing its "
+                  "metrics, samples and summary", file=sys.stderr)
 
     def prepare_run_dir():
         # only once the first chunk trained without error: a run that fails at once changes no file
         run.write_config(config)
-        _save_vocab(run, corpus.vocab, resume)
+        _save_vocab(run, corpus, resume and restored_step > 0)
         _drop_metrics_after(run, restored_step)  # from scratch: rows of an earlier run are dropped too
         _drop_samples_after(run, restored_step)
 
@@ -374,6 +423,7 @@ def fit(
             metrics = jax.device_get(metrics)
             seconds = time.perf_counter() - start
             check_finite(metrics["loss"], first_step=step + 1)
+            check_bounded(metrics["loss"], DIVERGED_FACTOR * max(math.log(corpus.vocab.size), 1.0), step + 1)
             if run is not None and step == restored_step:
                 prepare_run_dir()
             state, first, step = new_state, step + 1, step + num_steps
@@ -392,8 +442,11 @@ def fit(
             if callbacks.on_chunk:
                 callbacks.on_chunk(step, row)
     except KeyboardInterrupt:
+        if run is not None and step == restored_step:
+            raise KeyboardInterrupt(f"no step had finished, so nothing was saved in {run.path}") from None
         if run is not None:
-            path = save_checkpoint(run.path, recorded, cfg.keep_checkpoints)
+            with interrupts_deferred("saving a checkpoint"):
+                path = save_checkpoint(run.path, recorded, cfg.keep_checkpoints)
             print(f"\ninterrupted: saved {path}; continue with --resume")
         raise
     finally:
