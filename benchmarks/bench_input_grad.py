@@ -17,22 +17,19 @@ entropy); B = 128, H = 128, one seed, the same batch every call. Timing is round
 import os
 import platform
 import statistics
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import optax  # noqa: E402
-from absl import flags  # noqa: E402
+import jax
+import jax.numpy as jnp
+import optax
+from absl import flags
 
-from jaxseq.models.registry import CELLS  # noqa: E402
-from jaxseq.models.sequence import scan_cell  # noqa: E402
+from jaxseq.models.registry import CELLS
+from jaxseq.models.sequence import scan_cell
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cli import check_arguments, check_choices, check_out, check_positive_ints, write_json  # noqa: E402
-from jaxseq.cli import run_main  # noqa: E402  (one-line errors and exit codes, as in scripts/)
+from cli import check_arguments, check_choices, check_out, check_positive_ints, write_json
+from jaxseq.cli import run_main  # one-line errors and exit codes, as in scripts/
 
 _CELLS = flags.DEFINE_list("cells", ["lstm", "rnn"], "cells to time (keys of jaxseq.models.registry.CELLS)")
 _LENGTHS = flags.DEFINE_list("lengths", ["10", "30"], "sequence lengths T")

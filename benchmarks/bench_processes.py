@@ -28,16 +28,13 @@ import os
 import queue
 import socket
 import statistics
-import sys
 import time
 
 from absl import app, flags
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cli import check_arguments, check_choices, check_out, check_positive_ints, write_json  # noqa: E402
-from jaxseq.cli import run_main  # noqa: E402  (one-line errors and exit codes, as in scripts/)
+from cli import check_arguments, check_choices, check_out, check_positive_ints, write_json
+from jaxseq.cli import run_main  # one-line errors and exit codes, as in scripts/
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXCHANGES = ("single", "none", "shm", "gloo")
 
 _LENGTHS = flags.DEFINE_list("lengths", ["10", "30"], "palindrome lengths T")
@@ -64,7 +61,6 @@ def _worker(rank: int, count: int, exchange: str, length: int, steps: int, repea
     """One process: builds the model, trains ``3 + repeats * steps`` steps, rank 0 reports steps/s."""
     if exchange != "single":
         os.environ["NPROC"] = "1"  # read when jax starts its CPU client, below
-    sys.path.insert(0, ROOT)
     import jax
     import jax.numpy as jnp
     import numpy as np

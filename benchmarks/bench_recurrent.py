@@ -35,25 +35,22 @@ sequential runs, i.e. its 1-seed rate. Writes ``--out`` (JSON).
 import os
 import platform
 import statistics
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import jax  # noqa: E402
-from absl import flags  # noqa: E402
-from flax import linen as nn  # noqa: E402
+import jax
+from absl import flags
+from flax import linen as nn
 
-from cell_variants import AutodiffOnly, hoisted_input  # noqa: E402  (benchmarks/cell_variants.py)
-from jaxseq.config import load_config  # noqa: E402
-from jaxseq.models.registry import model_spec  # noqa: E402
-from jaxseq.train.multiseed import MultiSeedRunner, seed_keys  # noqa: E402
-from jaxseq.train.seeds import StalledRunError, StallWatch, resolve_seed_strategy  # noqa: E402
-from jaxseq.train.sequence import make_train  # noqa: E402
-from jaxseq.train.sweep import setting_config  # noqa: E402
-from cli import check_arguments, check_choices, check_out, check_positive_ints, interrupted_path, write_json  # noqa: E402  (benchmarks/cli.py)
-from jaxseq.cli import run_main  # noqa: E402  (one-line errors and exit codes, as in scripts/)
+from cell_variants import AutodiffOnly, hoisted_input  # benchmarks/cell_variants.py
+from jaxseq.config import load_config
+from jaxseq.models.registry import model_spec
+from jaxseq.train.multiseed import MultiSeedRunner, seed_keys
+from jaxseq.train.seeds import StalledRunError, StallWatch, resolve_seed_strategy
+from jaxseq.train.sequence import make_train
+from jaxseq.train.sweep import setting_config
+from cli import check_arguments, check_choices, check_out, check_positive_ints, interrupted_path, write_json  # benchmarks/cli.py
+from jaxseq.cli import run_main  # one-line errors and exit codes, as in scripts/
 
 _LENGTHS = flags.DEFINE_list("lengths", ["10", "30"], "palindrome lengths T")
 _SEEDS = flags.DEFINE_list("seeds", ["1", "8"], "seed counts")

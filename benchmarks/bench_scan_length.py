@@ -21,20 +21,18 @@ and length. Writes ``--out`` (JSON).
 import os
 import platform
 import statistics
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import jax  # noqa: E402
-from absl import flags  # noqa: E402
+import jax
+from absl import flags
 
-from cli import check_arguments, check_choices, check_out, check_positive_ints, write_json  # noqa: E402  (benchmarks/cli.py)
-from jaxseq.cli import run_main  # noqa: E402  (one-line errors and exit codes, as in scripts/)
-from jaxseq.config import load_config  # noqa: E402
-from jaxseq.train.multiseed import MultiSeedRunner, seed_keys  # noqa: E402
-from jaxseq.train.sequence import make_train  # noqa: E402
-from jaxseq.train.sweep import setting_config  # noqa: E402
+from cli import check_arguments, check_choices, check_out, check_positive_ints, write_json  # benchmarks/cli.py
+from jaxseq.cli import run_main  # one-line errors and exit codes, as in scripts/
+from jaxseq.config import load_config
+from jaxseq.train.multiseed import MultiSeedRunner, seed_keys
+from jaxseq.train.sequence import make_train
+from jaxseq.train.sweep import setting_config
 
 VARIANTS = [
     "lstm", "gru",

@@ -15,10 +15,8 @@ from typing import Any, Iterable, Optional
 
 from absl import app
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))  # this checkout's jaxseq
-
-from jaxseq.train.guard import claim_files, define_overwrite, make_owner, record_owner  # noqa: E402
-from jaxseq.train.results import fresh_run_path, write_text_atomic  # noqa: E402
+from jaxseq.train.guard import claim_files, define_overwrite, make_owner, record_owner
+from jaxseq.train.results import fresh_run_path, write_text_atomic
 
 _OVERWRITE = define_overwrite()
 # flags that choose where a report goes, not what it measures

@@ -4,7 +4,8 @@
     .venv/bin/python benchmarks/compare_revisions.py --before=../jaxseq-before --rounds=3 \\
         --bench=bench_recurrent.py --args="--lengths=10,30 --seeds=1,8 --strategies=threads --shards=1"
 
-Each round runs ``benchmarks/<bench>`` once from the checkout ``--before`` and once from this one
+Each round runs ``benchmarks/<bench>`` once from the checkout ``--before`` and once from this one,
+each importing its own checkout's jaxseq
 (the order alternating between rounds, so a slow spell of the shared machine falls on both), each
 a fresh process with its own ``--out`` in a temporary folder. Every row the two reports share
 (``bench_recurrent.py``: variant, length, seeds, strategy; ``bench_textgen.py``: model) gets the
@@ -54,7 +55,8 @@ def run_once(checkout: pathlib.Path, out: pathlib.Path) -> dict[tuple, float]:
     """Run the benchmark from ``checkout`` into ``out`` and read its rates."""
     command = [sys.executable, str(checkout / "benchmarks" / _BENCH.value), *shlex.split(_ARGS.value), f"--out={out}"]
     print("$", " ".join(command), flush=True)
-    subprocess.run(command, check=True, cwd=checkout)
+    # PYTHONPATH makes each run import its own checkout's jaxseq, whichever one is installed
+    subprocess.run(command, check=True, cwd=checkout, env={**os.environ, "PYTHONPATH": str(checkout)})
     return rates(json.loads(out.read_text()))
 
 

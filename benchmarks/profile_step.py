@@ -18,19 +18,16 @@ import collections
 import glob
 import os
 import re
-import sys
 import tempfile
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import jax  # noqa: E402
-from absl import flags  # noqa: E402
+import jax
+from absl import flags
 
-from cli import check_arguments, check_choices, check_out, write_json  # noqa: E402  (benchmarks/cli.py)
-from jaxseq.cli import run_main  # noqa: E402  (one-line errors and exit codes, as in scripts/)
-from jaxseq.train.seeds import resolve_seed_strategy  # noqa: E402
-import bench_recurrent  # noqa: E402  (its flags: --chunk)
+from cli import check_arguments, check_choices, check_out, write_json  # benchmarks/cli.py
+from jaxseq.cli import run_main  # one-line errors and exit codes, as in scripts/
+from jaxseq.train.seeds import resolve_seed_strategy
+import bench_recurrent  # its flags: --chunk
 
 _VARIANTS = flags.DEFINE_list(
     "profile_variants", ["ours-lstm", "ours-lstm-hoisted", "ours-lstm-autodiff", "flax-lstm"], "variants to profile"

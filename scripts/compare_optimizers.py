@@ -18,22 +18,20 @@ optimisers that finished (exit code 130).
 import collections
 import functools
 import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import numpy as np  # noqa: E402
-from absl import flags  # noqa: E402
-from tqdm import tqdm  # noqa: E402
+import numpy as np
+from absl import flags
+from tqdm import tqdm
 
-from jaxseq import cli  # noqa: E402
-from jaxseq.analysis import figures  # noqa: E402
-from jaxseq.analysis.ravine import optimizer_trajectory, ravine_loss  # noqa: E402
-from jaxseq.train.guard import claim_files, define_overwrite, expand, make_owner, record_owner  # noqa: E402
-from jaxseq.train.optim import OPTIMIZERS, make_optimizer  # noqa: E402
-from jaxseq.train.record import check_arguments, make_trainers, train_setting, train_unless_plot_only  # noqa: E402
-from jaxseq.train.results import RunDir, output_dir  # noqa: E402
-from jaxseq.train.sweep import parse_names, setting_config  # noqa: E402
+from jaxseq import cli
+from jaxseq.analysis import figures
+from jaxseq.analysis.ravine import optimizer_trajectory, ravine_loss
+from jaxseq.train.guard import claim_files, define_overwrite, expand, make_owner, record_owner
+from jaxseq.train.optim import OPTIMIZERS, make_optimizer
+from jaxseq.train.record import check_arguments, make_trainers, train_setting, train_unless_plot_only
+from jaxseq.train.results import RunDir, output_dir
+from jaxseq.train.sweep import parse_names, setting_config
 
 _CONFIG = cli.define_config("configs/optimizers.py", "experiment config")
 _OUT = flags.DEFINE_string("out", None, "output directory (default: a fresh runs/compare_optimizers/<YYYYmmdd-HHMMSS>/)")

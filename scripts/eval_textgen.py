@@ -14,19 +14,14 @@ two pieces of text, each read in two ways:
 Dropout is off in all four, so "training (tail)" minus "validation" is the generalisation gap.
 """
 
-import os
-import sys
-
 import jax.numpy as jnp
 from absl import flags
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # this checkout's jaxseq
-
-from jaxseq import cli  # noqa: E402
-from jaxseq.data.text import corpus_for_config, find_book, sequential_windows  # noqa: E402
-from jaxseq.train.guard import expand  # noqa: E402
-from jaxseq.train.results import write_json_atomic  # noqa: E402
-from jaxseq.train.textgen import evaluate, evaluate_carried, load_run, load_run_config  # noqa: E402
+from jaxseq import cli
+from jaxseq.data.text import corpus_for_config, find_book, sequential_windows
+from jaxseq.train.guard import expand
+from jaxseq.train.results import write_json_atomic
+from jaxseq.train.textgen import evaluate, evaluate_carried, load_run, load_run_config
 
 _RUN = flags.DEFINE_string("run", "results/textgen/grimm", "run directory written by train_textgen.py")
 _CHECKPOINT = flags.DEFINE_string("checkpoint", None, "a checkpoint file (default: the run's newest that verifies)")

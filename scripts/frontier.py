@@ -19,24 +19,22 @@ refused); the table is rewritten after each one. Ctrl-C keeps what finished (exi
 """
 
 import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from typing import Optional  # noqa: E402
+from typing import Optional
 
-import ml_collections  # noqa: E402
-from absl import flags  # noqa: E402
-from tqdm import tqdm  # noqa: E402
+import ml_collections
+from absl import flags
+from tqdm import tqdm
 
-from jaxseq import cli  # noqa: E402
-from jaxseq.analysis import figures  # noqa: E402
-from jaxseq.analysis.frontier import summarize  # noqa: E402
-from jaxseq.models.registry import MODELS, model_spec  # noqa: E402
-from jaxseq.train.guard import claim_files, define_overwrite, expand, make_owner, record_owner  # noqa: E402
-from jaxseq.train.record import check_arguments, make_trainers, train_setting, train_unless_plot_only  # noqa: E402
-from jaxseq.train.results import RunDir, output_dir  # noqa: E402
-from jaxseq.train.sweep import parse_lengths, parse_list, setting_config  # noqa: E402
+from jaxseq import cli
+from jaxseq.analysis import figures
+from jaxseq.analysis.frontier import summarize
+from jaxseq.models.registry import MODELS, model_spec
+from jaxseq.train.guard import claim_files, define_overwrite, expand, make_owner, record_owner
+from jaxseq.train.record import check_arguments, make_trainers, train_setting, train_unless_plot_only
+from jaxseq.train.results import RunDir, output_dir
+from jaxseq.train.sweep import parse_lengths, parse_list, setting_config
 
 _CONFIG = cli.define_config("configs/frontier.py", "experiment config")
 _OUT = flags.DEFINE_string("out", None, "output directory (default: a fresh runs/frontier/<YYYYmmdd-HHMMSS>/)")

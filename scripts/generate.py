@@ -10,20 +10,15 @@ refused. The classic assignment's τ in softmax(τ·x) is 1 / temperature. Witho
 from a random letter of the vocabulary (chosen from --seed). Same --seed, same text.
 """
 
-import os
-import sys
-
 import jax
 import numpy as np
 from absl import flags
 from ml_collections import config_flags
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # this checkout's jaxseq
-
-from jaxseq import cli  # noqa: E402
-from jaxseq.train.guard import expand  # noqa: E402
-from jaxseq.train.sampling import GREEDY_BELOW, check_sampling_args, complete, is_greedy  # noqa: E402
-from jaxseq.train.textgen import load_run  # noqa: E402
+from jaxseq import cli
+from jaxseq.train.guard import expand
+from jaxseq.train.sampling import GREEDY_BELOW, check_sampling_args, complete, is_greedy
+from jaxseq.train.textgen import load_run
 
 _RUN = flags.DEFINE_string("run", "results/textgen/grimm", "run directory written by train_textgen.py")
 _CHECKPOINT = flags.DEFINE_string("checkpoint", None, "a checkpoint file (default: the run's newest that verifies)")

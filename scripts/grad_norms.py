@@ -13,25 +13,22 @@ refused). Ctrl-C keeps the models that finished (exit code 130).
 """
 
 import collections
-import os
 import pathlib
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import jax  # noqa: E402
-import numpy as np  # noqa: E402
-from absl import flags  # noqa: E402
-from tqdm import tqdm  # noqa: E402
+import jax
+import numpy as np
+from absl import flags
+from tqdm import tqdm
 
-from jaxseq import cli  # noqa: E402
-from jaxseq.analysis import figures  # noqa: E402
-from jaxseq.analysis.grad_norms import seed_grad_norms_fn  # noqa: E402
-from jaxseq.train.guard import claim_file, define_overwrite, expand, make_owner, record_owner  # noqa: E402
-from jaxseq.train.multiseed import MultiSeedRunner, seed_keys  # noqa: E402
-from jaxseq.train.record import check_arguments, make_trainers, train_unless_plot_only  # noqa: E402
-from jaxseq.train.results import RunDir, output_dir  # noqa: E402
-from jaxseq.train.sweep import parse_models, result_rows, setting_config  # noqa: E402
+from jaxseq import cli
+from jaxseq.analysis import figures
+from jaxseq.analysis.grad_norms import seed_grad_norms_fn
+from jaxseq.train.guard import claim_file, define_overwrite, expand, make_owner, record_owner
+from jaxseq.train.multiseed import MultiSeedRunner, seed_keys
+from jaxseq.train.record import check_arguments, make_trainers, train_unless_plot_only
+from jaxseq.train.results import RunDir, output_dir
+from jaxseq.train.sweep import parse_models, result_rows, setting_config
 
 _CONFIG = cli.define_config("configs/grad_norms.py", "experiment config")
 _OUT = flags.DEFINE_string("out", None, "output directory (default: a fresh runs/grad_norms/<YYYYmmdd-HHMMSS>/)")

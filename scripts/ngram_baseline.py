@@ -18,20 +18,17 @@ the same config and orders, or with --overwrite.
 """
 
 import os
-import sys
 import time
 
 from absl import flags
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # this checkout's jaxseq
-
-from jaxseq import cli  # noqa: E402
-from jaxseq.data.text import corpus_for_config, find_book  # noqa: E402
-from jaxseq.models.ngram import NGramModel  # noqa: E402
-from jaxseq.train.guard import claim_file, define_overwrite, make_owner, record_owner  # noqa: E402
-from jaxseq.train.record import check_arguments  # noqa: E402
-from jaxseq.train.results import write_json_atomic  # noqa: E402
-from jaxseq.train.sweep import parse_list  # noqa: E402
+from jaxseq import cli
+from jaxseq.data.text import corpus_for_config, find_book
+from jaxseq.models.ngram import NGramModel
+from jaxseq.train.guard import claim_file, define_overwrite, make_owner, record_owner
+from jaxseq.train.record import check_arguments
+from jaxseq.train.results import write_json_atomic
+from jaxseq.train.sweep import parse_list
 
 _CONFIG = cli.define_config("configs/textgen.py", "textgen config (its data block)")
 _OUT = flags.DEFINE_string("out", None, "a JSON file for the table (default: print only)")

@@ -15,19 +15,14 @@ in anything but ``sweep.models`` and ``sweep.lengths``. Ctrl-C loses only the se
 (exit code 130).
 """
 
-import os
-import sys
+from absl import flags
+from tqdm import tqdm
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from absl import flags  # noqa: E402
-from tqdm import tqdm  # noqa: E402
-
-from jaxseq import cli  # noqa: E402
-from jaxseq.analysis import figures  # noqa: E402
-from jaxseq.train.record import check_arguments, make_trainers, train_setting, train_unless_plot_only  # noqa: E402
-from jaxseq.train.results import RunDir, output_dir  # noqa: E402
-from jaxseq.train.sweep import setting_config, sweep_settings  # noqa: E402
+from jaxseq import cli
+from jaxseq.analysis import figures
+from jaxseq.train.record import check_arguments, make_trainers, train_setting, train_unless_plot_only
+from jaxseq.train.results import RunDir, output_dir
+from jaxseq.train.sweep import setting_config, sweep_settings
 
 _CONFIG = cli.define_config("configs/palindrome.py", "experiment config")
 _OUT = flags.DEFINE_string("out", None, "output directory (default: a fresh runs/run_palindrome/<YYYYmmdd-HHMMSS>/)")

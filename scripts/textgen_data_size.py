@@ -26,26 +26,23 @@ import json
 import math
 import os
 import pathlib
-import sys
 
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter  # noqa: E402
-from absl import flags  # noqa: E402
+import matplotlib.pyplot as plt
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+from absl import flags
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # this checkout's jaxseq
-
-from jaxseq import cli  # noqa: E402
-from jaxseq.analysis.figures import save  # noqa: E402
-from jaxseq.data.text import corpus_for_config, find_book  # noqa: E402
-from jaxseq.models.ngram import NGramModel  # noqa: E402
-from jaxseq.train.guard import claim_files, define_overwrite, expand, make_owner, record_owner  # noqa: E402
-from jaxseq.train.record import check_arguments  # noqa: E402
-from jaxseq.train.results import RunDir, fresh_run_path, write_json_atomic  # noqa: E402
-from jaxseq.train.sweep import parse_list  # noqa: E402
-from jaxseq.train.textgen import load_run_config  # noqa: E402
+from jaxseq import cli
+from jaxseq.analysis.figures import save
+from jaxseq.data.text import corpus_for_config, find_book
+from jaxseq.models.ngram import NGramModel
+from jaxseq.train.guard import claim_files, define_overwrite, expand, make_owner, record_owner
+from jaxseq.train.record import check_arguments
+from jaxseq.train.results import RunDir, fresh_run_path, write_json_atomic
+from jaxseq.train.sweep import parse_list
+from jaxseq.train.textgen import load_run_config
 
 _RUNS = flags.DEFINE_list("runs", [f"results/textgen/grimm_long_train{f}" for f in ("0.25", "0.5")]
                           + ["results/textgen/grimm_long"], "evaluated train_textgen.py run directories")

@@ -12,9 +12,7 @@ coloured by class). Nothing is written until training has finished; a directory 
 the results of the same config is left as it is, one with another config's results is refused.
 """
 
-import os
 import pathlib
-import sys
 import warnings
 
 import jax
@@ -22,15 +20,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 from absl import flags
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # this checkout's jaxseq
-
-from jaxseq import cli  # noqa: E402
-from jaxseq.data.graphs import load_planetoid  # noqa: E402
-from jaxseq.models.gnn import make_gnn  # noqa: E402
-from jaxseq.train.gnn import make_train, train_seeds  # noqa: E402
-from jaxseq.train.periodic import is_time  # noqa: E402
-from jaxseq.train.record import check_arguments  # noqa: E402
-from jaxseq.train.results import RunDir, output_dir  # noqa: E402
+from jaxseq import cli
+from jaxseq.data.graphs import load_planetoid
+from jaxseq.models.gnn import make_gnn
+from jaxseq.train.gnn import make_train, train_seeds
+from jaxseq.train.periodic import is_time
+from jaxseq.train.record import check_arguments
+from jaxseq.train.results import RunDir, output_dir
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 

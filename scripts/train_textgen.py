@@ -17,28 +17,24 @@ when --out holds a run of the same config (--resume without a checkpoint says so
 checkpoint without its SHA-256 sidecar.
 """
 
-import os
-import sys
 import time
 
 import jax
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from absl import flags  # noqa: E402
-from tqdm import tqdm  # noqa: E402
+import matplotlib.pyplot as plt
+from absl import flags
+from tqdm import tqdm
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # this checkout's jaxseq
-
-from jaxseq import cli  # noqa: E402
-from jaxseq.analysis.figures import save  # noqa: E402
-from jaxseq.data.text import corpus_for_config, find_book  # noqa: E402
-from jaxseq.models.charlm import make_char_lstm  # noqa: E402
-from jaxseq.train.record import check_arguments  # noqa: E402
-from jaxseq.train.results import output_dir  # noqa: E402
-from jaxseq.train.sampling import complete, random_first_chars  # noqa: E402
-from jaxseq.train.textgen import Callbacks, append_samples, fit  # noqa: E402
+from jaxseq import cli
+from jaxseq.analysis.figures import save
+from jaxseq.data.text import corpus_for_config, find_book
+from jaxseq.models.charlm import make_char_lstm
+from jaxseq.train.record import check_arguments
+from jaxseq.train.results import output_dir
+from jaxseq.train.sampling import complete, random_first_chars
+from jaxseq.train.textgen import Callbacks, append_samples, fit
 
 _CONFIG = cli.define_config("configs/textgen.py", "experiment config (path[:variant])")
 _OUT = flags.DEFINE_string("out", None, "run directory (default: a fresh runs/train_textgen/<YYYYmmdd-HHMMSS>/)")

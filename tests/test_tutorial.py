@@ -31,7 +31,7 @@ def test_the_tutorial_has_its_steps():
 def test_every_block_of_the_tutorial_runs(tmp_path):
     env = {**os.environ, "HOME": str(tmp_path), "PATH": f"{pathlib.Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     env.pop("PYTHONPATH", None)
-    shell = ""  # the shell blocks run as one session: an export in one holds for the next
+    shell = ""  # the shell blocks run as one script: an export in one holds for the next
     outputs = []  # what each Python block printed
     for language, code in blocks(TUTORIAL.read_text()):
         first = code.splitlines()[0]
