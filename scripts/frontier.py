@@ -2,6 +2,7 @@
 
     python scripts/frontier.py --config=configs/frontier.py --out=results/frontier --table=results/frontier.csv
     python scripts/frontier.py --out=results/frontier --table=results/frontier.csv --plot_only
+    python scripts/frontier.py --cluster=ray [--ray_address=HOST:PORT] ...   # settings as Ray tasks (docs/cluster.md)
 
 Writes ``OUT/config.json``, ``OUT/results.csv`` (one row per variant, length and seed),
 ``OUT/metrics.jsonl`` (per-step curves), the table ``--table`` (default ``OUT/frontier.csv``; one
@@ -24,13 +25,12 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import ml_collections  # noqa: E402
 from absl import flags  # noqa: E402
-from tqdm import tqdm  # noqa: E402
 
-from jaxseq import cli  # noqa: E402
+from jaxseq import cli, runner  # noqa: E402
 from jaxseq.analysis import figures  # noqa: E402
 from jaxseq.analysis.frontier import summarize  # noqa: E402
 from jaxseq.models.registry import MODELS, model_spec  # noqa: E402
-from jaxseq.train.record import check_arguments, make_trainers, train_setting, train_unless_plot_only  # noqa: E402
+from jaxseq.train.record import check_arguments, make_trainers, train_unless_plot_only  # noqa: E402
 from jaxseq.train.results import RunDir, check_writable_file, output_dir  # noqa: E402
 from jaxseq.train.sweep import parse_lengths, parse_list, setting_config  # noqa: E402
 
@@ -39,6 +39,7 @@ _OUT = flags.DEFINE_string("out", None, "output directory (default: a fresh runs
 _TABLE = flags.DEFINE_string("table", None, "the frontier table (CSV; default OUT/frontier.csv)")
 _PLOT_ONLY = flags.DEFINE_bool("plot_only", False, "redraw the table and figure from OUT/results.csv without training")
 _LOG_EVERY = flags.DEFINE_integer("log_every", 10, "write per-step metrics every this many steps", lower_bound=1)
+_LAUNCH = runner.define_flags()
 
 # the variant and length lists: a rerun into the same directory may extend them, nothing else may change
 MAY_DIFFER = ("frontier.variants", "sweep.lengths", "variants.*.sweep.lengths")
@@ -114,26 +115,31 @@ def plan_frontier(config, run_dir: RunDir) -> dict[str, list]:
     return plan
 
 
-def train_frontier(config, run_dir: RunDir, table: str) -> None:
-    """Train each variant's lengths in increasing order, skipping finished and hopeless settings."""
+def train_frontier(config, run_dir: RunDir, table: str, launch: runner.Launch) -> None:
+    """Train each variant's lengths in increasing order, skipping finished and hopeless settings
+    (with Ray, variants run side by side; so do all lengths unless ``frontier.stop_after_failure``)."""
     plan = plan_frontier(config, run_dir)
-    total = sum(cfg.train.num_steps for settings in plan.values() for _, cfg, _ in settings)
-    with tqdm(total=total, unit="step", dynamic_ncols=True) as bar:
-        for name, settings in plan.items():
-            for length, setting, trainer in settings:
-                summary = [s for s in write_table(config, run_dir, table) if s["variant"] == name]
-                if any(s["length"] == length for s in summary):
-                    bar.update(setting.train.num_steps)
-                    continue
-                shorter_failed = any(not s["passed"] and s["length"] < length for s in summary)
-                if config.frontier.stop_after_failure and shorter_failed:
-                    tqdm.write(f"{name}: skipping T={length} (a shorter length failed)")
-                    bar.update(setting.train.num_steps)
-                    continue
-                label = f"{name} T={length}"
-                columns = dict(variant=name, **describe(setting), length=length)
-                train_setting(setting, run_dir, bar, _LOG_EVERY.value, label, trainer, **columns)
-                run_dir.add_config(config, MAY_DIFFER)
+    chains = [
+        [
+            runner.Setting(f"{name} T={length}", setting, dict(variant=name, **describe(setting), length=length), trainer)
+            for length, setting, trainer in settings
+        ]
+        for name, settings in plan.items()
+    ]
+    if not config.frontier.stop_after_failure:
+        chains = [[setting] for chain in chains for setting in chain]
+
+    def skip(setting: runner.Setting):
+        name, length = setting.columns["variant"], setting.columns["length"]
+        summary = [s for s in write_table(config, run_dir, table) if s["variant"] == name]
+        if any(s["length"] == length for s in summary):
+            return ""
+        shorter_failed = any(not s["passed"] and s["length"] < length for s in summary)
+        if config.frontier.stop_after_failure and shorter_failed:
+            return f"{name}: skipping T={length} (a shorter length failed)"
+        return None
+
+    runner.run_settings(chains, run_dir, launch, _LOG_EVERY.value, lambda _: run_dir.add_config(config, MAY_DIFFER), skip)
     write_table(config, run_dir, table)
 
 
@@ -158,9 +164,9 @@ def frontier_curve_rows(summary: list[dict], metrics: list[dict]) -> list[dict]:
 
 def main(argv):
     check_arguments(argv, _OUT.value, _PLOT_ONLY.value)
-    config, run_dir = _CONFIG.value, output_dir(_OUT.value, "frontier")
+    config, run_dir, launch = _CONFIG.value, output_dir(_OUT.value, "frontier"), runner.from_flags(_LAUNCH)
     table = str(check_writable_file(_TABLE.value, "--table")) if _TABLE.value else str(run_dir.file("frontier.csv"))
-    train_unless_plot_only(lambda: train_frontier(config, run_dir, table), run_dir, _PLOT_ONLY.value)
+    train_unless_plot_only(lambda: train_frontier(config, run_dir, table, launch), run_dir, _PLOT_ONLY.value)
     summary = write_table(config, run_dir, table)
     if not summary:
         raise ValueError(f"no results in {run_dir.file('results.csv')}; run without --plot_only first")
