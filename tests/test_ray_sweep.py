@@ -191,3 +191,11 @@ def test_cluster_ray_without_ray_is_one_line_and_exit_2(tmp_path):
         "error: --cluster=ray needs Ray, which is not installed here: pip install -e '.[cluster]'"
     ]
     assert not (tmp_path / "run").exists()
+
+
+def test_ray_flags_without_cluster_ray_are_refused(tmp_path):
+    args = [*TINY, "--config.sweep.lengths=4", f"--out={tmp_path / 'run'}", "--ray_workers=2"]
+    result = subprocess.run([sys.executable, str(SCRIPT), *args], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == ["error: --ray_workers needs --cluster=ray"]
+    assert not (tmp_path / "run").exists()

@@ -102,10 +102,10 @@ def from_flags(holders: dict[str, flags.FlagHolder]) -> Launch:
         ``--cluster=ray`` where Ray is not installed (naming the extra that installs it).
     """
     launch = Launch(**{name: holder.value for name, holder in holders.items()})
-    given = [f"--{holders[name].name}" for name in ("address", "workers") if holders[name].present]
+    given = [f"--{holder.name}" for name, holder in holders.items() if name != "cluster" and holder.present]
     if launch.cluster == "local":
         if given:
-            raise UsageError(f"{' and '.join(given)} only apply with --cluster=ray")
+            raise UsageError(f"{', '.join(given)} {'needs' if len(given) == 1 else 'need'} --cluster=ray")
         return launch
     if launch.address and launch.workers:
         raise UsageError("--ray_workers sizes a local Ray instance; a cluster joined with --ray_address "

@@ -45,14 +45,8 @@ def train_seeds(config: ml_collections.ConfigDict) -> SeedResults:
     return dataclasses.replace(results, run=None)
 
 
-def connect(launch) -> bool:
-    """Join ``launch.address``, or start a local Ray instance; nothing if Ray is already initialised.
-
-    Returns:
-      Whether this call connected (and :func:`run_on_ray` must shut Ray down at the end).
-    """
-    if ray.is_initialized():
-        return False
+def connect(launch) -> None:
+    """Join ``launch.address``, or start a local Ray instance on this machine."""
     options = dict(include_dashboard=False, log_to_driver=False, configure_logging=False)
     if not launch.address:
         workers = launch.workers or max(1, available_cores() // launch.cpus_per_task)
@@ -62,7 +56,6 @@ def connect(launch) -> bool:
         # forking a multithreaded process is about a child that keeps running Python, not this one
         warnings.filterwarnings("ignore", message=r"os\.fork\(\) was called", category=RuntimeWarning)
         ray.init(address=launch.address, **options)
-    return True
 
 
 def task_options(launch) -> dict:
@@ -112,8 +105,10 @@ def run_on_ray(
     One progress bar counts settings: finished (and skipped) as its position, running and queued
     beside it (running: as many of the submitted tasks as the cluster has room for).
     """
-    started = connect(launch)
+    started = not ray.is_initialized()  # a Ray the caller started is left running
     try:
+        if started:
+            connect(launch)
         options = task_options(launch)
         remote = ray.remote(task).options(**options)
         room = slots(options)
