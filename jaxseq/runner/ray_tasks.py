@@ -146,8 +146,9 @@ def run_on_ray(
                     except ray.exceptions.RayError as error:
                         rest = list(cursors[index])
                         missing += [setting, *rest]
+                        tries = launch.retries + 1
                         tqdm.write(f"error: {setting.label}: {one_line(error)} "
-                                   f"(failed {launch.retries + 1} times; the next run trains it again)")
+                                   f"(failed {tries} time{'s' if tries > 1 else ''}; the next run trains it again)")
                         bar.update(1 + len(rest))
                     else:
                         record_results(results, run_dir, log_every, setting.label, **setting.columns)
