@@ -5,7 +5,8 @@
 #   benchmarks/gpu_check.sh --cpu [OUT]   the same steps on CPU with tiny sizes and no install (the test suite runs this)
 #
 # Steps (OUT defaults to gpu_check/<YYYYmmdd-HHMMSS>):
-#   install     a fresh venv (GPU_CHECK_VENV, default .venv-gpu) with '.[cuda12,bench,test]'   (--cpu: none, $PYTHON or .venv)
+#   install     a fresh venv (GPU_CHECK_VENV, default .venv-gpu) with '.[cuda12,bench,test]'; skipped when PYTHON
+#               names the interpreter of an environment that has them   (--cpu: none, $PYTHON or .venv)
 #   devices     jax.devices() and the backend -> OUT/devices.txt (and nvidia-smi -> OUT/nvidia-smi.txt);
 #               without a GPU in jax's devices the check stops here
 #   tests       the suite's fast subset on the device -> OUT/tests.xml (JUnit)
@@ -15,7 +16,7 @@
 # A step that fails or runs past its limit is recorded and the next one runs; OUT/steps.txt lists each
 # step's status and seconds, OUT/gpu_check.log everything printed. Exit status: 0 if every step passed.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+repo=$(cd "$(dirname "$0")/.." && pwd)
 
 mode=gpu
 if [ "${1:-}" = "--cpu" ]; then mode=cpu; shift; fi
@@ -26,6 +27,7 @@ fi
 out=${1:-gpu_check/$(date +%Y%m%d-%H%M%S)}
 mkdir -p "$out" || { echo "error: cannot create $out; choose another OUT" >&2; exit 2; }
 out=$(cd "$out" && pwd)
+cd "$repo"  # OUT as given from where the script was started; everything else from the repository root
 : > "$out/steps.txt"
 exec > >(tee -a "$out/gpu_check.log") 2>&1
 
@@ -45,9 +47,14 @@ step() {
 
 if [ "$mode" = gpu ]; then
   venv=${GPU_CHECK_VENV:-.venv-gpu}
-  pip="$venv/bin/python -m pip install --quiet"
-  step install 140 bash -c "python3 -m venv $venv && $pip --upgrade pip && $pip -e '.[cuda12,bench,test]'" || exit 1
-  python=$venv/bin/python
+  if [ -n "${PYTHON:-}" ]; then  # an environment prepared already (e.g. a machine without the package index)
+    python=$PYTHON
+    printf '%-12s %-20s %4ds\n' install "skipped (PYTHON)" 0 | tee -a "$out/steps.txt"
+  else
+    pip="$venv/bin/python -m pip install --quiet"
+    step install 140 bash -c "python3 -m venv $venv && $pip --upgrade pip && $pip -e '.[cuda12,bench,test]'" || exit 1
+    python=$venv/bin/python
+  fi
   tests=(tests/test_cells.py tests/test_bptt.py tests/test_linear_cells.py tests/test_any_cell.py tests/test_train.py)
   bench=(--lengths=30 --seeds=1,8,64,256 --strategies=vmap,map --variants=ours-lstm,torch-lstm --torch_device=cuda --repeats=5)
   sweep=(--config=configs/palindrome.py)
