@@ -66,6 +66,7 @@ _VARIANTS = flags.DEFINE_list("variants", VARIANTS, "what to time")
 _REPEATS = flags.DEFINE_integer("repeats", 7, "timed chunks per variant (median reported)", lower_bound=1)
 _CHUNK = flags.DEFINE_integer("chunk", 10, "training steps per timed call", lower_bound=1)
 _OUT = flags.DEFINE_string("out", None, "JSON output (default: a fresh runs/bench_recurrent/<YYYYmmdd-HHMMSS>/bench_recurrent.json)")
+_TORCH_DEVICE = flags.DEFINE_enum("torch_device", "cpu", ["cpu", "cuda"], "where PyTorch variants run (cuda: cuDNN's kernels)")
 
 B, H, LR, CLIP = 128, 128, 1e-3, 10.0
 STALL_S = 60.0  # a chunk that takes longer is recorded as hung (XLA's CPU deadlock under vmap), not waited for
@@ -129,9 +130,10 @@ def jax_timer(variant: str, length: int, seeds: int, strategy: str, batch_shards
 
 
 def torch_timer(variant: str, length: int):
-    """The same training step in PyTorch (eager, CPU); returns a chunk timer like :func:`jax_timer`."""
+    """The same training step in PyTorch (eager; on ``--torch_device``); returns a chunk timer like :func:`jax_timer`."""
     import torch
 
+    device = torch.device(_TORCH_DEVICE.value)
     torch.manual_seed(0)
     recurrent = torch.nn.LSTM if variant == "torch-lstm" else torch.nn.RNN
 
@@ -144,12 +146,12 @@ def torch_timer(variant: str, length: int):
         def forward(self, x):
             return self.head(self.rnn(x)[0][:, -1])
 
-    model = Classifier()
+    model = Classifier().to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=LR)
-    source = torch.tensor([min(k, length - 1 - k) for k in range(length)])
+    source = torch.tensor([min(k, length - 1 - k) for k in range(length)], device=device)
 
     def step():
-        digits = torch.randint(0, 10, (B, length))
+        digits = torch.randint(0, 10, (B, length), device=device)
         full = digits[:, source]  # a palindrome: slot k repeats digit min(k, T-1-k)
         inputs = torch.nn.functional.one_hot(full[:, :-1], 10).float()
         loss = torch.nn.functional.cross_entropy(model(inputs), full[:, -1])
@@ -162,6 +164,8 @@ def torch_timer(variant: str, length: int):
         start, cpu = time.perf_counter(), time.process_time()
         for _ in range(_CHUNK.value):
             step()
+        if device.type == "cuda":
+            torch.cuda.synchronize()  # the GPU's queued kernels belong to this chunk
         return time.perf_counter() - start, time.process_time() - cpu
 
     timed()
@@ -243,7 +247,9 @@ def main(argv):
     try:
         import torch
 
-        meta.update(torch=torch.__version__, torch_threads=torch.get_num_threads())
+        meta.update(torch=torch.__version__, torch_threads=torch.get_num_threads(), torch_device=_TORCH_DEVICE.value)
+        if _TORCH_DEVICE.value == "cuda":
+            meta.update(cudnn=torch.backends.cudnn.version(), gpu=torch.cuda.get_device_name())
     except ImportError:
         pass
     write_json(interrupted_path(out) if interrupted else out, dict(meta=meta, rows=rows, ratios=ratios, hung=hung))

@@ -2,6 +2,7 @@
 
     python scripts/compare_optimizers.py --config=configs/optimizers.py --out=results/optimizers --publish=results
     python scripts/compare_optimizers.py --out=results/optimizers --plot_only   # redraw from files
+    python scripts/compare_optimizers.py --cluster=ray [--ray_address=HOST:PORT] ...   # optimisers as Ray tasks (docs/cluster.md)
 
 Writes ``OUT/config.json``, ``OUT/results.csv`` (one row per optimiser and seed),
 ``OUT/metrics.jsonl`` (per-step curves), ``OUT/ravine.csv`` (the 2-D trajectories) and the figures
@@ -22,14 +23,13 @@ import os
 
 import numpy as np
 from absl import flags
-from tqdm import tqdm
 
-from jaxseq import cli
+from jaxseq import cli, runner
 from jaxseq.analysis import figures
 from jaxseq.analysis.ravine import optimizer_trajectory, ravine_loss
 from jaxseq.train.guard import claim_files, define_overwrite, expand, make_owner, record_owner
 from jaxseq.train.optim import OPTIMIZERS, make_optimizer
-from jaxseq.train.record import check_arguments, make_trainers, train_setting, train_unless_plot_only
+from jaxseq.train.record import check_arguments, make_trainers, train_unless_plot_only
 from jaxseq.train.results import RunDir, output_dir
 from jaxseq.train.sweep import parse_names, setting_config
 
@@ -40,6 +40,7 @@ _PLOT_ONLY = flags.DEFINE_bool("plot_only", False, "redraw the figures from OUT 
 _LOG_EVERY = flags.DEFINE_integer("log_every", 10, "write per-step metrics every this many steps", lower_bound=1)
 _OVERWRITE = define_overwrite()
 FIGURES = ("ravine.png", "optimizers_palindrome.png")
+_LAUNCH = runner.define_flags()
 
 RAVINE_CSV = "ravine.csv"
 # the optimiser list may grow between runs into one directory; sweep.* (from palindrome.py) is not used here
@@ -65,16 +66,17 @@ def plan_optimizers(config, run_dir: RunDir) -> list:
     return list(zip(todo, configs, make_trainers(configs)))
 
 
-def train_all(config, run_dir: RunDir) -> None:
+def train_all(config, run_dir: RunDir, launch: runner.Launch) -> None:
     """The ravine trajectories (cheap: always recomputed), then one palindrome run per optimiser not yet done."""
     plan = plan_optimizers(config, run_dir)
     run_dir.add_config(config, MAY_DIFFER)
     run_dir.write_results(ravine_rows(config), RAVINE_CSV)
-    with tqdm(total=len(plan) * config.train.num_steps, unit="step", dynamic_ncols=True) as bar:
-        for name, cfg, trainer in plan:
-            columns = dict(optimizer=name, lr=cfg.optim.lr, model=cfg.model.name, length=cfg.data.length)
-            train_setting(cfg, run_dir, bar, _LOG_EVERY.value, None, trainer, **columns)
-            run_dir.add_config(config, MAY_DIFFER)
+    chains = []
+    for name, cfg, trainer in plan:
+        columns = dict(optimizer=name, lr=cfg.optim.lr, model=cfg.model.name, length=cfg.data.length)
+        label = " ".join(f"{v}" for v in columns.values())
+        chains.append([runner.Setting(label, cfg, columns, trainer)])
+    runner.run_settings(chains, run_dir, launch, _LOG_EVERY.value, lambda _: run_dir.add_config(config, MAY_DIFFER))
 
 
 def ravine_rows(config) -> list[dict]:
@@ -120,12 +122,12 @@ def plot_ravine(rows, condition: float):
 
 def main(argv):
     check_arguments(argv, _OUT.value, _PLOT_ONLY.value)
-    config, run_dir = _CONFIG.value, output_dir(_OUT.value, "compare_optimizers")
+    config, run_dir, launch = _CONFIG.value, output_dir(_OUT.value, "compare_optimizers"), runner.from_flags(_LAUNCH)
     owner = make_owner("compare_optimizers", config, MAY_DIFFER)
     publish = expand(_PUBLISH.value)
     if publish:
         claim_files([os.path.join(publish, name) for name in FIGURES], "--publish", owner, _OVERWRITE.value)
-    train_unless_plot_only(lambda: train_all(config, run_dir), run_dir, _PLOT_ONLY.value)
+    train_unless_plot_only(lambda: train_all(config, run_dir, launch), run_dir, _PLOT_ONLY.value)
     drawn = {}
     ravine = run_dir.read_results(RAVINE_CSV)
     if ravine:

@@ -2,6 +2,7 @@
 
     python scripts/frontier.py --config=configs/frontier.py --out=results/frontier --table=results/frontier.csv
     python scripts/frontier.py --out=results/frontier --table=results/frontier.csv --plot_only
+    python scripts/frontier.py --cluster=ray [--ray_address=HOST:PORT] ...   # settings as Ray tasks (docs/cluster.md)
 
 Writes ``OUT/config.json``, ``OUT/results.csv`` (one row per variant, length and seed),
 ``OUT/metrics.jsonl`` (per-step curves), the table ``--table`` (default ``OUT/frontier.csv``; one
@@ -25,14 +26,13 @@ from typing import Optional
 
 import ml_collections
 from absl import flags
-from tqdm import tqdm
 
-from jaxseq import cli
+from jaxseq import cli, runner
 from jaxseq.analysis import figures
 from jaxseq.analysis.frontier import summarize
 from jaxseq.models.registry import MODELS, model_spec
 from jaxseq.train.guard import claim_files, define_overwrite, expand, make_owner, record_owner
-from jaxseq.train.record import check_arguments, make_trainers, train_setting, train_unless_plot_only
+from jaxseq.train.record import check_arguments, make_trainers, train_unless_plot_only
 from jaxseq.train.results import RunDir, output_dir
 from jaxseq.train.sweep import parse_lengths, parse_list, setting_config
 
@@ -44,6 +44,7 @@ _LOG_EVERY = flags.DEFINE_integer("log_every", 10, "write per-step metrics every
 _OVERWRITE = define_overwrite()
 # the figures --table writes beside the table (its path without the suffix, with these endings)
 FIGURE_ENDINGS = (".png", "_longest.png", "_curves.png")
+_LAUNCH = runner.define_flags()
 
 # the variant and length lists: a rerun into the same directory may extend them, nothing else may change
 MAY_DIFFER = ("frontier.variants", "sweep.lengths", "variants.*.sweep.lengths")
@@ -127,26 +128,31 @@ def plan_frontier(config, run_dir: RunDir) -> dict[str, list]:
     return plan
 
 
-def train_frontier(config, run_dir: RunDir, table: str, owner: Optional[dict]) -> None:
-    """Train each variant's lengths in increasing order, skipping finished and hopeless settings."""
+def train_frontier(config, run_dir: RunDir, table: str, owner: Optional[dict], launch: runner.Launch) -> None:
+    """Train each variant's lengths in increasing order, skipping finished and hopeless settings
+    (with Ray, variants run side by side; so do all lengths unless ``frontier.stop_after_failure``)."""
     plan = plan_frontier(config, run_dir)
-    total = sum(cfg.train.num_steps for settings in plan.values() for _, cfg, _ in settings)
-    with tqdm(total=total, unit="step", dynamic_ncols=True) as bar:
-        for name, settings in plan.items():
-            for length, setting, trainer in settings:
-                summary = [s for s in write_table(config, run_dir, table, owner) if s["variant"] == name]
-                if (name, str(length)) in run_dir.finished_settings(("variant", "length"), setting.train.num_seeds):
-                    bar.update(setting.train.num_steps)
-                    continue
-                shorter_failed = any(not s["passed"] and s["length"] < length for s in summary)
-                if config.frontier.stop_after_failure and shorter_failed:
-                    tqdm.write(f"{name}: skipping T={length} (a shorter length failed)")
-                    bar.update(setting.train.num_steps)
-                    continue
-                label = f"{name} T={length}"
-                columns = dict(variant=name, **describe(setting), length=length)
-                train_setting(setting, run_dir, bar, _LOG_EVERY.value, label, trainer, **columns)
-                run_dir.add_config(config, MAY_DIFFER)
+    chains = [
+        [
+            runner.Setting(f"{name} T={length}", setting, dict(variant=name, **describe(setting), length=length), trainer)
+            for length, setting, trainer in settings
+        ]
+        for name, settings in plan.items()
+    ]
+    if not config.frontier.stop_after_failure:
+        chains = [[setting] for chain in chains for setting in chain]
+
+    def skip(setting: runner.Setting):
+        name, length = setting.columns["variant"], setting.columns["length"]
+        summary = [s for s in write_table(config, run_dir, table, owner) if s["variant"] == name]
+        if (name, str(length)) in run_dir.finished_settings(("variant", "length"), setting.config.train.num_seeds):
+            return ""
+        shorter_failed = any(not s["passed"] and s["length"] < length for s in summary)
+        if config.frontier.stop_after_failure and shorter_failed:
+            return f"{name}: skipping T={length} (a shorter length failed)"
+        return None
+
+    runner.run_settings(chains, run_dir, launch, _LOG_EVERY.value, lambda _: run_dir.add_config(config, MAY_DIFFER), skip)
     write_table(config, run_dir, table, owner)
 
 
@@ -171,14 +177,14 @@ def frontier_curve_rows(summary: list[dict], metrics: list[dict]) -> list[dict]:
 
 def main(argv):
     check_arguments(argv, _OUT.value, _PLOT_ONLY.value)
-    config, run_dir = _CONFIG.value, output_dir(_OUT.value, "frontier")
+    config, run_dir, launch = _CONFIG.value, output_dir(_OUT.value, "frontier"), runner.from_flags(_LAUNCH)
     table, owner = str(run_dir.file("frontier.csv")), None
     if _TABLE.value:  # a file outside the run directory: it carries its config, and is replaced only by the same
         variant_configs(config)  # a bad variant is named before the table is
         table, owner = expand(_TABLE.value), make_owner("frontier", config, MAY_DIFFER)
         stem = os.path.splitext(table)[0]
         claim_files([table, *(stem + ending for ending in FIGURE_ENDINGS)], "--table", owner, _OVERWRITE.value)
-    train_unless_plot_only(lambda: train_frontier(config, run_dir, table, owner), run_dir, _PLOT_ONLY.value)
+    train_unless_plot_only(lambda: train_frontier(config, run_dir, table, owner, launch), run_dir, _PLOT_ONLY.value)
     summary = write_table(config, run_dir, table, owner)
     if not summary:
         raise ValueError(f"no results in {run_dir.file('results.csv')}; run without --plot_only first")

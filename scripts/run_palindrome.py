@@ -4,6 +4,7 @@
     python scripts/run_palindrome.py --config=configs/palindrome.py:full --out=results/full
     python scripts/run_palindrome.py --config.sweep.models=gru --config.data.task=baum_sweet ...
     python scripts/run_palindrome.py --out=results/demo --plot_only   # redraw from results.csv
+    python scripts/run_palindrome.py --cluster=ray [--ray_address=HOST:PORT] ...   # settings as Ray tasks (docs/cluster.md)
 
 Writes ``OUT/config.json``, ``OUT/results.csv`` (one row per model, length, seed),
 ``OUT/metrics.jsonl`` (per-step curves) and figures ``OUT/accuracy_vs_length.png`` and
@@ -16,11 +17,10 @@ in anything but ``sweep.models`` and ``sweep.lengths``. Ctrl-C loses only the se
 """
 
 from absl import flags
-from tqdm import tqdm
 
-from jaxseq import cli
+from jaxseq import cli, runner
 from jaxseq.analysis import figures
-from jaxseq.train.record import check_arguments, make_trainers, train_setting, train_unless_plot_only
+from jaxseq.train.record import check_arguments, make_trainers, train_unless_plot_only
 from jaxseq.train.results import RunDir, output_dir
 from jaxseq.train.sweep import setting_config, sweep_settings
 
@@ -28,6 +28,7 @@ _CONFIG = cli.define_config("configs/palindrome.py", "experiment config")
 _OUT = flags.DEFINE_string("out", None, "output directory (default: a fresh runs/run_palindrome/<YYYYmmdd-HHMMSS>/)")
 _PLOT_ONLY = flags.DEFINE_bool("plot_only", False, "redraw the figures from OUT/results.csv without training")
 _LOG_EVERY = flags.DEFINE_integer("log_every", 10, "write per-step metrics every this many steps", lower_bound=1)
+_LAUNCH = runner.define_flags()
 
 # the sweep lists: a rerun into the same directory may extend them, nothing else may change
 MAY_DIFFER = ("sweep.models", "sweep.lengths")
@@ -65,21 +66,21 @@ def plan_sweep(config, run_dir: RunDir) -> list:
     return list(zip(todo, configs, make_trainers(configs)))
 
 
-def train_sweep(config, run_dir: RunDir) -> None:
+def train_sweep(config, run_dir: RunDir, launch: runner.Launch) -> None:
     """Train every (model, length) setting not yet in ``results.csv``, appending as each finishes."""
     plan = plan_sweep(config, run_dir)
-    with tqdm(total=len(plan) * config.train.num_steps, unit="step", dynamic_ncols=True) as bar:
-        for (model, length), cfg, trainer in plan:
-            columns = dict(model=model, task=cfg.data.task, length=length)
-            train_setting(cfg, run_dir, bar, _LOG_EVERY.value, f"{model} T={length}", trainer, **columns)
-            run_dir.add_config(config, MAY_DIFFER)
+    chains = [
+        [runner.Setting(f"{model} T={length}", cfg, dict(model=model, task=cfg.data.task, length=length), trainer)]
+        for (model, length), cfg, trainer in plan
+    ]
+    runner.run_settings(chains, run_dir, launch, _LOG_EVERY.value, lambda _: run_dir.add_config(config, MAY_DIFFER))
 
 
 def main(argv):
     check_arguments(argv, _OUT.value, _PLOT_ONLY.value)
-    config = _CONFIG.value
+    config, launch = _CONFIG.value, runner.from_flags(_LAUNCH)
     run_dir = output_dir(_OUT.value, "run_palindrome")
-    train_unless_plot_only(lambda: train_sweep(config, run_dir), run_dir, _PLOT_ONLY.value)
+    train_unless_plot_only(lambda: train_sweep(config, run_dir, launch), run_dir, _PLOT_ONLY.value)
     paths = plot(run_dir, config.data.task)
     if not paths:
         raise ValueError(f"no results in {run_dir.file('results.csv')} to plot; run without --plot_only first")

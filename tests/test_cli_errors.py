@@ -16,7 +16,7 @@ import sys
 import pytest
 from absl import app, flags
 
-from jaxseq import cli
+from jaxseq import cli, runner
 from jaxseq.config import field_rule, flat_fields, load_config, validate_config
 from jaxseq.train.results import RunDir, check_writable, check_writable_file
 from jaxseq.train.multiseed import StalledRunError
@@ -260,10 +260,10 @@ def fake_train_setting(fail_at: int, error: BaseException):
     return train_setting
 
 
-def test_ctrl_c_keeps_finished_settings_and_exits_130(call, tmp_path):
+def test_ctrl_c_keeps_finished_settings_and_exits_130(call, tmp_path, monkeypatch):
     out = tmp_path / "sweep"
-    patch = {"train_setting": fake_train_setting(2, KeyboardInterrupt())}
-    code, err = call("run_palindrome", *QUICK, f"--out={out}", patch=patch, files_change=True)
+    monkeypatch.setattr(runner, "train_setting", fake_train_setting(2, KeyboardInterrupt()))  # the in-process runner's
+    code, err = call("run_palindrome", *QUICK, f"--out={out}", files_change=True)
     assert code == 130
     assert_one_line(err, "interrupted", str(out), "run the same command again", after_progress=True)
     assert [r["length"] for r in RunDir(out).read_results()] == ["4"]
@@ -272,9 +272,10 @@ def test_ctrl_c_keeps_finished_settings_and_exits_130(call, tmp_path):
 
 @pytest.mark.parametrize("error", [FloatingPointError("non-finite loss at step 3 (seed 1)"),
                                    StalledRunError("chunk 1 of 2 did not finish within 300 s")])
-def test_a_failed_run_exits_1_and_writes_nothing(call, tmp_path, error):
+def test_a_failed_run_exits_1_and_writes_nothing(call, tmp_path, monkeypatch, error):
     out = tmp_path / "sweep"
-    code, err = call("run_palindrome", *QUICK, f"--out={out}", patch={"train_setting": fake_train_setting(1, error)})
+    monkeypatch.setattr(runner, "train_setting", fake_train_setting(1, error))
+    code, err = call("run_palindrome", *QUICK, f"--out={out}")
     assert code == 1
     assert_one_line(err, "error:", str(error), after_progress=True)
     assert not out.exists()  # no empty directory, no config.json

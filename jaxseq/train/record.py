@@ -55,13 +55,22 @@ def train_setting(
     )
     if progress is not None:
         progress.update(start + cfg.train.num_steps - progress.n)  # seeds that stop early skip the rest
+    record_results(results, run_dir, log_every, label, **columns)
+    return results
+
+
+def record_results(results: SeedResults, run_dir: RunDir, log_every: int, label: str, **columns) -> None:
+    """Write one setting's per-step rows and per-seed rows to ``run_dir`` together and print its summary line.
+
+    The same for a setting trained here (:func:`train_setting`) and one trained elsewhere and sent
+    back (:mod:`jaxseq.runner`): the files never depend on where a setting ran.
+    """
     run_dir.record_setting(columns, metric_rows(results, log_every, **columns), result_rows(results, **columns))
     acc = results.final["eval_accuracy"]
     tqdm.write(
         f"{label}: accuracy {acc.mean():.4f} ± {acc.std():.4f}  steps {results.final['steps'].tolist()}  "
         f"{results.wall_time:.1f}s"
     )
-    return results
 
 
 def check_arguments(argv: list[str], out: Optional[str], plot_only: bool) -> None:
