@@ -31,6 +31,7 @@ from typing import Any, Callable, NoReturn, Optional, Sequence
 from absl import app, flags
 from ml_collections import config_flags
 
+from jaxseq import report
 from jaxseq.config import flat_fields, load_config, validate_config
 from jaxseq.cpu_devices import request_cpu_devices
 from jaxseq.train.seeds import StalledRunError
@@ -185,6 +186,7 @@ def run_main(main: Callable[[list[str]], Any], argv: Optional[Sequence[str]] = N
     """
     argv = list(sys.argv if argv is None else argv)
     start_cpu_devices()
+    report.to_stderr()
     try:
         app.run(_report_usage_errors(main), argv=argv, flags_parser=parse_flags)
     except SystemExit as done:

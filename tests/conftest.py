@@ -9,6 +9,8 @@ sys.path.insert(0, os.path.dirname(__file__))
 # batch-shard tests on devices always run.
 _cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 os.environ["JAXSEQ_CPU_DEVICES"] = str(max(2, min(_cores, 16)))
+from jaxseq import report  # noqa: E402
 from jaxseq.cpu_devices import request_cpu_devices  # noqa: E402
 
 request_cpu_devices()
+report.to_stderr()  # jaxseq's warnings and notes as the scripts show them: "warning: ..." lines on stderr

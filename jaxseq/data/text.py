@@ -27,7 +27,6 @@ import functools
 import os
 import pathlib
 import re
-import sys
 from typing import NamedTuple, Optional
 
 import jax
@@ -37,6 +36,7 @@ import numpy as np
 from jaxseq.config import REPO_ROOT
 from jaxseq.data.checksums import read_verified
 from jaxseq.registry import lookup
+from jaxseq.report import note
 
 # book name -> path relative to a data directory (the layout of ../shared/data)
 BOOKS = {
@@ -110,7 +110,7 @@ def read_book_bytes(path: os.PathLike) -> bytes:
     resolved = pathlib.Path(path).resolve()
     if not checked and resolved not in _NOTED_UNCHECKED:
         _NOTED_UNCHECKED.add(resolved)
-        print(f"note: {path} is not a book jaxseq knows and no SHA256SUMS lists it; using it as it is", file=sys.stderr)
+        note(f"{path} is not a book jaxseq knows and no SHA256SUMS lists it; using it as it is")
     return data
 
 

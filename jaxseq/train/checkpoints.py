@@ -25,12 +25,13 @@ import os
 import pathlib
 import re
 import signal
-import sys
 import threading
 from typing import Any, Optional
 
 import numpy as np
 from flax import serialization, traverse_util
+
+from jaxseq.report import note, warn
 
 CHECKPOINT_DIR = "checkpoints"
 _CHECKPOINT_NAME = re.compile(r"^step_(\d+)\.msgpack$")
@@ -108,7 +109,7 @@ def interrupts_deferred(what: str):
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGINT, lambda *_: print(f"\n{what}; please wait", file=sys.stderr, flush=True))
+    previous = signal.signal(signal.SIGINT, lambda *_: note(f"{what}; please wait"))
     try:
         yield
     finally:
@@ -205,8 +206,8 @@ def restore_newest_verified(run_path: os.PathLike, template: Any) -> tuple[Any, 
             skipped.append(err)
             continue
         if skipped:
-            print(f"warning: skipped {len(skipped)} unusable checkpoint(s) ({'; '.join(map(str, skipped))}); "
-                  f"using {path} (step {int(state.step)}) instead", file=sys.stderr)
+            warn(f"skipped {len(skipped)} unusable checkpoint(s) ({'; '.join(map(str, skipped))}); "
+                 f"using {path} (step {int(state.step)}) instead")
         return state, path
     raise CheckpointError(f"no checkpoint of {run_path} verifies ({'; '.join(map(str, skipped))}); "
                           "delete them to train from scratch, or restore a good copy")

@@ -20,13 +20,13 @@ import io
 import json
 import os
 import pathlib
-import sys
 from typing import Any, Iterable, Mapping, Optional, Sequence
 
 import ml_collections
 import numpy as np
 
 from jaxseq.config import flat_fields
+from jaxseq.report import note, warn
 
 # settings that never change a run's results beyond float rounding (how seeds and batch rows share
 # programs and threads, when a stall is declared)
@@ -74,11 +74,6 @@ def write_text_atomic(path: os.PathLike, text: str) -> None:
 def write_json_atomic(path: os.PathLike, obj: Any) -> None:
     """Write ``obj`` as indented JSON to ``path`` via a temporary file and rename."""
     write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=True, default=_plain) + "\n")
-
-
-def warn(message: str) -> None:
-    """One ``warning:`` line on stderr."""
-    print(f"warning: {message}", file=sys.stderr)
 
 
 def fresh_run_path(script: str, root: os.PathLike = "runs") -> pathlib.Path:
@@ -151,7 +146,7 @@ def output_dir(out: Optional[str], script: str) -> "RunDir":
     """
     path = check_writable(out if out else fresh_run_path(script))
     if not out:
-        print(f"writing to {path} (give --out to choose)")
+        note(f"writing to {path} (give --out to choose)")
     return RunDir(path)
 
 

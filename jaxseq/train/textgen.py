@@ -19,7 +19,6 @@ import math
 import os
 import pathlib
 import re
-import sys
 import time
 from typing import Any, Callable, Optional
 
@@ -33,6 +32,7 @@ from flax.training import train_state
 
 from jaxseq.data.text import CharVocab, TextCorpus, sample_batch, sequential_windows
 from jaxseq.models.charlm import CharLSTM, make_char_lstm
+from jaxseq.report import note
 from jaxseq.train.checkpoints import (  # noqa: F401 (checkpoint_path, list_checkpoints: re-exported)
     checkpoint_path,
     interrupts_deferred,
@@ -385,8 +385,8 @@ for it), then re-raises; before any chunk finished it saves nothing and says so.
             _check_resumed_data(run, corpus)
             state, _ = restore_newest_verified(run.path, state)
         elif resume:
-            print(f"note: nothing to resume in {run.path} (no checkpoint); training from scratch, replacing its "
-                  "metrics, samples and summary", file=sys.stderr)
+            note(f"nothing to resume in {run.path} (no checkpoint); training from scratch, replacing its "
+                 "metrics, samples and summary")
 
     def prepare_run_dir():
         # only once the first chunk trained without error: a run that fails at once changes no file
@@ -447,7 +447,7 @@ for it), then re-raises; before any chunk finished it saves nothing and says so.
         if run is not None:
             with interrupts_deferred("saving a checkpoint"):
                 path = save_checkpoint(run.path, recorded, cfg.keep_checkpoints)
-            print(f"\ninterrupted: saved {path}; continue with --resume")
+            raise KeyboardInterrupt(f"saved {path}; continue with --resume") from None
         raise
     finally:
         if sharded is not None:
