@@ -9,7 +9,8 @@ slow keeps going until ``--timeout_s``. Prints a table and writes JSON::
     .venv/bin/python benchmarks/stress_hangs.py --strategies=auto,vmap,map --seeds=8,16 --runs=20
 
 ``--reproducer`` stresses ``benchmarks/hang_reproducer.py`` (jax + optax only) instead of the
-script. ``--xla_flags`` runs every pair again under extra ``XLA_FLAGS`` (``;``-separated sets), which is
+script, and ``--library`` stresses ``benchmarks/library_seeds.py``: the same run written as the docs
+tell a library user to, ``jax.jit(map_over_seeds(trainer.train, strategy))(keys)``, with no runner. ``--xla_flags`` runs every pair again under extra ``XLA_FLAGS`` (``;``-separated sets), which is
 how the flags named in the README were tried. Ctrl-C kills the run in progress and writes the
 finished runs to ``<out>.interrupted.json`` beside ``--out``. Linux only (it reads /proc).
 """
@@ -43,6 +44,7 @@ _XLA_FLAGS = flags.DEFINE_string("xla_flags", "", "';'-separated XLA_FLAGS sets 
 _EXTRA = flags.DEFINE_list("extra", [], "more --config overrides, e.g. train.num_steps=100")
 _OUT = flags.DEFINE_string("out", None, "JSON output (default: a fresh runs/stress_hangs/<YYYYmmdd-HHMMSS>/stress_hangs.json)")
 _REPRODUCER = flags.DEFINE_bool("reproducer", False, "run benchmarks/hang_reproducer.py (jax + optax only) instead")
+_LIBRARY = flags.DEFINE_bool("library", False, "run benchmarks/library_seeds.py (the documented one-line multi-seed run) instead")
 
 _TICKS = os.sysconf("SC_CLK_TCK")
 IDLE_SHARE = 0.01  # a run using less than this share of one core over --idle_s seconds is hung
@@ -108,6 +110,9 @@ def command(strategy: str, seeds: int, out: str) -> list[str]:
     """The 8-seed palindrome command with the strategy and seed count as overrides (or the reproducer)."""
     if _REPRODUCER.value:
         return [sys.executable, "benchmarks/hang_reproducer.py", f"--seeds={seeds}", f"--strategy={strategy}"]
+    if _LIBRARY.value:
+        return [sys.executable, "benchmarks/library_seeds.py", f"--seeds={seeds}", f"--strategy={strategy}",
+                *[f"--set={o}" for o in _EXTRA.value]]
     overrides = [
         "sweep.models=lstm", "sweep.lengths=10", "train.num_steps=100",
         f"train.num_seeds={seeds}", f"train.seed_strategy={strategy}", *_EXTRA.value,
@@ -141,10 +146,14 @@ def print_table(table: list[dict]) -> None:
 
 def main(argv):
     check_arguments(argv)
+    if _REPRODUCER.value and _LIBRARY.value:
+        raise app.UsageError("--reproducer and --library each choose what runs: give one")
     seed_counts = check_positive_ints(_SEEDS.value, "seeds")
     for strategy in _STRATEGIES.value:  # a bad name would fail every run of its row
         if _REPRODUCER.value and strategy not in REPRODUCER_STRATEGIES:
             raise app.UsageError(f"--reproducer takes --strategies from {', '.join(REPRODUCER_STRATEGIES)}, got {strategy!r}")
+        if _LIBRARY.value and strategy.startswith("threads"):
+            raise app.UsageError(f"--library runs one program: --strategies from auto, vmap, map, map:K, got {strategy!r}")
         resolve_seed_strategy(strategy, backend="cpu")
     out = check_out(_OUT.value)
     flag_sets = [""] + [f.strip() for f in _XLA_FLAGS.value.split(";") if f.strip()]

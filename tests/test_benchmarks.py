@@ -253,3 +253,11 @@ def test_bench_recurrent_on_ctrl_c_reports_the_repeats_that_finished(tmp_path):
     report = json.loads((tmp_path / "bench.interrupted.json").read_text())
     (row,) = report["rows"]
     assert report["meta"]["interrupted"] is True and row["variant"] == "ours-rnn" and len(row["seconds"]) >= 1
+
+
+def test_stress_hangs_library_mode_runs_the_documented_one_line_multi_seed_call(tmp_path):
+    report, _ = benchmark_report(tmp_path, "stress_hangs.py", [
+        "--library", "--strategies=auto", "--seeds=2", "--runs=1", "--extra=train.num_steps=2,data.batch_size=8",
+    ])
+    assert [(r["strategy"], r["seeds"], r["status"]) for r in report["runs"]] == [("auto", 2, "ok")]
+    assert report["runs"][0]["last_line"].startswith("done [")  # library_seeds.py: both seeds' accuracies
