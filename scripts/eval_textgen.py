@@ -21,7 +21,8 @@ from jaxseq import cli
 from jaxseq.data.text import corpus_for_config, find_book, sequential_windows
 from jaxseq.train.guard import expand
 from jaxseq.train.results import write_json_atomic
-from jaxseq.train.textgen import evaluate, evaluate_carried, load_run, load_run_config
+from jaxseq.train.text_runs import load_run, load_run_config
+from jaxseq.train.textgen import evaluate, evaluate_carried
 
 _RUN = flags.DEFINE_string("run", "results/textgen/grimm", "run directory written by train_textgen.py")
 _CHECKPOINT = flags.DEFINE_string("checkpoint", None, "a checkpoint file (default: the run's newest that verifies)")

@@ -18,7 +18,7 @@ from ml_collections import config_flags
 from jaxseq import cli
 from jaxseq.train.guard import expand
 from jaxseq.train.sampling import GREEDY_BELOW, check_sampling_args, complete, is_greedy
-from jaxseq.train.textgen import load_run
+from jaxseq.train.text_runs import load_run
 
 _RUN = flags.DEFINE_string("run", "results/textgen/grimm", "run directory written by train_textgen.py")
 _CHECKPOINT = flags.DEFINE_string("checkpoint", None, "a checkpoint file (default: the run's newest that verifies)")

@@ -42,7 +42,7 @@ from jaxseq.train.guard import claim_files, define_overwrite, expand, make_owner
 from jaxseq.train.record import check_arguments
 from jaxseq.train.results import RunDir, fresh_run_path, write_json_atomic
 from jaxseq.train.sweep import parse_list
-from jaxseq.train.textgen import load_run_config
+from jaxseq.train.text_runs import load_run_config
 
 _RUNS = flags.DEFINE_list("runs", [f"results/textgen/grimm_long_train{f}" for f in ("0.25", "0.5")]
                           + ["results/textgen/grimm_long"], "evaluated train_textgen.py run directories")

@@ -34,7 +34,7 @@ from jaxseq.models.charlm import make_char_lstm
 from jaxseq.train.record import check_arguments
 from jaxseq.train.results import output_dir
 from jaxseq.train.sampling import complete, random_first_chars
-from jaxseq.train.textgen import Callbacks, append_samples, fit
+from jaxseq.train.text_runs import Callbacks, append_samples, fit
 
 _CONFIG = cli.define_config("configs/textgen.py", "experiment config (path[:variant])")
 _OUT = flags.DEFINE_string("out", None, "run directory (default: a fresh runs/train_textgen/<YYYYmmdd-HHMMSS>/)")

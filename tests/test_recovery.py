@@ -30,8 +30,9 @@ from jaxseq.train.checkpoints import (
 )
 from jaxseq.train.results import ADDED_FIELDS, RunDir
 from jaxseq.train.sampling import check_sampling_args, complete
-from jaxseq.train import textgen
-from jaxseq.train.textgen import Callbacks, append_samples, create_train_state, fit, load_run
+from jaxseq.train import text_runs
+from jaxseq.train.text_runs import Callbacks, append_samples, fit, load_run
+from jaxseq.train.textgen import create_train_state
 
 
 class Killed(BaseException):
@@ -306,7 +307,7 @@ def test_ctrl_c_before_the_first_chunk_saves_nothing_and_says_so(corpus, tmp_pat
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(textgen, "train_chunk", interrupted)
+    monkeypatch.setattr(text_runs, "train_chunk", interrupted)
     with pytest.raises(KeyboardInterrupt, match="nothing was saved"):
         fit(quick_config(), corpus, RunDir(tmp_path / "run"))
     assert not (tmp_path / "run").exists()

@@ -27,17 +27,9 @@ from jaxseq.data.text import (
 from jaxseq.models.charlm import CharLSTM, make_char_lstm
 from jaxseq.train.results import RunDir
 from jaxseq.train.sampling import GREEDY_BELOW, complete, generate, is_greedy
-from jaxseq.train.textgen import (
-    Callbacks,
-    create_train_state,
-    evaluate,
-    evaluate_carried,
-    fit,
-    latest_checkpoint,
-    load_run,
-    restore_checkpoint,
-    save_checkpoint,
-)
+from jaxseq.train.checkpoints import latest_checkpoint, restore_checkpoint, save_checkpoint
+from jaxseq.train.text_runs import Callbacks, fit, load_run
+from jaxseq.train.textgen import create_train_state, evaluate, evaluate_carried
 
 TEXT = "the cat sat on the mat.\nthe dog sat on the log.\n" * 40
 

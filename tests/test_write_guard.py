@@ -17,7 +17,7 @@ import pytest
 from jaxseq.config import load_config
 from jaxseq.data.text import corpus_for_config
 from jaxseq.train.results import RunDir
-from jaxseq.train.textgen import fit
+from jaxseq.train.text_runs import fit
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 BOOK = "Once upon a time there was a king who had three daughters.\n" * 60
