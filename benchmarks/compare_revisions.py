@@ -10,7 +10,10 @@ each importing its own checkout's jaxseq
 a fresh process with its own ``--out`` in a temporary folder. Every row the two reports share
 (``bench_recurrent.py``: variant, length, seeds, strategy; ``bench_textgen.py``: model) gets the
 median of its rate over the rounds for each side, and the ratio now/before: above 1 is faster.
-Prints the table and writes ``--out`` (JSON).
+The shared machine's speed drifts between runs (±20 %, at times in two modes), so with
+``--reference=NAME`` each rate is first divided by the rate of the row ``NAME`` (a peer the change
+does not touch, e.g. ``flax-lstm``) with the same other columns, measured in the same run: that
+ratio is what is compared. Prints the table and writes ``--out`` (JSON).
 """
 
 import json
@@ -33,6 +36,7 @@ HERE = pathlib.Path(__file__).resolve().parent.parent
 _BEFORE = flags.DEFINE_string("before", None, "the other checkout of jaxseq (e.g. a git worktree of the parent commit)")
 _BENCH = flags.DEFINE_string("bench", "bench_recurrent.py", "the benchmark script under benchmarks/")
 _ARGS = flags.DEFINE_string("args", "", "its flags, as one shell-quoted string (never --out)")
+_REFERENCE = flags.DEFINE_string("reference", None, "a row name whose rate, in the same run, divides every other row's")
 _ROUNDS = flags.DEFINE_integer("rounds", 3, "runs of each checkout (median reported)", lower_bound=1)
 _OUT = flags.DEFINE_string("out", None, "JSON output (default: a fresh runs/compare_revisions/<time>/report.json)")
 
@@ -49,6 +53,12 @@ def rates(report: dict) -> dict[tuple, float]:
         if key in report:
             return {tuple(row[n] for n in names): float(row[rate]) for row in report[key]}
     raise ValueError(f"a report with none of {sorted(LAYOUTS)}: not a benchmark this script knows")
+
+
+def relative_to(rates_of_run: dict[tuple, float], reference: str) -> dict[tuple, float]:
+    """Every row's rate over the rate of the row named ``reference`` with the same other columns."""
+    return {name: rate / rates_of_run[(reference, *name[1:])] for name, rate in rates_of_run.items()
+            if (reference, *name[1:]) in rates_of_run and name[0] != reference}
 
 
 def run_once(checkout: pathlib.Path, out: pathlib.Path) -> dict[tuple, float]:
@@ -74,16 +84,21 @@ def main(argv):
             order = list(sides) if round_ % 2 == 0 else list(reversed(sides))
             for side in order:
                 measured[side].append(run_once(sides[side], pathlib.Path(tmp) / f"{side}_{round_}.json"))
+    if _REFERENCE.value:
+        measured = {side: [relative_to(run, _REFERENCE.value) for run in runs] for side, runs in measured.items()}
     shared = [name for name in measured["now"][0] if all(name in run for runs in measured.values() for run in runs)]
+    if not shared:
+        raise RuntimeError("the two checkouts' reports share no row" + (f" with a {_REFERENCE.value} beside it" if _REFERENCE.value else ""))
     rows = []
-    print(f"\n{'row':<60} {'before':>10} {'now':>10} {'now/before':>11}")
+    unit = f"rate / {_REFERENCE.value}'s" if _REFERENCE.value else "rate"
+    print(f"\n{'row (' + unit + ')':<60} {'before':>10} {'now':>10} {'now/before':>11}")
     for name in shared:
         before = statistics.median(run[name] for run in measured["before"])
         now = statistics.median(run[name] for run in measured["now"])
-        rows.append(dict(row=list(name), before=round(before, 2), now=round(now, 2), ratio=round(now / before, 3),
+        rows.append(dict(row=list(name), before=round(before, 4), now=round(now, 4), ratio=round(now / before, 3),
                          before_runs=[run[name] for run in measured["before"]], now_runs=[run[name] for run in measured["now"]]))
-        print(f"{' '.join(map(str, name)):<60} {before:>10.1f} {now:>10.1f} {now / before:>11.3f}")
-    meta = dict(bench=_BENCH.value, args=_ARGS.value, rounds=_ROUNDS.value, before=str(sides["before"]),
+        print(f"{' '.join(map(str, name)):<60} {before:>10.3g} {now:>10.3g} {now / before:>11.3f}")
+    meta = dict(bench=_BENCH.value, args=_ARGS.value, rounds=_ROUNDS.value, reference=_REFERENCE.value, before=str(sides["before"]),
                 cpus=os.cpu_count(), load_after=os.getloadavg())
     write_json(out, dict(meta=meta, rows=rows))
 

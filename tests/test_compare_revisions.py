@@ -9,7 +9,7 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from compare_revisions import rates  # noqa: E402
+from compare_revisions import rates, relative_to  # noqa: E402
 
 
 def test_rates_of_both_report_layouts():
@@ -19,6 +19,11 @@ def test_rates_of_both_report_layouts():
     assert rates(textgen) == {("jaxseq CharLSTM",): 3000.0}
     with pytest.raises(ValueError, match="not a benchmark this script knows"):
         rates({"meta": {}})
+
+
+def test_rates_relative_to_a_peer_in_the_same_run():
+    run = {("ours-lstm", 10, 1, "-"): 300.0, ("flax-lstm", 10, 1, "-"): 200.0, ("ours-lstm", 30, 1, "-"): 90.0}
+    assert relative_to(run, "flax-lstm") == {("ours-lstm", 10, 1, "-"): 1.5}  # T = 30 has no peer beside it
 
 
 @pytest.mark.parametrize("args, message", [
