@@ -24,7 +24,6 @@ import sys
 import tempfile
 import time
 
-
 from absl import flags
 
 from cli import check_arguments, check_choices, check_out, write_json  # benchmarks/cli.py
@@ -42,7 +41,7 @@ _FRONTIER = flags.DEFINE_string(
     "--config.train.num_steps=500",
     "arguments of frontier.py (a small frontier)",
 )
-_OUT = flags.DEFINE_string("out", "benchmarks/results/bench_ray_sweep.json", "JSON report")
+_OUT = flags.DEFINE_string("out", None, "JSON report (default: a fresh runs/bench_ray_sweep/<YYYYmmdd-HHMMSS>/bench_ray_sweep.json)")
 _KEEP = flags.DEFINE_string("keep", "", "keep the run directories under this directory (default: a temporary one)")
 
 

@@ -29,7 +29,6 @@ from absl import flags
 
 from cli import check_arguments, check_out, write_json  # benchmarks/cli.py, beside this script
 from jaxseq.cli import run_main
-from jaxseq.train.results import fresh_run_path
 
 HERE = pathlib.Path(__file__).resolve().parent.parent
 
@@ -38,7 +37,7 @@ _BENCH = flags.DEFINE_string("bench", "bench_recurrent.py", "the benchmark scrip
 _ARGS = flags.DEFINE_string("args", "", "its flags, as one shell-quoted string (never --out)")
 _REFERENCE = flags.DEFINE_string("reference", None, "a row name whose rate, in the same run, divides every other row's")
 _ROUNDS = flags.DEFINE_integer("rounds", 3, "runs of each checkout (median reported)", lower_bound=1)
-_OUT = flags.DEFINE_string("out", None, "JSON output (default: a fresh runs/compare_revisions/<time>/report.json)")
+_OUT = flags.DEFINE_string("out", None, "JSON output (default: a fresh runs/compare_revisions/<YYYYmmdd-HHMMSS>/compare_revisions.json)")
 
 # report layout -> (list of rows, the columns that name a row, the rate column)
 LAYOUTS = {
@@ -76,7 +75,7 @@ def main(argv):
         raise ValueError(f"--before={_BEFORE.value}: give a checkout of jaxseq that has benchmarks/{_BENCH.value}")
     if "--out" in _ARGS.value:
         raise ValueError("--args must not set --out: each run writes its own report")
-    out = check_out(_OUT.value or str(fresh_run_path("compare_revisions") / "report.json"))
+    out = check_out(_OUT.value)
     sides = {"before": pathlib.Path(_BEFORE.value).resolve(), "now": HERE}
     measured = {side: [] for side in sides}
     with tempfile.TemporaryDirectory() as tmp:

@@ -36,3 +36,13 @@ def test_refusals_are_one_line(tmp_path, args, message):
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [f"error: {message}"]
     assert not (tmp_path / "r.json").exists()
+
+
+def test_program_text_is_compared_without_names_and_source_locations():
+    from compare_programs import normalized
+
+    one = 'HloModule jit_run_chunk.3\n1 "/a/x.py"\n%fusion.12 = f32[128,512] add(%p.1, %p.2), metadata={op_name="a" source_file="/a/x.py"}'
+    two = 'HloModule jit_run_chunk.9\n1 "/b/x.py"\n%fusion.40 = f32[128,512] add(%p.7, %p.8), metadata={op_name="b" source_file="/b/x.py"}'
+    other = 'HloModule jit_run_chunk.9\n%fusion.40 = f32[128,512] multiply(%p.7, %p.8)'
+    assert normalized(one) == normalized(two)
+    assert normalized(one) != normalized(other)  # another operation is another program
