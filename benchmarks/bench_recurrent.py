@@ -265,27 +265,36 @@ def shard_label(shards: int, mode: str) -> str:
     return f"shards:{shards}" if mode in ("auto", "devices") else f"shards:{shards}:{mode}"
 
 
+def paired_ratio(a: dict, b: dict) -> float:
+    """Row ``a``'s rate over row ``b``'s: the median over the repeats of the two rates measured in
+    the same round. The shared machine changes speed between rounds (at times by 1.5x, in two
+    modes), which a ratio of the two medians would mix in; within a round both rows see the same."""
+    return statistics.median((a["seeds"] / sa) / (b["seeds"] / sb) for sa, sb in zip(a["seconds"], b["seconds"]))
+
+
 def compute_ratios(rows: list[dict]) -> list[dict]:
-    """Ours vs each peer at one seed, and each multi-seed strategy vs sequential single-seed runs."""
-    rate = {(r["variant"], r["length"], r["seeds"], r["strategy"]): r["seed_steps_per_s"] for r in rows}
+    """Ours vs each peer at one seed, and each multi-seed strategy vs sequential single-seed runs
+    (each a :func:`paired_ratio`)."""
+    by_key = {(r["variant"], r["length"], r["seeds"], r["strategy"]): r for r in rows}
+    rate = {key: row["seed_steps_per_s"] for key, row in by_key.items()}
     ratios = []
-    for (variant, length, seeds, strategy), value in rate.items():
+    for (variant, length, seeds, strategy), row in by_key.items():
         if seeds == 1 and variant.startswith("ours") and not variant.endswith("autodiff"):
             cell = variant.split("-")[1]
             sharded = "" if strategy == "-" else f" {strategy}"
             if sharded and (variant, length, 1, "-") in rate:
                 ratios.append(dict(what=f"{variant}{sharded} / {variant} (1 seed)", length=length,
-                                   ratio=round(value / rate[(variant, length, 1, "-")], 2)))
+                                   ratio=round(paired_ratio(row, by_key[(variant, length, 1, "-")]), 2)))
             for peer in (f"ours-{cell}-hoisted", f"ours-{cell}-autodiff", f"flax-{cell}", f"torch-{cell}"):
                 if peer != variant and (peer, length, 1, "-") in rate:
                     ratios.append(dict(what=f"{variant}{sharded} / {peer} (1 seed)", length=length,
-                                       ratio=round(value / rate[(peer, length, 1, "-")], 2)))
+                                       ratio=round(paired_ratio(row, by_key[(peer, length, 1, "-")]), 2)))
         if seeds == 1 and strategy.endswith(":threads") and (variant, length, 1, strategy[: -len(":threads")]) in rate:
             ratios.append(dict(what=f"{variant} {strategy[: -len(':threads')]} / {strategy} (1 seed)", length=length,
-                               ratio=round(rate[(variant, length, 1, strategy[: -len(":threads")])] / value, 2)))
+                               ratio=round(paired_ratio(by_key[(variant, length, 1, strategy[: -len(":threads")])], row), 2)))
         if seeds > 1 and (variant, length, 1, "-") in rate:
             ratios.append(dict(what=f"{variant}: {seeds} seeds {strategy} / {seeds} sequential", length=length,
-                               ratio=round(value / rate[(variant, length, 1, "-")], 2)))
+                               ratio=round(paired_ratio(row, by_key[(variant, length, 1, "-")]), 2)))
     return ratios
 
 
