@@ -17,13 +17,13 @@ import inspect
 import json
 import os
 import pathlib
-import re
 import subprocess
 import sys
 
 from absl import flags
 
 from cli import check_arguments, check_out, check_positive_ints, write_json  # benchmarks/cli.py
+from revisions import normalized  # benchmarks/revisions.py
 from jaxseq.cli import run_main
 
 HERE = pathlib.Path(__file__).resolve().parent.parent
@@ -32,17 +32,6 @@ _BEFORE = flags.DEFINE_string("before", None, "the other checkout of jaxseq (e.g
 _MODELS = flags.DEFINE_list("models", ["lstm", "gru", "rnn", "peephole_lstm"], "models to compile")
 _LENGTHS = flags.DEFINE_list("lengths", ["10", "30"], "palindrome lengths T")
 _OUT = flags.DEFINE_string("out", None, "JSON output (default: a fresh runs/compare_programs/<YYYYmmdd-HHMMSS>/compare_programs.json)")
-
-
-def normalized(hlo: str) -> str:
-    """Optimized HLO text without what differs between checkouts of the same program: source
-    locations (metadata and the file, function and stack-frame tables), the module's name and the
-    numbered names of instructions and computations."""
-    text = re.sub(r", metadata=\{[^}]*\}", "", hlo)
-    text = re.sub(r",? ?stack_frame_id=\d+", "", text)
-    lines = [line for line in text.splitlines() if not re.match(r"^\s*(\d+ [{\"]|FileNames|FunctionNames|FileLocations|StackFrames)", line)]
-    text = re.sub(r"^HloModule \S+", "HloModule m", "\n".join(lines), flags=re.M)
-    return re.sub(r"[A-Za-z_][\w-]*(\.\d+)+", "X", text)
 
 
 def program_hashes(models: list[str], lengths: list[int]) -> dict[str, str]:

@@ -28,6 +28,7 @@ import tempfile
 from absl import flags
 
 from cli import check_arguments, check_out, write_json  # benchmarks/cli.py, beside this script
+from revisions import rates, relative_to  # benchmarks/revisions.py
 from jaxseq.cli import run_main
 
 HERE = pathlib.Path(__file__).resolve().parent.parent
@@ -39,25 +40,6 @@ _REFERENCE = flags.DEFINE_string("reference", None, "a row name whose rate, in t
 _ROUNDS = flags.DEFINE_integer("rounds", 3, "runs of each checkout (median reported)", lower_bound=1)
 _OUT = flags.DEFINE_string("out", None, "JSON output (default: a fresh runs/compare_revisions/<YYYYmmdd-HHMMSS>/compare_revisions.json)")
 
-# report layout -> (list of rows, the columns that name a row, the rate column)
-LAYOUTS = {
-    "rows": (("variant", "length", "seeds", "strategy"), "seed_steps_per_s"),
-    "results": (("model",), "chars_per_s"),
-}
-
-
-def rates(report: dict) -> dict[tuple, float]:
-    """``{row name: rate}`` of one benchmark report (either layout of :data:`LAYOUTS`)."""
-    for key, (names, rate) in LAYOUTS.items():
-        if key in report:
-            return {tuple(row[n] for n in names): float(row[rate]) for row in report[key]}
-    raise ValueError(f"a report with none of {sorted(LAYOUTS)}: not a benchmark this script knows")
-
-
-def relative_to(rates_of_run: dict[tuple, float], reference: str) -> dict[tuple, float]:
-    """Every row's rate over the rate of the row named ``reference`` with the same other columns."""
-    return {name: rate / rates_of_run[(reference, *name[1:])] for name, rate in rates_of_run.items()
-            if (reference, *name[1:]) in rates_of_run and name[0] != reference}
 
 
 def run_once(checkout: pathlib.Path, out: pathlib.Path) -> dict[tuple, float]:

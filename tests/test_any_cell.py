@@ -18,7 +18,7 @@ from jaxseq.models.bptt import FusedRecurrence
 from jaxseq.models.cells import LSTMCell
 from jaxseq.models.charlm import CharLSTM
 from jaxseq.models.registry import CELLS, make_classifier
-from jaxseq.models.sequence import SequenceClassifier
+from jaxseq.models.sequence import BidirectionalClassifier, SequenceClassifier
 from outside_cells import LeakyPairCell
 from test_cells import random_params
 
@@ -50,6 +50,20 @@ def test_flax_cells_train_through_the_classifier(name):
     grads = jax.grad(loss)(params)
     assert model.apply({"params": params}, tokens).shape == (B, V)
     assert all(np.abs(g).max() > 0 for g in jax.tree.leaves(grads["cell"]))
+
+
+@pytest.mark.parametrize("extra", [dict(num_layers=2), dict()])
+def test_stacked_and_bidirectional_classifiers_take_an_outside_cell(extra):
+    tokens, labels = tokens_and_labels()
+    if extra:  # two residual layers of Flax's GRU
+        model = make_classifier(model_config("flax.linen:GRUCell", **extra), V, V)
+        assert [type(c).__name__ for c in model.cells] == ["GRUCell", "GRUCell"]
+    else:  # a forward and a backward LeakyPairCell
+        model = BidirectionalClassifier(forward_cell=LeakyPairCell(H), backward_cell=LeakyPairCell(H), num_classes=V,
+                                        vocab_size=V, encoding="onehot")
+    params = model.init(jax.random.key(0), tokens)["params"]
+    norms = hidden_grad_norms(model, params, tokens, labels)
+    assert model.apply({"params": params}, tokens).shape == (B, V) and norms.shape == (T,) and (norms > 0).all()
 
 
 def _flax_lstm_params(ours: dict) -> dict:

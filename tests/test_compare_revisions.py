@@ -1,4 +1,4 @@
-"""benchmarks/compare_revisions.py reads both report layouts and refuses what it cannot compare."""
+"""benchmarks/compare_revisions.py and compare_programs.py: reports read, programs compared, bad input refused."""
 
 import pathlib
 import subprocess
@@ -9,7 +9,7 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from compare_revisions import rates, relative_to  # noqa: E402
+from revisions import normalized, rates, relative_to  # noqa: E402
 
 
 def test_rates_of_both_report_layouts():
@@ -39,8 +39,6 @@ def test_refusals_are_one_line(tmp_path, args, message):
 
 
 def test_program_text_is_compared_without_names_and_source_locations():
-    from compare_programs import normalized
-
     one = 'HloModule jit_run_chunk.3\n1 "/a/x.py"\n%fusion.12 = f32[128,512] add(%p.1, %p.2), metadata={op_name="a" source_file="/a/x.py"}'
     two = 'HloModule jit_run_chunk.9\n1 "/b/x.py"\n%fusion.40 = f32[128,512] add(%p.7, %p.8), metadata={op_name="b" source_file="/b/x.py"}'
     other = 'HloModule jit_run_chunk.9\n%fusion.40 = f32[128,512] multiply(%p.7, %p.8)'
