@@ -9,7 +9,7 @@ the full batch's gradient up to float rounding, so a run with ``n`` shards follo
 trajectory to rounding, not bit for bit (tests/test_batch_shards.py). :class:`BatchShards` does
 it in one of two ways:
 
-- ``devices`` (the default when jax has ``n`` CPU devices, which importing jaxseq asks for: see
+- ``devices`` (the default when jax has ``n`` CPU devices, which the scripts ask for: see
   :mod:`jaxseq.cpu_devices`): a chunk of steps is **one compiled program**, a ``lax.scan`` over the
   steps inside ``jax.shard_map`` over ``n`` CPU devices. Each device computes its shard's gradients,
   ``lax.pmean`` averages them, and every device applies the same update to its copy of the run.
