@@ -4,7 +4,7 @@
 #   benchmarks/gpu_check.sh [OUT]         on a fresh machine with one NVIDIA GPU (run from anywhere)
 #   benchmarks/gpu_check.sh --cpu [OUT]   the same steps on CPU with tiny sizes and no install (the test suite runs this)
 #
-# Steps (OUT defaults to gpu_check/<YYYYmmdd-HHMMSS>):
+# Steps (OUT defaults to runs/gpu_check/<YYYYmmdd-HHMMSS>, which git ignores):
 #   install     a fresh venv (GPU_CHECK_VENV, default .venv-gpu) with '.[cuda12,bench,test]'; skipped when PYTHON
 #               names the interpreter of an environment that has them   (--cpu: none, $PYTHON or .venv)
 #   devices     jax.devices() and the backend -> OUT/devices.txt (and nvidia-smi -> OUT/nvidia-smi.txt);
@@ -24,7 +24,7 @@ if [ $# -gt 1 ] || [[ "${1:-}" == -* ]]; then
   echo "error: usage: benchmarks/gpu_check.sh [--cpu] [OUT]" >&2
   exit 2
 fi
-out=${1:-gpu_check/$(date +%Y%m%d-%H%M%S)}
+out=${1:-$repo/runs/gpu_check/$(date +%Y%m%d-%H%M%S)}
 mkdir -p "$out" || { echo "error: cannot create $out; choose another OUT" >&2; exit 2; }
 out=$(cd "$out" && pwd)
 cd "$repo"  # OUT as given from where the script was started; everything else from the repository root
