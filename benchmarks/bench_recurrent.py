@@ -23,6 +23,9 @@ runs the same step in eager mode (``nn.LSTM`` / ``nn.RNN``, ``torch.optim.Adam``
 - ``cell:package.module:ClassName``: any ``RNNCellBase`` cell by import path in the same classifier
   (e.g. ``cell:flax.linen:OptimizedLSTMCell``);
 - ``flax-lstm``: ``nn.RNN(nn.OptimizedLSTMCell)`` with the same head;
+- ``ours-lstm-classic``, ``torch-lstm-classic``, ``torch-lstm-classic-ftz``: the classic set-up of
+  ``configs/palindrome.py`` instead (each digit fed raw as one float, RMSprop 1e-3, clipping at
+  10), PyTorch with its defaults, and with ``torch.set_flush_denormal(True)`` around its chunks;
 - ``torch-lstm``, ``torch-rnn``: PyTorch's ``nn.LSTM`` / ``nn.RNN`` (needs ``pip install -e '.[bench]'``).
 
 Timing is round-robin: every repeat times each variant once, in turn, so a noisy neighbour slows
@@ -60,6 +63,7 @@ _SHARD_MODES = flags.DEFINE_list("shard_modes", ["devices", "threads"], "where t
 VARIANTS = [
     "ours-lstm", "ours-lstm-hoisted", "ours-lstm-autodiff", "flax-lstm", "torch-lstm",
     "ours-rnn", "ours-rnn-hoisted", "ours-rnn-autodiff", "torch-rnn", "ours-gru",
+    "ours-lstm-classic", "torch-lstm-classic", "torch-lstm-classic-ftz",
 ]
 NAMED_CELL = "cell:"  # a variant cell:package.module:ClassName times that cell
 _VARIANTS = flags.DEFINE_list("variants", VARIANTS, "what to time")
@@ -100,6 +104,8 @@ def make_trainer(variant: str, length: int):
             "train.stop_accuracy": 2.0,  # never stop: every step does real work
         },
     )
+    if variant.endswith("-classic"):  # the classic set-up: configs/palindrome.py's raw digits and RMSprop
+        config = setting_config(config, **{"model.encoding": "raw", "optim.name": "rmsprop"})
     trainer = make_train(config)
     if variant == "flax-lstm":
         trainer.model = FlaxLSTMClassifier(H, 10)
@@ -135,25 +141,27 @@ def torch_timer(variant: str, length: int):
 
     device = torch.device(_TORCH_DEVICE.value)
     torch.manual_seed(0)
-    recurrent = torch.nn.LSTM if variant == "torch-lstm" else torch.nn.RNN
+    recurrent = torch.nn.LSTM if variant.startswith("torch-lstm") else torch.nn.RNN
+    classic = "-classic" in variant  # raw digits, RMSprop (PyTorch's defaults otherwise)
+    flush_denormal = variant.endswith("-ftz")
 
     class Classifier(torch.nn.Module):
         def __init__(self):
             super().__init__()
-            self.rnn = recurrent(10, H, batch_first=True)
+            self.rnn = recurrent(1 if classic else 10, H, batch_first=True)
             self.head = torch.nn.Linear(H, 10)
 
         def forward(self, x):
             return self.head(self.rnn(x)[0][:, -1])
 
     model = Classifier().to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=LR)
+    optimizer = (torch.optim.RMSprop if classic else torch.optim.Adam)(model.parameters(), lr=LR)
     source = torch.tensor([min(k, length - 1 - k) for k in range(length)], device=device)
 
     def step():
         digits = torch.randint(0, 10, (B, length), device=device)
         full = digits[:, source]  # a palindrome: slot k repeats digit min(k, T-1-k)
-        inputs = torch.nn.functional.one_hot(full[:, :-1], 10).float()
+        inputs = full[:, :-1, None].float() if classic else torch.nn.functional.one_hot(full[:, :-1], 10).float()
         loss = torch.nn.functional.cross_entropy(model(inputs), full[:, -1])
         optimizer.zero_grad()
         loss.backward()
@@ -161,6 +169,7 @@ def torch_timer(variant: str, length: int):
         optimizer.step()
 
     def timed() -> tuple[float, float]:
+        torch.set_flush_denormal(flush_denormal)  # a process-wide switch: set for each variant's own chunks
         start, cpu = time.perf_counter(), time.process_time()
         for _ in range(_CHUNK.value):
             step()
@@ -285,7 +294,10 @@ def compute_ratios(rows: list[dict]) -> list[dict]:
             if sharded and (variant, length, 1, "-") in rate:
                 ratios.append(dict(what=f"{variant}{sharded} / {variant} (1 seed)", length=length,
                                    ratio=round(paired_ratio(row, by_key[(variant, length, 1, "-")]), 2)))
-            for peer in (f"ours-{cell}-hoisted", f"ours-{cell}-autodiff", f"flax-{cell}", f"torch-{cell}"):
+            peers = (f"ours-{cell}-hoisted", f"ours-{cell}-autodiff", f"flax-{cell}", f"torch-{cell}")
+            if variant.endswith("-classic"):
+                peers = (f"torch-{cell}-classic", f"torch-{cell}-classic-ftz")
+            for peer in peers:
                 if peer != variant and (peer, length, 1, "-") in rate:
                     ratios.append(dict(what=f"{variant}{sharded} / {peer} (1 seed)", length=length,
                                        ratio=round(paired_ratio(row, by_key[(peer, length, 1, "-")]), 2)))
