@@ -9,8 +9,10 @@ import json
 import os
 import pathlib
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 
 import pytest
 
@@ -242,3 +244,33 @@ def test_run_dir_saved_config_check_in_process(tmp_path):
     (tmp_path / "full" / "notes.txt").write_text("mine")
     with pytest.raises(ValueError, match="no config.json"):
         RunDir(tmp_path / "full").check_config(config)
+
+
+def test_two_ctrl_c_in_a_row_end_a_text_run_with_one_line_and_verified_checkpoints(tmp_path, book):
+    """The second Ctrl-C, 20 ms after the first, lands while the interrupted run saves or exits: no
+    traceback, exit 130, one closing ``interrupted`` line, and every checkpoint on disk verifies."""
+    out = tmp_path / "run"
+    script = subprocess.Popen(
+        [sys.executable, str(ROOT / "scripts" / "train_textgen.py"), "--config=configs/textgen.py:quick",
+         f"--data={book}", "--config.train.num_steps=100000", "--config.train.checkpoint_every=100000", f"--out={out}"],
+        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        metrics = out / "metrics.jsonl"
+        while not (metrics.exists() and metrics.stat().st_size) and script.poll() is None:  # a chunk's row is written
+            threading.Event().wait(0.05)
+        assert script.poll() is None, script.communicate()[1][-2000:]
+        script.send_signal(signal.SIGINT)
+        threading.Event().wait(0.02)
+        script.send_signal(signal.SIGINT)
+        _, err = script.communicate(timeout=300)
+    finally:
+        if script.poll() is None:
+            script.kill()
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert script.returncode == 130 and "Traceback" not in err, err[-2000:]
+    assert lines[-1].startswith("interrupted"), lines[-3:]
+    for checkpoint in sorted((out / "checkpoints").glob("*.msgpack")):
+        recorded = (out / "checkpoints" / (checkpoint.name + ".sha256")).read_text().split()[0]
+        assert hashlib.sha256(checkpoint.read_bytes()).hexdigest() == recorded, checkpoint
+    assert ("saved" in lines[-1]) == any((out / "checkpoints").glob("*.msgpack")), lines[-1]
