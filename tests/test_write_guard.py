@@ -274,3 +274,37 @@ def test_two_ctrl_c_in_a_row_end_a_text_run_with_one_line_and_verified_checkpoin
         recorded = (out / "checkpoints" / (checkpoint.name + ".sha256")).read_text().split()[0]
         assert hashlib.sha256(checkpoint.read_bytes()).hexdigest() == recorded, checkpoint
     assert ("saved" in lines[-1]) == any((out / "checkpoints").glob("*.msgpack")), lines[-1]
+
+
+
+def test_ctrl_c_after_a_setting_keeps_its_rows_and_curves_together_and_a_rerun_completes(tmp_path):
+    """Ctrl-C once the first setting's rows are written: its rows and curves stay, nothing of the
+    second is written; the same command again trains the second only, and no curve is doubled."""
+    out = tmp_path / "sweep"
+    command = [sys.executable, str(ROOT / "scripts" / "run_palindrome.py"), "--config=configs/palindrome.py:quick",
+               "--config.sweep.models=rnn", "--config.sweep.lengths=4,5", "--config.train.num_steps=3000",
+               "--config.train.chunk_steps=100", "--config.train.stop_accuracy=2.0", "--log_every=500", f"--out={out}"]
+    environ = {**os.environ, "PYTHONPATH": str(ROOT)}
+    script = subprocess.Popen(command, cwd=ROOT, env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    results = out / "results.csv"
+    try:
+        while script.poll() is None and not (results.exists() and len(results.read_text().splitlines()) == 3):
+            threading.Event().wait(0.05)  # until the first setting's two seeds are written
+        assert script.poll() is None, "the sweep ended before it could be interrupted"
+        script.send_signal(signal.SIGINT)
+        _, err = script.communicate(timeout=300)
+    finally:
+        if script.poll() is None:
+            script.kill()
+    assert script.returncode == 130 and "Traceback" not in err, err[-2000:]
+    rows = [line.split(",")[:3] for line in results.read_text().splitlines()[1:]]
+    assert rows == [["rnn", "decimal_palindrome", "4"]] * 2, rows
+    assert {json.loads(line)["length"] for line in (out / "metrics.jsonl").read_text().splitlines()} == {4}
+
+    rerun = subprocess.run(command, cwd=ROOT, env=environ, capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    rows = [line.split(",")[:3] for line in results.read_text().splitlines()[1:]]
+    assert rows == [["rnn", "decimal_palindrome", "4"]] * 2 + [["rnn", "decimal_palindrome", "5"]] * 2, rows
+    curves = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    keys = [(c["length"], c["seed"], c["step"]) for c in curves]
+    assert len(keys) == len(set(keys)) and {length for length, _, _ in keys} == {4, 5}
