@@ -10,8 +10,10 @@ slow keeps going until ``--timeout_s``. Prints a table and writes JSON::
 
 ``--reproducer`` stresses ``benchmarks/hang_reproducer.py`` (jax + optax only) instead of the
 script, and ``--library`` stresses ``benchmarks/library_seeds.py``: the same run written as the docs
-tell a library user to, ``jax.jit(map_over_seeds(trainer.train, strategy))(keys)``, with no runner. ``--xla_flags`` runs every pair again under extra ``XLA_FLAGS`` (``;``-separated sets), which is
-how the flags named in the README were tried. Ctrl-C kills the run in progress and writes the
+tell a library user to, ``jax.jit(map_over_seeds(trainer.train, strategy))(keys)``, with no runner.
+``--arms`` stresses ``benchmarks/hang_bisect.py``, the vmapped program with one construct taken out
+per arm, in place of the strategies. ``--xla_flags`` runs every pair again under extra
+``XLA_FLAGS`` (``;``-separated sets), which is how the flags named in the README were tried. Ctrl-C kills the run in progress and writes the
 finished runs to ``<out>.interrupted.json`` beside ``--out``. Linux only (it reads /proc).
 """
 
@@ -27,6 +29,7 @@ import time
 from absl import app, flags
 
 from cli import check_arguments, check_out, check_positive_ints, interrupted_path, write_json  # benchmarks/cli.py, beside this script
+from hang_bisect import ARMS  # benchmarks/hang_bisect.py, beside this script
 from jaxseq.cli import run_main  # one-line errors and exit codes, as in scripts/
 from jaxseq.train.seeds import resolve_seed_strategy
 
@@ -45,6 +48,7 @@ _EXTRA = flags.DEFINE_list("extra", [], "more --config overrides, e.g. train.num
 _OUT = flags.DEFINE_string("out", None, "JSON output (default: a fresh runs/stress_hangs/<YYYYmmdd-HHMMSS>/stress_hangs.json)")
 _REPRODUCER = flags.DEFINE_bool("reproducer", False, "run benchmarks/hang_reproducer.py (jax + optax only) instead")
 _LIBRARY = flags.DEFINE_bool("library", False, "run benchmarks/library_seeds.py (the documented one-line multi-seed run) instead")
+_ARMS = flags.DEFINE_list("arms", [], "run benchmarks/hang_bisect.py with these arms instead of --strategies (vmap)")
 
 _TICKS = os.sysconf("SC_CLK_TCK")
 IDLE_SHARE = 0.01  # a run using less than this share of one core over --idle_s seconds is hung
@@ -107,7 +111,10 @@ def run_once(argv: list[str], env: dict[str, str], idle_s: float, timeout_s: flo
 
 
 def command(strategy: str, seeds: int, out: str) -> list[str]:
-    """The 8-seed palindrome command with the strategy and seed count as overrides (or the reproducer)."""
+    """The 8-seed palindrome command with the strategy and seed count as overrides (or the
+    reproducer, the library call, or a bisection arm, which ``--arms`` passes as ``strategy``)."""
+    if _ARMS.value:
+        return [sys.executable, "benchmarks/hang_bisect.py", f"--arm={strategy}", f"--seeds={seeds}"]
     if _REPRODUCER.value:
         return [sys.executable, "benchmarks/hang_reproducer.py", f"--seeds={seeds}", f"--strategy={strategy}"]
     if _LIBRARY.value:
@@ -137,7 +144,7 @@ def summarize(rows: list[dict]) -> list[dict]:
 
 def print_table(table: list[dict]) -> None:
     """Markdown table of :func:`summarize`."""
-    print("| strategy | seeds | XLA_FLAGS | runs | ok | hang | failed | slow | median ok wall s |")
+    print("| strategy or arm | seeds | XLA_FLAGS | runs | ok | hang | failed | slow | median ok wall s |")
     print("|---|---:|---|---:|---:|---:|---:|---:|---:|")
     for t in table:
         print(f"| {t['strategy']} | {t['seeds']} | {t['xla_flags']} | {t['runs']} | {t['ok']} | {t['hang']} | "
@@ -146,10 +153,13 @@ def print_table(table: list[dict]) -> None:
 
 def main(argv):
     check_arguments(argv)
-    if _REPRODUCER.value and _LIBRARY.value:
-        raise app.UsageError("--reproducer and --library each choose what runs: give one")
+    if _REPRODUCER.value + _LIBRARY.value + bool(_ARMS.value) > 1:
+        raise app.UsageError("--reproducer, --library and --arms each choose what runs: give one")
+    for arm in _ARMS.value:
+        if arm not in ARMS:
+            raise app.UsageError(f"unknown arm {arm!r}; choose from {', '.join(ARMS)}")
     seed_counts = check_positive_ints(_SEEDS.value, "seeds")
-    for strategy in _STRATEGIES.value:  # a bad name would fail every run of its row
+    for strategy in [] if _ARMS.value else _STRATEGIES.value:  # a bad name would fail every run of its row
         if _REPRODUCER.value and strategy not in REPRODUCER_STRATEGIES:
             raise app.UsageError(f"--reproducer takes --strategies from {', '.join(REPRODUCER_STRATEGIES)}, got {strategy!r}")
         if _LIBRARY.value and strategy.startswith("threads"):
@@ -165,7 +175,7 @@ def main(argv):
             env = dict(os.environ)
             if xla_flags:
                 env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " " + xla_flags).strip()
-            for strategy in _STRATEGIES.value:
+            for strategy in _ARMS.value or _STRATEGIES.value:
                 for seeds in seed_counts:
                     for index in range(_RUNS.value):
                         with tempfile.TemporaryDirectory() as tmp:
