@@ -98,6 +98,26 @@ def map_over_seeds(fn: Callable[[Any], Any], strategy: str) -> Callable[[Any], A
     return lambda stacked: jax.lax.map(fn, stacked, batch_size=batch_size)
 
 
+def one_seed_at_a_time(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn`` unchanged, except that under ``jax.vmap`` it runs as a loop over the batch
+    (``jax.lax.map``) instead of as one batched computation.
+
+    Parameter initialisation goes through this. Orthogonal initialisers (jaxseq's recurrent
+    default, and Flax's ``LSTMCell``/``GRUCell``) call ``jnp.linalg.qr``; vmapped over seeds, each
+    becomes a batched LAPACK QR, and with jax/jaxlib 0.10.2 on CPU three or more batched QRs running
+    at once deadlock: each kernel splits its batch over XLA's intra-op thread pool and waits for it
+    from a thread of that same pool (``benchmarks/hang_reproducer.py``; benchmarks/README.md,
+    "Multi-seed runs on CPU: hangs"). One matrix at a time never waits on the pool. Seed ``i``
+    gets the same values either way, and a run of one seed is not changed at all.
+
+    Args:
+      fn: a pure function (its arguments and outputs pytrees of arrays).
+    Returns:
+      ``fn`` wrapped with ``jax.custom_batching.sequential_vmap``.
+    """
+    return jax.custom_batching.sequential_vmap(fn)
+
+
 def split_seeds(tree: Any, groups: int) -> list[Any]:
     """Split a pytree with a leading ``[seed]`` axis into ``min(groups, seeds)`` contiguous groups
     (sizes differ by at most one, larger groups first); :func:`join_seeds` undoes it."""

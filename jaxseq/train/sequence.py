@@ -32,7 +32,7 @@ from jaxseq.models.registry import make_classifier
 from jaxseq.train.batch_shards import count_params, resolve_batch_shards, shard_rows
 from jaxseq.train.losses import cross_entropy
 from jaxseq.train.optim import make_optimizer
-from jaxseq.train.seeds import resolve_seed_strategy
+from jaxseq.train.seeds import one_seed_at_a_time, resolve_seed_strategy
 from jaxseq.train.state import TrainState, param_norm, where_tree
 
 _EVAL_SALT = 0x5EED  # folded into the run key for the evaluation batch, apart from all step keys
@@ -133,8 +133,7 @@ class SequenceTrainer:
     def init(self, rng: jax.Array) -> RunState:
         """Fresh parameters, optimiser state and stopping bookkeeping for one seed."""
         init_key, run_key = jax.random.split(rng)
-        inputs, _ = self.get_batch(jax.random.key(0), 1)
-        params = self.model.init(init_key, inputs)["params"]
+        params = one_seed_at_a_time(self.init_params)(init_key)
         state = TrainState.create(apply_fn=self.model.apply, params=params, tx=self.tx)
         return RunState(
             train_state=state,
@@ -148,6 +147,16 @@ class SequenceTrainer:
             best_loss=jnp.float32(jnp.inf),
             since_best=jnp.int32(0),
         )
+
+    def init_params(self, key: jax.Array) -> Any:
+        """Fresh parameters of the model from ``key`` (a pytree like ``model.init(...)["params"]``).
+
+        :meth:`init` calls it through :func:`~jaxseq.train.seeds.one_seed_at_a_time`, so that
+        under ``jax.vmap`` over seeds it never runs batched (a batched QR of an orthogonal
+        initialiser can deadlock XLA's CPU runtime).
+        """
+        inputs, _ = self.get_batch(jax.random.key(0), 1)
+        return self.model.init(key, inputs)["params"]
 
     def num_params(self) -> int:
         """The model's parameter count (from shapes only; nothing is initialised)."""
