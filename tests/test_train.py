@@ -2,6 +2,7 @@
 
 import math
 import os
+import re
 import threading
 from unittest import mock
 
@@ -24,6 +25,7 @@ from jaxseq.train.seeds import (
     StalledRunError,
     StallWatch,
     join_seeds,
+    one_seed_at_a_time,
     resolve_seed_strategy,
     seed_groups,
     split_seeds,
@@ -50,6 +52,38 @@ def test_vmapped_seeds_equal_separate_runs():
         np.testing.assert_allclose(batched_metrics["loss"][i], metrics["loss"], rtol=1e-5)
     # different seeds really are different runs
     assert not np.allclose(batched_metrics["loss"][0], batched_metrics["loss"][1])
+
+
+def lapack_batch_dims(fn, *args) -> list[int]:
+    """``num_batch_dims`` of every LAPACK call in the lowered program of ``jax.jit(fn)(*args)``."""
+    text = jax.jit(fn).lower(*args).as_text()
+    return [int(n) for n in re.findall(r'custom_call @lapack_\w+\(.*num_batch_dims = "(\d+)"', text)]
+
+
+def test_one_seed_at_a_time_keeps_lapack_calls_unbatched_under_vmap():
+    """A batched LAPACK QR is what deadlocks XLA's CPU runtime; wrapped, vmap loops over the seeds."""
+
+    def orthogonal(key):
+        return jnp.linalg.qr(jax.random.normal(key, (6, 6)))[0]
+
+    keys = jax.random.split(jax.random.key(0), 3)
+    assert set(lapack_batch_dims(jax.vmap(orthogonal), keys)) == {1}  # plain vmap: the QR's calls batched
+    looped = jax.vmap(one_seed_at_a_time(orthogonal))
+    assert set(lapack_batch_dims(looped, keys)) == {0}
+    np.testing.assert_array_equal(jax.jit(looped)(keys), np.stack([orthogonal(key) for key in keys]))
+
+
+@pytest.mark.parametrize("model", ["lstm", "gru", "flax.linen:LSTMCell"])
+def test_a_vmapped_run_initialises_orthogonal_weights_one_seed_at_a_time(model):
+    """``jax.vmap(trainer.train)`` has the QRs of the orthogonal initialisers (jaxseq's recurrent
+    default, and Flax's for its own cells), each on one matrix, and the same parameters per seed."""
+    trainer = make_train(quick(**{"model.name": model, "data.length": 5, "train.num_steps": 2, "train.chunk_steps": 2}))
+    keys = jax.random.split(jax.random.key(4), 3)
+    dims = lapack_batch_dims(jax.vmap(trainer.train), keys)
+    assert dims and set(dims) == {0}, dims
+    batched = jax.jit(jax.vmap(trainer.init))(keys).train_state.params
+    for i, key in enumerate(keys):
+        chex.assert_trees_all_equal(jax.tree.map(lambda x: x[i], batched), trainer.init(key).train_state.params)
 
 
 def test_chunked_runner_equals_the_pure_whole_run():
