@@ -1,14 +1,19 @@
-"""Standalone reproducer of the multi-seed deadlock in XLA's CPU runtime (jax + optax only).
+"""Standalone reproducer of the multi-seed deadlock in jaxlib's CPU LAPACK kernels (jax only).
 
-An LSTM (H = 128) learns decimal palindromes of length 10 (one-hot digits, batch 128, Adam,
-clipping at 10) for ``--steps`` steps in one ``lax.scan``; ``--seeds`` seeds are trained together
-with ``jax.vmap`` or ``jax.lax.map``, in chunks of 100 steps, as jaxseq's multi-seed runner does::
+Each seed draws the four ``[128, 128]`` orthogonal matrices of an LSTM's recurrent weights (one
+per gate, as ``jax.nn.initializers.orthogonal`` makes them: the Q of a QR); ``--seeds`` seeds are
+mapped with ``jax.vmap`` (every QR batched over the seeds) or ``jax.lax.map`` (one matrix at a
+time), and the compiled function is called ``--calls`` times::
 
     python benchmarks/hang_reproducer.py --seeds=8 --strategy=vmap    # prints "done" or never returns
+    python benchmarks/hang_reproducer.py --seeds=8 --strategy=map     # prints "done"
 
-With jax/jaxlib 0.10.2 on a 2-core CPU the vmap form never returned in a share of the runs, the
-process idle at 0 % CPU (benchmarks/README.md gives the counts from ``stress_hangs.py
---reproducer``). Nothing here imports jaxseq, so it can go to the JAX issue tracker as it is.
+With jax/jaxlib 0.10.2 on a 2-core CPU the vmap form stops at 0 % CPU. Native stacks (``gdb -p
+PID -batch -ex "thread apply all bt"``) show every thread of XLA's intra-op pool (``tf_XLAEigen``)
+inside ``lapack_sgeqrf_ffi`` -> ``jax::ParallelBatchMap`` -> ``BlockingCounter::Wait``: each
+batched QR splits its batch into tasks on that pool and waits for them from a thread of the same
+pool, so once the independent QRs that XLA runs at once hold every pool thread, no thread is left
+to run the tasks. Counts from ``stress_hangs.py --reproducer`` are in benchmarks/README.md.
 """
 
 import argparse
@@ -16,83 +21,29 @@ import time
 
 import jax
 import jax.numpy as jnp
-import optax
 
-B, H, T, V = 128, 128, 10, 10
-
-
-def init(key):
-    k1, k2, k3 = jax.random.split(key, 3)
-    return {
-        "w_x": jax.random.normal(k1, (V, 4 * H)) / jnp.sqrt(V),
-        "w_h": jax.random.normal(k2, (H, 4 * H)) / jnp.sqrt(H),
-        "b": jnp.zeros(4 * H).at[2 * H : 3 * H].set(1.0),
-        "w_out": jax.random.normal(k3, (H, V)) / jnp.sqrt(H),
-        "b_out": jnp.zeros(V),
-    }
+GATES, H = 4, 128
 
 
-def loss_fn(params, digits):
-    x = jax.nn.one_hot(digits[:, :-1], V)  # [B, T-1, V]
-    x_proj = jnp.einsum("btv,vk->tbk", x, params["w_x"]) + params["b"]
-
-    def step(carry, xp):
-        c, h = carry
-        g, i, f, o = jnp.split(xp + h @ params["w_h"], 4, axis=-1)
-        c = jnp.tanh(g) * jax.nn.sigmoid(i) + c * jax.nn.sigmoid(f)
-        h = jnp.tanh(c) * jax.nn.sigmoid(o)
-        return (c, h), None
-
-    zeros = jnp.zeros((B, H))
-    (_, h), _ = jax.lax.scan(step, (zeros, zeros), x_proj)
-    logits = h @ params["w_out"] + params["b_out"]
-    return optax.softmax_cross_entropy_with_integer_labels(logits, digits[:, -1]).mean()
-
-
-tx = optax.chain(optax.clip_by_global_norm(10.0), optax.adam(1e-3))
-
-
-def palindromes(key):
-    first = jax.random.randint(key, (B, (T + 1) // 2), 0, V)
-    return jnp.concatenate([first, first[:, : T // 2][:, ::-1]], axis=1)
-
-
-def train_chunk(state, steps):
-    def one(state, _):
-        params, opt_state, key = state
-        key, sub = jax.random.split(key)
-        loss, grads = jax.value_and_grad(loss_fn)(params, palindromes(sub))
-        updates, opt_state = tx.update(grads, opt_state, params)
-        return (optax.apply_updates(params, updates), opt_state, key), loss
-
-    return jax.lax.scan(one, state, None, length=steps)
+def recurrent_weights(key: jax.Array) -> list[jax.Array]:
+    """One seed's per-gate orthogonal ``[H, H]`` matrices (Q of the QR of a Gaussian matrix)."""
+    return [jnp.linalg.qr(jax.random.normal(k, (H, H)))[0] for k in jax.random.split(key, GATES)]
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=8)
     parser.add_argument("--strategy", choices=["vmap", "map"], default="vmap")
-    parser.add_argument("--steps", type=int, default=100)
+    parser.add_argument("--calls", type=int, default=100, help="calls of the compiled function")
     args = parser.parse_args()
-
-    def init_state(key):
-        params = init(key)
-        return params, tx.init(params), key
-
-    def chunk(state):
-        return train_chunk(state, 100)
-
     if args.strategy == "vmap":
-        init_all, chunk_all = jax.jit(jax.vmap(init_state)), jax.jit(jax.vmap(chunk))
+        weights = jax.jit(jax.vmap(recurrent_weights))
     else:
-        init_all = jax.jit(lambda keys: jax.lax.map(init_state, keys))
-        chunk_all = jax.jit(lambda state: jax.lax.map(chunk, state))
+        weights = jax.jit(lambda keys: jax.lax.map(recurrent_weights, keys))
     start = time.perf_counter()
-    state = init_all(jax.random.split(jax.random.key(0), args.seeds))
-    for _ in range(-(-args.steps // 100)):
-        state, losses = chunk_all(state)
-        losses = jax.device_get(losses)
-    print(f"done: {args.seeds} seeds ({args.strategy}), final loss {losses[:, -1].mean():.3f}, {time.perf_counter() - start:.1f} s")
+    for call in range(args.calls):
+        jax.block_until_ready(weights(jax.random.split(jax.random.key(call), args.seeds)))
+    print(f"done: {args.calls} calls, {args.seeds} seeds ({args.strategy}), {time.perf_counter() - start:.1f} s", flush=True)
 
 
 if __name__ == "__main__":

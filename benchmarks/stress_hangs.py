@@ -8,7 +8,7 @@ slow keeps going until ``--timeout_s``. Prints a table and writes JSON::
 
     .venv/bin/python benchmarks/stress_hangs.py --strategies=auto,vmap,map --seeds=8,16 --runs=20
 
-``--reproducer`` stresses ``benchmarks/hang_reproducer.py`` (jax + optax only) instead of the
+``--reproducer`` stresses ``benchmarks/hang_reproducer.py`` (jax only) instead of the
 script, and ``--library`` stresses ``benchmarks/library_seeds.py``: the same run written as the docs
 tell a library user to, ``jax.jit(map_over_seeds(trainer.train, strategy))(keys)``, with no runner.
 ``--arms`` stresses ``benchmarks/hang_bisect.py``, the vmapped program with one construct taken out
@@ -46,7 +46,7 @@ _TIMEOUT_S = flags.DEFINE_float("timeout_s", 600.0, "a run still going after thi
 _XLA_FLAGS = flags.DEFINE_string("xla_flags", "", "';'-separated XLA_FLAGS sets to try besides the default")
 _EXTRA = flags.DEFINE_list("extra", [], "more --config overrides, e.g. train.num_steps=100")
 _OUT = flags.DEFINE_string("out", None, "JSON output (default: a fresh runs/stress_hangs/<YYYYmmdd-HHMMSS>/stress_hangs.json)")
-_REPRODUCER = flags.DEFINE_bool("reproducer", False, "run benchmarks/hang_reproducer.py (jax + optax only) instead")
+_REPRODUCER = flags.DEFINE_bool("reproducer", False, "run benchmarks/hang_reproducer.py (jax only) instead")
 _LIBRARY = flags.DEFINE_bool("library", False, "run benchmarks/library_seeds.py (the documented one-line multi-seed run) instead")
 _ARMS = flags.DEFINE_list("arms", [], "run benchmarks/hang_bisect.py with these arms instead of --strategies (vmap)")
 
