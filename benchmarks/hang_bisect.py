@@ -84,6 +84,13 @@ class ArmTrainer(sequence.SequenceTrainer):
         return super().train(rng)
 
 
+def make_arm(arm: str, **overrides) -> ArmTrainer:
+    """The trainer of ``arm`` for the classic set-up at T = 10, 100 steps (``overrides``: more
+    dotted config fields, e.g. smaller sizes for a test)."""
+    fields = {"model.name": "lstm", "data.length": 10, "train.num_steps": 100, **OVERRIDES.get(arm, {}), **overrides}
+    return ArmTrainer(setting_config(load_config("configs/palindrome.py"), **fields), arm)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--arm", choices=sorted(ARMS), required=True, help="what to take out")
@@ -91,8 +98,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.arm == "two-devices":
         jax.config.update("jax_num_cpu_devices", 2)
-    overrides = {"model.name": "lstm", "data.length": 10, "train.num_steps": 100, **OVERRIDES.get(args.arm, {})}
-    trainer = ArmTrainer(setting_config(load_config("configs/palindrome.py"), **overrides), args.arm)
+    trainer = make_arm(args.arm)
     keys = jax.random.split(jax.random.key(0), args.seeds)
     _, metrics = jax.jit(jax.vmap(trainer.train))(keys)
     final = metrics.get("eval_accuracy", metrics.get("accuracy", jnp.zeros((args.seeds, 1)))[:, -1])

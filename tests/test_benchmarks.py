@@ -3,6 +3,7 @@
 import importlib.util
 import json
 import pathlib
+import re
 import signal
 import statistics
 import subprocess
@@ -197,6 +198,7 @@ def test_benchmarks_refuse_an_out_they_could_not_write_before_measuring(tmp_path
                                                ("bench_recurrent.py", "--variants=ours-lstm,torch-lsmt", "torch-lsmt"),
                                                ("profile_step.py", "--profile_variants=torch-lstm", "torch-lstm"),
                                                ("stress_hangs.py", "--strategies=auto,vmpa", "vmpa"),
+                                               ("stress_hangs.py", "--arms=as-is,no-evall", "no-evall"),
                                                ("bench_textgen.py", "--shards=2,x", "--shards")])
 def test_benchmarks_refuse_stray_arguments_unknown_names_and_flag_like_paths(tmp_path, script, flag, bad):
     assert_refused(tmp_path, script, flag, bad, out="" if flag.startswith("--out=") else "x.json")
@@ -261,3 +263,26 @@ def test_stress_hangs_library_mode_runs_the_documented_one_line_multi_seed_call(
     ])
     assert [(r["strategy"], r["seeds"], r["status"]) for r in report["runs"]] == [("auto", 2, "ok")]
     assert report["runs"][0]["last_line"].startswith("done [")  # library_seeds.py: both seeds' accuracies
+
+
+def test_hang_bisect_arms_keep_or_take_out_the_batched_qr_as_they_say():
+    """Every arm but ``as-is`` and ``no-qr`` keeps the batched LAPACK QR (the deadlock's trigger)
+    and takes out something else; ``as-is`` has only one-matrix QRs, ``no-qr`` none. Lowered, not
+    run: a batched arm may hang."""
+    import jax
+
+    spec = importlib.util.spec_from_file_location("hang_bisect", ROOT / "benchmarks" / "hang_bisect.py")
+    hang_bisect = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hang_bisect)
+    small = {"model.hidden_size": 8, "data.batch_size": 4, "data.eval_batch_size": 4, "train.num_steps": 2,
+             "train.chunk_steps": 2}
+    keys = jax.random.split(jax.random.key(0), 2)
+    for arm in hang_bisect.ARMS:
+        trainer = hang_bisect.make_arm(arm, **small)
+        text = jax.jit(jax.vmap(trainer.train)).lower(keys).as_text()
+        dims = {int(n) for n in re.findall(r'custom_call @lapack_\w+\(.*num_batch_dims = "(\d+)"', text)}
+        expected = {"as-is": {0}, "no-qr": set()}.get(arm, {1})
+        assert dims == expected, (arm, dims)
+        _, metrics = jax.eval_shape(jax.vmap(trainer.train), keys)
+        assert ("eval_accuracy" in metrics) == (arm not in ("no-eval", "init-only")), arm
+        assert ("loss" in metrics) == (arm != "init-only"), arm

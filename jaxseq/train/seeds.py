@@ -103,12 +103,12 @@ def one_seed_at_a_time(fn: Callable[..., Any]) -> Callable[..., Any]:
     (``jax.lax.map``) instead of as one batched computation.
 
     Parameter initialisation goes through this. Orthogonal initialisers (jaxseq's recurrent
-    default, and Flax's ``LSTMCell``/``GRUCell``) call ``jnp.linalg.qr``; vmapped over seeds, each
-    becomes a batched LAPACK QR, and with jax/jaxlib 0.10.2 on CPU three or more batched QRs running
-    at once deadlock: each kernel splits its batch over XLA's intra-op thread pool and waits for it
-    from a thread of that same pool (``benchmarks/hang_reproducer.py``; benchmarks/README.md,
-    "Multi-seed runs on CPU: hangs"). One matrix at a time never waits on the pool. Seed ``i``
-    gets the same values either way, and a run of one seed is not changed at all.
+    default, and Flax's ``LSTMCell`` and ``GRUCell``) take a QR; vmapped over seeds, each becomes a
+    batched LAPACK QR. With jax/jaxlib 0.10.2 on CPU, a batched QR splits its batch into tasks on
+    XLA's intra-op thread pool and waits for them from a thread of that same pool, so independent
+    batched QRs running at once can hold every pool thread and wait forever
+    (``benchmarks/hang_reproducer.py``; benchmarks/README.md, "Multi-seed runs on CPU: hangs").
+    Seed ``i`` gets the same values either way, and a run of one seed is not changed at all.
 
     Args:
       fn: a pure function (its arguments and outputs pytrees of arrays).
