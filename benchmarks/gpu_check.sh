@@ -66,9 +66,7 @@ else
   tests=(tests/test_sequences.py -k "unknown_task or length_one")
   variants=ours-lstm
   "$python" -c "import torch" 2> /dev/null && variants=ours-lstm,torch-lstm
-  # no vmap over seeds on CPU: it can deadlock XLA's CPU runtime (benchmarks/README.md), and a deadlocked
-  # runtime stalls every program after it; the GPU run times vmap against map
-  bench=(--lengths=4 --seeds=2 --strategies=map --variants=$variants --torch_device=cpu --repeats=1 --chunk=2)
+  bench=(--lengths=4 --seeds=2 --strategies=vmap,map --variants=$variants --torch_device=cpu --repeats=1 --chunk=2)
   sweep=(--config=configs/palindrome.py:quick --config.sweep.models=rnn --config.sweep.lengths=4 --config.train.num_steps=20)
   limits=(60 120 180 180)
 fi

@@ -5,8 +5,9 @@ program with one construct taken out.
 
 Every arm trains the classic palindrome set-up (``configs/palindrome.py``: an LSTM, raw digits,
 RMSprop, T = 10, 100 steps) as ``jax.jit(jax.vmap(train))(keys)``. ``as-is`` is the library's
-program. Every other arm initialises the parameters batched under ``vmap``, as jaxseq did before
-:func:`jaxseq.train.seeds.one_seed_at_a_time`, and takes out what its name says (:data:`ARMS`).
+program. Every other arm initialises the parameters batched under ``vmap``
+(:func:`jaxseq.train.seeds.one_seed_at_a_time` swapped for the identity) and takes out what its
+name says (:data:`ARMS`).
 ``stress_hangs.py --arms=...`` runs each arm many times and counts hangs.
 """
 
@@ -55,7 +56,7 @@ class ArmTrainer(sequence.SequenceTrainer):
         if self.arm == "as-is":
             return super().init(rng)
         saved = sequence.one_seed_at_a_time
-        sequence.one_seed_at_a_time = lambda fn: fn  # the program as it was: init batched under vmap
+        sequence.one_seed_at_a_time = lambda fn: fn  # init batched under vmap: the batched QRs
         try:
             return super().init(rng)
         finally:

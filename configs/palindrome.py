@@ -67,7 +67,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.train.patience = 0  # stop a seed after this many steps without loss improvement (0: off)
     # how seeds share compiled programs: auto | vmap | map | map:K (K vmapped seeds at a time) |
     # threads | threads:G (G lax.map programs at once, one per host thread; threads: one per core);
-    # auto = threads on CPU (vmap can deadlock there with jax 0.10.2), vmap on GPU/TPU. Results do
+    # auto = threads on CPU (about 2x one vmapped program on 2 cores), vmap on GPU/TPU. Results do
     # not depend on it. See jaxseq/train/seeds.py and benchmarks/README.md.
     config.train.seed_strategy = "auto"
     # one seed's batch rows split over host threads that average their gradients every step: auto |

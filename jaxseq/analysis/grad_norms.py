@@ -74,8 +74,7 @@ def seed_grad_norms_fn(model: nn.Module, per_example: bool = False, strategy: st
     """:func:`hidden_grad_norms` mapped over a leading seed axis of the parameters, and jitted.
 
     ``strategy`` is a ``train.seed_strategy`` value (:func:`jaxseq.train.seeds.map_over_seeds`;
-    ``threads`` probes the seeds under one ``lax.map``): the same numbers whatever it is, but
-    ``vmap`` over many seeds can deadlock XLA's CPU runtime, so ``auto`` does not use it on CPU.
+    ``threads`` probes the seeds under one ``lax.map``): the same numbers whatever it is.
     Returns ``probe(stacked_params, tokens, labels) -> [seed, time]`` (``[seed, batch, time]``
     with ``per_example``); every seed sees the same batch. Build it once and call it many times:
     it compiles once per input shape.

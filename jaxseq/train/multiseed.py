@@ -56,10 +56,8 @@ class SeedResults:
 def seed_sharding(num_seeds: int) -> Optional[NamedSharding]:
     """Sharding of a leading seed axis over all devices, or None.
 
-    None with one device, an uneven split, or on CPU: forced host devices
-    (``--xla_force_host_platform_device_count``) made the vmapped runs of jax 0.10.2 deadlock more
-    often (benchmarks/README.md, "Multi-seed runs on CPU: hangs"), and two host "devices" share the
-    same cores anyway.
+    None with one device, an uneven split, or on CPU: host "devices" share the same cores, which
+    the CPU default (``threads``) already keeps busy.
     """
     devices = jax.devices()
     if len(devices) < 2 or num_seeds % len(devices) or devices[0].platform == "cpu":

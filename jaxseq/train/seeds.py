@@ -16,13 +16,12 @@
 Seed ``i`` computes the same function of ``keys[i]`` whatever the strategy, so per-seed results
 agree to float rounding (tests/test_train.py checks it for every strategy).
 
-Why ``auto`` is ``threads`` on CPU (benchmarks/README.md, "Multi-seed runs on CPU"): with
-jax/jaxlib 0.10.2 vmapped programs of 8 or more LSTM seeds deadlock inside XLA's CPU runtime in
-about half of the runs (every worker thread idle, the caller waiting forever); ``lax.map`` never
-hung (0 of 40 stress runs), nor did ``threads`` (0 of 80), which runs ``lax.map`` programs side by
-side and so also uses the second core that one program leaves idle: 8 seeds trained at
-1.7-2.1x the rate of 8 sequential runs, where ``map`` gave 1.0-1.1x. On GPU and TPU one seed
-leaves the device mostly idle, which is where ``vmap`` pays (not measured yet).
+Why ``auto`` is ``threads`` on CPU (benchmarks/README.md, "Eight seeds at once"): one program
+runs on about one core whatever maps its seeds, and ``threads`` runs programs side by side, so on
+2 cores 8 seeds trained at 1.76-2.42x the rate of one vmapped program (1.7-2.5x that of 8
+sequential runs). On GPU and TPU one seed leaves the device mostly idle, which is where ``vmap``
+pays (not measured yet). Every strategy is safe on CPU: parameters are initialised one seed at a
+time under ``vmap`` (:func:`one_seed_at_a_time`), so no batched QR can deadlock the run.
 """
 
 import concurrent.futures

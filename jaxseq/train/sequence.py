@@ -10,11 +10,11 @@ whose methods are pure functions of JAX values:
 - ``evaluate(run_state) -> metrics`` on a large fresh batch.
 - ``train(rng) -> (run_state, metrics)``: the whole run (all chunks, then ``evaluate``).
 
-Several seeds train in one program with ``jax.jit(map_over_seeds(trainer.train, "auto"))(keys)``
-(:func:`jaxseq.train.seeds.map_over_seeds`: ``jax.vmap`` on accelerators, ``lax.map`` on CPU, where
-a vmapped run of many seeds can deadlock inside XLA's runtime; seed ``i`` computes the same numbers
-either way). Each seed
-stops by itself, inside the compiled program, by masking its updates once it has converged
+Several seeds train in one program with ``jax.jit(jax.vmap(trainer.train))(keys)`` on any backend
+(the parameters are initialised one seed at a time under ``vmap``:
+:func:`jaxseq.train.seeds.one_seed_at_a_time`), or with another mapping through
+:func:`jaxseq.train.seeds.map_over_seeds`; seed ``i`` computes the same numbers either way, up to
+float rounding. Each seed stops by itself, inside the compiled program, by masking its updates once it has converged
 (windowed accuracy >= ``stop_accuracy``) or once its windowed loss has not improved for
 ``patience`` steps; it then records the step it stopped at.
 """
