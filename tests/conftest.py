@@ -1,4 +1,5 @@
 import os
+import signal
 import sys
 
 # tests import their NumPy references as plain modules from this directory
@@ -14,3 +15,8 @@ from jaxseq.cpu_devices import request_cpu_devices  # noqa: E402
 
 request_cpu_devices()
 report.to_stderr()  # jaxseq's warnings and notes as the scripts show them: "warning: ..." lines on stderr
+
+# A process started in the background by a shell without job control (``cmd &``, ``nohup``) ignores
+# SIGINT, and so would every script the Ctrl-C tests start from it: they would never see the Ctrl-C.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)

@@ -14,9 +14,9 @@ Several seeds train in one program with ``jax.jit(jax.vmap(trainer.train))(keys)
 (the parameters are initialised one seed at a time under ``vmap``:
 :func:`jaxseq.train.seeds.one_seed_at_a_time`), or with another mapping through
 :func:`jaxseq.train.seeds.map_over_seeds`; seed ``i`` computes the same numbers either way, up to
-float rounding. Each seed stops by itself, inside the compiled program, by masking its updates once it has converged
-(windowed accuracy >= ``stop_accuracy``) or once its windowed loss has not improved for
-``patience`` steps; it then records the step it stopped at.
+float rounding. Each seed stops by itself, inside the compiled program, by masking its updates
+once it has converged (windowed accuracy >= ``stop_accuracy``) or once its windowed loss has not
+improved for ``patience`` steps; it then records the step it stopped at.
 """
 
 from typing import Any
