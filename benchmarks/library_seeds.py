@@ -1,11 +1,12 @@
 """Several seeds trained exactly as the docs tell a library user to: one line, no jaxseq runner.
 
-    python benchmarks/library_seeds.py --seeds=8                      # the CPU-safe default: "auto"
-    python benchmarks/library_seeds.py --seeds=8 --strategy=vmap      # a bare jax.vmap over the seeds
+    python benchmarks/library_seeds.py --seeds=8                      # "auto": lax.map on CPU
+    python benchmarks/library_seeds.py --seeds=8 --strategy=vmap      # jax.vmap over the seeds, as the README shows
 
 The classic palindrome set-up (``configs/palindrome.py``: an LSTM, raw digits, RMSprop) at T = 10
 for 100 steps, the run ``stress_hangs.py`` repeats by default, trained as
-``jax.jit(map_over_seeds(trainer.train, strategy))(keys)``. Prints ``done`` and the seeds'
+``jax.jit(map_over_seeds(trainer.train, strategy))(keys)`` (with ``vmap``, that is
+``jax.jit(jax.vmap(trainer.train))(keys)``). Prints ``done`` and the seeds'
 evaluation accuracies. ``stress_hangs.py --library`` runs it many times and counts hangs.
 """
 

@@ -13,8 +13,9 @@ script, and ``--library`` stresses ``benchmarks/library_seeds.py``: the same run
 tell a library user to, ``jax.jit(map_over_seeds(trainer.train, strategy))(keys)``, with no runner.
 ``--arms`` stresses ``benchmarks/hang_bisect.py``, the vmapped program with one construct taken out
 per arm, in place of the strategies. ``--xla_flags`` runs every pair again under extra
-``XLA_FLAGS`` (``;``-separated sets), which is how the flags named in the README were tried. Ctrl-C kills the run in progress and writes the
-finished runs to ``<out>.interrupted.json`` beside ``--out``. Linux only (it reads /proc).
+``XLA_FLAGS`` (``;``-separated sets), which is how the flags named in the README were tried.
+Ctrl-C kills the run in progress and writes the finished runs to ``<out>.interrupted.json`` beside
+``--out``. Linux only (it reads /proc).
 """
 
 import dataclasses

@@ -1,8 +1,8 @@
 """Where the seed axis is placed: sharded over accelerators, never over forced host devices.
 
 On CPU, host devices (``--xla_force_host_platform_device_count``) share the same cores, so the seed
-axis stays on one host device whatever the device count, and the results are those of one device. XLA's device count is fixed when JAX
-starts, so each configuration runs in its own process.
+axis stays on one host device whatever the device count, and the results are those of one device.
+XLA's device count is fixed when JAX starts, so each configuration runs in its own process.
 """
 
 import json
