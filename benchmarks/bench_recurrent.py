@@ -73,7 +73,7 @@ _OUT = flags.DEFINE_string("out", None, "JSON output (default: a fresh runs/benc
 _TORCH_DEVICE = flags.DEFINE_enum("torch_device", "cpu", ["cpu", "cuda"], "where PyTorch variants run (cuda: cuDNN's kernels)")
 
 B, H, LR, CLIP = 128, 128, 1e-3, 10.0
-STALL_S = 60.0  # a chunk that takes longer is recorded as hung (XLA's CPU deadlock under vmap), not waited for
+STALL_S = 60.0  # a chunk that takes longer is recorded as hung (XLA's CPU runtime can deadlock), not waited for
 
 
 class FlaxLSTMClassifier(nn.Module):

@@ -3,7 +3,6 @@
 import importlib.util
 import json
 import pathlib
-import re
 import signal
 import statistics
 import subprocess
@@ -11,6 +10,7 @@ import sys
 import time
 
 import pytest
+from test_train import lapack_batch_dims  # tests/test_train.py
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
@@ -279,8 +279,7 @@ def test_hang_bisect_arms_keep_or_take_out_the_batched_qr_as_they_say():
     keys = jax.random.split(jax.random.key(0), 2)
     for arm in hang_bisect.ARMS:
         trainer = hang_bisect.make_arm(arm, **small)
-        text = jax.jit(jax.vmap(trainer.train)).lower(keys).as_text()
-        dims = {int(n) for n in re.findall(r'custom_call @lapack_\w+\(.*num_batch_dims = "(\d+)"', text)}
+        dims = set(lapack_batch_dims(jax.vmap(trainer.train), keys))
         expected = {"as-is": {0}, "no-qr": set()}.get(arm, {1})
         assert dims == expected, (arm, dims)
         _, metrics = jax.eval_shape(jax.vmap(trainer.train), keys)
