@@ -19,7 +19,6 @@ Each error is one line on stderr, starting with ``error:``; set ``JAXSEQ_TRACEBA
 traceback instead.
 """
 
-import atexit
 import difflib
 import os
 import pathlib
@@ -197,9 +196,14 @@ def run_main(main: Callable[[list[str]], Any], argv: Optional[Sequence[str]] = N
         if os.environ.get("JAXSEQ_TRACEBACK") and not isinstance(error, KeyboardInterrupt):
             raise
         code, line = exit_code(error)
-        if isinstance(error, KeyboardInterrupt):  # a second Ctrl-C while exiting: no traceback from jax's atexit hooks
-            atexit.register(signal.signal, signal.SIGINT, signal.SIG_IGN)  # registered last, so it runs first
         sys.stdout.flush()
+        if isinstance(error, KeyboardInterrupt):
+            previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C changes nothing now
+            try:
+                print(line, file=sys.stderr)
+                exit_now(code)
+            finally:  # reached only where exit_now is replaced (in-process tests)
+                signal.signal(signal.SIGINT, previous)
         print(line, file=sys.stderr)
         if isinstance(error, StalledRunError):
             exit_now(code)
@@ -217,8 +221,12 @@ def start_cpu_devices() -> None:
 
 
 def exit_now(code: int) -> NoReturn:
-    """End the process at once, skipping interpreter shutdown: after a StalledRunError XLA's runtime
-    is deadlocked, and a normal exit waits for it forever (seen in benchmarks/stress_hangs.py)."""
+    """End the process at once, skipping interpreter shutdown (everything a run keeps is written and
+    closed by then). After a StalledRunError XLA's runtime is deadlocked, and a normal exit waits for
+    it forever (seen in benchmarks/stress_hangs.py). After Ctrl-C, XLA work the interrupt abandoned
+    still runs on XLA's threads (a compile, a chunk that batch shards wait for from a helper thread),
+    and interpreter shutdown under it aborts the process (``terminate called after throwing an
+    instance of ''``, exit 134) or crashes it (exit 139)."""
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)

@@ -14,12 +14,17 @@ import subprocess
 import sys
 import threading
 
+import jax
 import pytest
+from data_paths import needs_planetoid
 
 from jaxseq.config import load_config
 from jaxseq.data.text import corpus_for_config
+from jaxseq.models.charlm import make_char_lstm
+from jaxseq.train.batch_shards import count_params, resolve_batch_shards
 from jaxseq.train.results import RunDir
 from jaxseq.train.text_runs import fit
+from jaxseq.train.textgen import init_params
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 BOOK = "Once upon a time there was a king who had three daughters.\n" * 60
@@ -143,6 +148,27 @@ def test_torn_row_reruns_the_whole_setting_without_doubling_its_curves(sweep, tm
     assert len((out / "metrics.jsonl").read_text().splitlines()) == len(curves)  # replaced, not doubled
 
 
+@needs_planetoid
+def test_gnn_run_with_a_torn_row_is_trained_again_and_replaces_its_curves(tmp_path):
+    """A results.csv whose last row a crash tore: the run trains again, and its curves and rows
+    replace the old ones (metrics.jsonl holds one run's curves, not two)."""
+    out = tmp_path / "gcn"
+    config = load_config("configs/gcn.py:quick")
+    RunDir(out).write_config(config)
+    seeds, epochs = config.train.num_seeds, config.train.num_epochs
+    old_curves = [{"seed": seed, "epoch": epoch, "loss": -1.0} for seed in range(seeds) for epoch in range(1, epochs + 1)]
+    RunDir(out).append_metrics(old_curves)
+    header = "model,dataset,seed,test_acc,val_acc,epochs,run_wall_s_all_seeds,compile_s\n"
+    (out / "results.csv").write_text(header + "gcn,cora,0,0.1,0.1,30,1.0,1.0\n" + "gcn,cora,1,0.")
+    result = run("scripts/train_gnn.py", "--config=configs/gcn.py:quick", f"--out={out}")
+    assert result.returncode == 0 and "torn row" in result.stderr, result.stderr[-2000:]
+    rows = RunDir(out).read_results()
+    assert [r["seed"] for r in rows] == [str(seed) for seed in range(seeds)] and float(rows[0]["test_acc"]) > 0.1
+    curves = RunDir(out).read_metrics()
+    assert len(curves) == sum(int(r["epochs"]) for r in rows)  # one row per seed and epoch: replaced, not doubled
+    assert all(c["loss"] > 0 for c in curves)
+
+
 # --- file flags never replace a file they do not own -----------------------------------------------
 
 def test_ngram_out_never_replaces_a_users_file_and_expands_tilde(book, tmp_path):
@@ -248,11 +274,23 @@ def test_run_dir_saved_config_check_in_process(tmp_path):
 
 def test_two_ctrl_c_in_a_row_end_a_text_run_with_one_line_and_verified_checkpoints(tmp_path, book):
     """The second Ctrl-C, 20 ms after the first, lands while the interrupted run saves or exits: no
-    traceback, exit 130, one closing ``interrupted`` line, and every checkpoint on disk verifies."""
+    traceback, exit 130, one ``interrupted`` line, and every checkpoint on disk verifies.
+
+    The run shards its batch as the default config does (``batch_shards`` auto is 2 shards on 2
+    cores), so the Ctrl-C lands while a helper thread waits for a chunk running on the CPU devices;
+    chunks of 2,000 steps keep that chunk running while the process exits."""
+    default = load_config("configs/textgen.py")
+    assert default.train.batch_shards == "auto"
+    vocab = json.loads((ROOT / "results" / "textgen" / "grimm" / "vocab.json").read_text())["chars"]
+    model = make_char_lstm(default.model, len(vocab))
+    params = jax.eval_shape(lambda key: init_params(model, key, default.data.seq_len), jax.random.key(0))
+    shards = resolve_batch_shards("auto", 1, default.data.batch_size, default.data.seq_len, count_params(params), "cpu", 2)
+    assert shards == 2
     out = tmp_path / "run"
     script = subprocess.Popen(
         [sys.executable, str(ROOT / "scripts" / "train_textgen.py"), "--config=configs/textgen.py:quick",
-         f"--data={book}", "--config.train.num_steps=100000", "--config.train.checkpoint_every=100000", f"--out={out}"],
+         f"--data={book}", "--config.train.num_steps=100000", "--config.train.checkpoint_every=100000",
+         "--config.train.batch_shards=2", "--config.train.steps_per_call=2000", f"--out={out}"],
         cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:
@@ -270,6 +308,7 @@ def test_two_ctrl_c_in_a_row_end_a_text_run_with_one_line_and_verified_checkpoin
     lines = [line for line in err.splitlines() if line.strip()]
     assert script.returncode == 130 and "Traceback" not in err, err[-2000:]
     assert lines[-1].startswith("interrupted"), lines[-3:]
+    assert sum(line.startswith("interrupted") for line in lines) == 1, lines[-3:]
     for checkpoint in sorted((out / "checkpoints").glob("*.msgpack")):
         recorded = (out / "checkpoints" / (checkpoint.name + ".sha256")).read_text().split()[0]
         assert hashlib.sha256(checkpoint.read_bytes()).hexdigest() == recorded, checkpoint
