@@ -115,18 +115,41 @@ def test_missing_checkpoint_file_is_named(straight, tmp_path):
 
 
 def test_truncated_latest_checkpoint_falls_back_and_says_so(straight, corpus, tmp_path, capfd):
+    """The run retrains its end bit-identically, says from which step, and keeps one summary row."""
     config, uninterrupted, _ = straight
     path = copy_run(straight, tmp_path)
     latest = latest_checkpoint(path)
     latest.write_bytes(latest.read_bytes()[:100])  # as a full disk or a broken copy leaves it
     run = RunDir(path)
+    summary = {"model": "char_lstm", "steps": 30}
+    run.append_results([summary])  # the row scripts/train_textgen.py wrote when the run first finished
     resumed, rows = fit(config, corpus, run, resume=True, callbacks=Callbacks(on_sample=sample_writer(run, 30)))
-    warnings = [line for line in capfd.readouterr().err.splitlines() if line.startswith("warning:")]
+    run.append_results([summary])  # ... and writes again at the end of the retrained run
+    assert len(run.read_results()) == 1
+    err = capfd.readouterr().err.splitlines()
+    warnings = [line for line in err if line.startswith("warning:")]
     assert len(warnings) == 1 and "step_00000030.msgpack" in warnings[0] and "step_00000020.msgpack (step 20)" in warnings[0]
+    assert [line for line in err if "resuming" in line] == [f"note: resuming {path} from step 20 of 30 (step_00000020.msgpack)"]
     assert [r["step"] for r in rows] == [30]
     assert_same_params(resumed, uninterrupted)
     assert_logged_once(path)
     assert (path / "samples.txt").read_text() == (straight[2] / "samples.txt").read_text()
+
+
+def test_generation_refuses_a_vocab_json_edited_after_training(straight, tmp_path):
+    """A checkpoint carries the SHA-256 of its vocabulary; one saved without it loads with any vocab.json."""
+    path = copy_run(straight, tmp_path)
+    vocab = json.loads((path / "vocab.json").read_text())
+    vocab["chars"] = vocab["chars"][1:] + vocab["chars"][:1]  # the same characters in another order
+    (path / "vocab.json").write_text(json.dumps(vocab))
+    with pytest.raises(ValueError, match="differs from the vocabulary .*step_00000030.msgpack was trained with") as err:
+        load_run(path)
+    assert str(path / "vocab.json") in one_line(err) and "restore vocab.json" in str(err.value)
+    with pytest.raises(ValueError, match="differs from the vocabulary"):
+        load_run(path, checkpoint=path / "checkpoints" / "step_00000020.msgpack")
+    save_checkpoint(path, straight[1])  # step 30 again, without the vocabulary's SHA-256 (an older checkpoint)
+    assert text_runs.checkpoint_meta(latest_checkpoint(path)) == {}
+    assert load_run(path)[3] == 30
 
 
 def test_no_checkpoint_verifies(straight, corpus, tmp_path):

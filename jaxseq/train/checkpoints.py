@@ -3,6 +3,8 @@
 A checkpoint of step ``s`` is ``RUN/checkpoints/step_<s:08d>.msgpack`` (the train state as
 ``flax.serialization`` msgpack) with a sidecar ``step_<s:08d>.msgpack.sha256`` in the format
 ``sha256sum`` writes (so ``cd RUN/checkpoints && sha256sum -c *.sha256`` checks them by hand).
+A checkpoint may carry a few strings beside the state (``meta``, e.g. the SHA-256 of the
+vocabulary a character LM was trained with: :func:`checkpoint_meta`); one without them loads the same.
 
 Writing is crash-safe: the state goes to ``step_<s>.tmp`` (flushed and fsynced), the sidecar is
 written atomically, and only then is the ``.tmp`` renamed into place. So a checkpoint file that
@@ -26,7 +28,7 @@ import pathlib
 import re
 import signal
 import threading
-from typing import Any, Optional
+from typing import Any, Mapping, Optional
 
 import numpy as np
 from flax import serialization, traverse_util
@@ -36,6 +38,7 @@ from jaxseq.report import note, warn
 CHECKPOINT_DIR = "checkpoints"
 _CHECKPOINT_NAME = re.compile(r"^step_(\d+)\.msgpack$")
 _SIDECAR_LINE = re.compile(r"^([0-9a-f]{64}) [ *]")
+META_KEY = "jaxseq_meta"  # a checkpoint's strings beside the state dict
 
 
 class CheckpointError(ValueError):
@@ -72,19 +75,24 @@ def _sync_directory(directory: pathlib.Path) -> None:
         os.close(fd)
 
 
-def save_checkpoint(run_path: os.PathLike, state: Any, keep: int = 2) -> pathlib.Path:
+def save_checkpoint(run_path: os.PathLike, state: Any, keep: int = 2,
+                    meta: Optional[Mapping[str, str]] = None) -> pathlib.Path:
     """Write ``state`` to ``<run>/checkpoints/step_<step>.msgpack`` with its SHA-256 sidecar; keep the newest ``keep``.
 
     Args:
       run_path: the run directory.
       state: a Flax train state (any pytree ``flax.serialization`` handles) with an integer ``step``.
       keep: how many checkpoints to keep (older ones and their sidecars are deleted); 0 keeps all.
+      meta: strings stored beside the state (:func:`checkpoint_meta` reads them back).
     Returns:
       The path of the new checkpoint.
     """
     path = checkpoint_path(run_path, int(state.step))
     path.parent.mkdir(parents=True, exist_ok=True)
-    data = serialization.to_bytes(state)
+    saved = serialization.to_state_dict(state)
+    if meta:
+        saved = {**saved, META_KEY: {str(k): str(v) for k, v in meta.items()}}
+    data = serialization.msgpack_serialize(saved)
     tmp = path.with_suffix(".tmp")
     _write_synced(tmp, data)
     sidecar = checksum_path(path)
@@ -168,7 +176,8 @@ def restore_checkpoint(path: os.PathLike, template: Any) -> Any:
       ValueError: the checkpoint's parameter names or shapes differ from the template's (a
         checkpoint written with another config), naming the first difference.
     """
-    raw = read_checkpoint(path)
+    raw = dict(read_checkpoint(path))
+    raw.pop(META_KEY, None)
     expected = traverse_util.flatten_dict(serialization.to_state_dict(template), sep="/")
     found = traverse_util.flatten_dict(raw, sep="/")
     hint = f"checkpoint {path} does not match the config"
@@ -181,6 +190,16 @@ def restore_checkpoint(path: os.PathLike, template: Any) -> Any:
         if want != got:
             raise ValueError(f"{hint}: {name} has shape {got}, the config expects {want}; use the config.json saved with it")
     return serialization.from_state_dict(template, raw)
+
+
+def checkpoint_meta(path: os.PathLike) -> dict[str, str]:
+    """The strings a verified checkpoint carries beside its state (``{}`` when it carries none).
+
+    Raises:
+      FileNotFoundError, CheckpointError: see :func:`read_checkpoint`.
+    """
+    meta = read_checkpoint(path).get(META_KEY, {})
+    return dict(meta) if isinstance(meta, dict) else {}
 
 
 def restore_newest_verified(run_path: os.PathLike, template: Any) -> tuple[Any, pathlib.Path]:

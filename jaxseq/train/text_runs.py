@@ -29,6 +29,7 @@ from jaxseq.models.charlm import CharLSTM, make_char_lstm
 from jaxseq.report import note
 from jaxseq.train.batch_shards import BatchShards, count_params, resolve_batch_shards
 from jaxseq.train.checkpoints import (
+    checkpoint_meta,
     interrupts_deferred,
     latest_checkpoint,
     restore_checkpoint,
@@ -45,6 +46,7 @@ from jaxseq.train.textgen import DIVERGED_FACTOR, ShardedTextSteps, create_train
 
 SAMPLE_FRACTIONS = (1 / 3, 2 / 3, 1.0)
 SAMPLES_FILE = "samples.txt"
+SUMMARY_FILE = "results.csv"  # one row written by scripts/train_textgen.py once the run has finished
 _SAMPLES_HEADER = re.compile(r"^=== step (\d+) of ")
 
 
@@ -79,6 +81,12 @@ def data_sha256(corpus: TextCorpus) -> str:
     digest = hashlib.sha256(np.asarray(corpus.train, np.int32).tobytes())
     digest.update(np.asarray(corpus.val, np.int32).tobytes())
     return digest.hexdigest()
+
+
+def vocab_sha256(vocab: CharVocab) -> str:
+    """SHA-256 of a vocabulary's characters in order (index ``i`` is ``vocab.chars[i]``): what a
+    checkpoint was trained with, so generation refuses a ``vocab.json`` edited since."""
+    return hashlib.sha256(json.dumps(list(vocab.chars)).encode("utf-8")).hexdigest()
 
 
 def _read_vocab_file(path: pathlib.Path) -> dict:
@@ -202,7 +210,11 @@ for it), then re-raises; before any chunk finished it saves nothing and says so.
     redone), so a kill at any point followed by ``resume`` leaves every row and block exactly once
     and the parameters bit-identical to an uninterrupted run. ``resume`` restores the newest
     checkpoint that verifies (:func:`jaxseq.train.checkpoints.restore_newest_verified`), saying so
-    on stderr when it skips a corrupt or truncated one.
+    on stderr when it skips a corrupt or truncated one, and says on stderr from which step it
+    continues. Once the first chunk has trained, a ``results.csv`` summary of the run's end is
+    dropped (the end is trained again; the script writes the one summary row when it is reached).
+    Every checkpoint carries the SHA-256 of the vocabulary (:func:`vocab_sha256`), which
+    :func:`load_run` checks ``vocab.json`` against.
 
     Returns:
       ``(state, rows)``: the final state and the logged rows (one per chunk) of this call.
@@ -228,7 +240,8 @@ for it), then re-raises; before any chunk finished it saves nothing and says so.
             raise FileExistsError(f"{run.path} already holds checkpoints; pass --resume to continue it or choose another --out")
         if resume and latest_checkpoint(run.path) is not None:
             _check_resumed_data(run, corpus)
-            state, _ = restore_newest_verified(run.path, state)
+            state, path = restore_newest_verified(run.path, state)
+            note(f"resuming {run.path} from step {int(state.step)} of {total} ({path.name})")
         elif resume:
             note(f"nothing to resume in {run.path} (no checkpoint); training from scratch, replacing its "
                  "metrics, samples and summary")
@@ -239,6 +252,8 @@ for it), then re-raises; before any chunk finished it saves nothing and says so.
         _save_vocab(run, corpus, resume and restored_step > 0)
         _drop_metrics_after(run, restored_step)  # from scratch: rows of an earlier run are dropped too
         _drop_samples_after(run, restored_step)
+        # the summary of the run's end, which is trained again (a fallback past a corrupt last checkpoint)
+        run.file(SUMMARY_FILE).unlink(missing_ok=True)
 
     shards = resolve_batch_shards(cfg.get("batch_shards", 1), 1, batch_size, seq_len, count_params(state.params))
     sharded, watch = None, None
@@ -246,6 +261,7 @@ for it), then re-raises; before any chunk finished it saves nothing and says so.
         sharded = BatchShards(shards, ShardedTextSteps(model, batch_size, seq_len), per_seed=False)
         watch = StallWatch(cfg.get("stall_timeout_s", None), f"{shards} batch shards on {sharded.mode}", f"{SHARD_WORKAROUND} --resume")
     restored_step = int(state.step)
+    meta = {"vocab_sha256": vocab_sha256(corpus.vocab)}
     val_windows = None
     if len(corpus.val) > seq_len:
         val_windows = tuple(jnp.asarray(a) for a in sequential_windows(corpus.val, seq_len))
@@ -283,7 +299,7 @@ for it), then re-raises; before any chunk finished it saves nothing and says so.
                 callbacks.on_sample(step, state)
             recorded = state
             if run is not None and _due(cfg.checkpoint_every, first, step, total):
-                save_checkpoint(run.path, state, cfg.keep_checkpoints)
+                save_checkpoint(run.path, state, cfg.keep_checkpoints, meta)
             if callbacks.on_chunk:
                 callbacks.on_chunk(step, row)
     except KeyboardInterrupt:
@@ -291,7 +307,7 @@ for it), then re-raises; before any chunk finished it saves nothing and says so.
             raise KeyboardInterrupt(f"no step had finished, so nothing was saved in {run.path}") from None
         if run is not None:
             with interrupts_deferred("saving a checkpoint"):
-                path = save_checkpoint(run.path, recorded, cfg.keep_checkpoints)
+                path = save_checkpoint(run.path, recorded, cfg.keep_checkpoints, meta)
             raise KeyboardInterrupt(f"saved {path}; continue with --resume") from None
         raise
     finally:
@@ -326,7 +342,9 @@ def load_run(
     Raises:
       FileNotFoundError: no run files, no checkpoint, or ``checkpoint file <checkpoint> does not exist``.
       CheckpointError: the checkpoint (or, by default, every checkpoint) fails its SHA-256 check.
-      ValueError: the checkpoint does not match the config (see :func:`restore_checkpoint`).
+      ValueError: the checkpoint does not match the config (see :func:`restore_checkpoint`), or
+        ``vocab.json`` differs from the vocabulary the checkpoint was trained with (checked where the
+        checkpoint carries its SHA-256, :func:`vocab_sha256`), naming the file.
     """
     run_path = pathlib.Path(run_path)
     vocab = load_vocab(run_path)
@@ -336,5 +354,9 @@ def load_run(
     if checkpoint is not None:
         state = restore_checkpoint(checkpoint, template)
     else:
-        state, _ = restore_newest_verified(run_path, template)
+        state, checkpoint = restore_newest_verified(run_path, template)
+    trained_with = checkpoint_meta(checkpoint).get("vocab_sha256")
+    if trained_with is not None and trained_with != vocab_sha256(vocab):
+        raise ValueError(f"{run_path / 'vocab.json'} differs from the vocabulary {checkpoint} was trained with "
+                         "(its characters or their order changed); restore vocab.json from a copy of the run")
     return model, state.params, vocab, int(state.step)
