@@ -9,7 +9,9 @@ are ``--out=results/gnn/<model>_<dataset>``): ``config.json``, ``metrics.jsonl``
 and logged epoch), ``results.csv`` (one row per seed), ``curves.png`` (mean ± std over seeds) and
 ``embedding.png`` (hidden embeddings of seed 0, projected on their first two principal components,
 coloured by class). Nothing is written until training has finished; a directory that already holds
-the results of the same config is left as it is, one with another config's results is refused.
+the results of the same config is left as it is, one with another config's results is refused. A
+``results.csv`` with a torn row (a crash while writing) is trained again, and the new run's curves
+and rows replace the files' old ones.
 """
 
 import pathlib
@@ -81,11 +83,13 @@ def plot_embedding(hidden: np.ndarray, labels: np.ndarray, labelled: np.ndarray,
 
 
 def write_results(config, run_dir: RunDir, runs) -> None:
-    """``config.json``, ``metrics.jsonl`` and ``results.csv`` of a finished multi-seed run."""
+    """``config.json``, ``metrics.jsonl`` and ``results.csv`` of a finished multi-seed run, replacing
+    the curves and rows of an earlier, torn one (the directory holds one run)."""
     per_epoch, final = runs.metrics["epoch"], runs.metrics["final"]
     run_dir.add_config(config)
-    run_dir.append_metrics(metric_rows(per_epoch, final["epochs"], config.train.log_every))
-    run_dir.append_results(
+    # no columns: every curve in metrics.jsonl belongs to the one run, and is replaced
+    run_dir.record_setting({}, metric_rows(per_epoch, final["epochs"], config.train.log_every), [])
+    run_dir.write_results(
         [
             {
                 "model": config.model.name,
@@ -108,7 +112,7 @@ def main(argv):
     name = f"{config.model.name}_{config.data.name}"
     run_dir = output_dir(_OUT.value, "train_gnn")
     run_dir.check_config(config)
-    if run_dir.read_results():
+    if run_dir.read_results() and not run_dir.torn_rows():
         print(f"{run_dir.path} already holds the results of this config; nothing to train (choose another --out to train again)")
         return
     data = load_planetoid(config.data.name, _DATA_DIR.value)  # a bad path fails before anything is written

@@ -150,6 +150,11 @@ def output_dir(out: Optional[str], script: str) -> "RunDir":
     return RunDir(path)
 
 
+def _complete(row: Mapping[Optional[str], Any]) -> bool:
+    """Whether a ``csv.DictReader`` row has exactly the header's fields (a torn row has fewer or more)."""
+    return None not in row and None not in row.values()
+
+
 def _json_compatible(config: ml_collections.ConfigDict) -> dict[str, Any]:
     """The config's dotted fields as they read back from ``config.json`` (tuples become lists)."""
     return flat_fields(ml_collections.ConfigDict(json.loads(json.dumps(config.to_dict(), default=_plain))))
@@ -295,12 +300,8 @@ class RunDir:
             for row in rows:
                 f.write(json.dumps({k: _plain(v) for k, v in row.items()}) + "\n")
 
-    def _read_csv(self, name: str) -> tuple[list[str], list[dict[str, str]]]:
-        """The header and complete rows of a CSV file; a torn row (a crash mid-write) is skipped with a warning.
-
-        Raises:
-          ValueError: the file is not readable text CSV, naming it and what to do.
-        """
+    def _read_csv_rows(self, name: str) -> tuple[list[str], list[dict[str, str]]]:
+        """The header and every row of a CSV file, torn ones included ([], [] if it does not exist)."""
         path = self.file(name)
         if not path.exists():
             return [], []
@@ -311,7 +312,25 @@ class RunDir:
                 header = list(reader.fieldnames or [])
         except (UnicodeDecodeError, csv.Error) as error:
             raise ValueError(f"{path} cannot be read ({error}); restore it from a copy or choose another --out") from None
-        complete = [r for r in rows if None not in r and None not in r.values()]
+        return header, rows
+
+    def torn_rows(self, name: str = "results.csv") -> int:
+        """How many rows of a CSV file are torn (too few or too many fields: a crash while writing).
+
+        Raises:
+          ValueError: the file is not readable text CSV, naming it and what to do.
+        """
+        return sum(not _complete(row) for row in self._read_csv_rows(name)[1])
+
+    def _read_csv(self, name: str) -> tuple[list[str], list[dict[str, str]]]:
+        """The header and complete rows of a CSV file; a torn row (a crash mid-write) is skipped with a warning.
+
+        Raises:
+          ValueError: the file is not readable text CSV, naming it and what to do.
+        """
+        path = self.file(name)
+        header, rows = self._read_csv_rows(name)
+        complete = [r for r in rows if _complete(r)]
         if len(complete) < len(rows):
             warn(f"skipped {len(rows) - len(complete)} torn row(s) of {path} (a crash while writing); "
                  "their settings are run again")
