@@ -326,14 +326,18 @@ def test_a_second_ctrl_c_during_the_save_waits_for_it(capfd):
     assert signal.getsignal(signal.SIGINT) is before
 
 
-def test_ctrl_c_before_the_first_chunk_saves_nothing_and_says_so(corpus, tmp_path, monkeypatch):
+def test_ctrl_c_before_the_first_chunk_saves_nothing_and_says_so(straight, corpus, tmp_path, monkeypatch):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(text_runs, "train_chunk", interrupted)
-    with pytest.raises(KeyboardInterrupt, match="nothing was saved"):
+    with pytest.raises(KeyboardInterrupt, match="nothing was saved") as err:
         fit(quick_config(), corpus, RunDir(tmp_path / "run"))
-    assert not (tmp_path / "run").exists()
+    assert not (tmp_path / "run").exists() and "checkpoint" not in str(err.value)
+    path = copy_run(straight, tmp_path / "resumed")
+    latest_checkpoint(path).unlink()  # resumed from step 20
+    with pytest.raises(KeyboardInterrupt, match="nothing was saved .*; its latest checkpoint is still step 20$"):
+        fit(straight[0], corpus, RunDir(path), resume=True)
 
 
 def test_resume_without_a_checkpoint_says_so(straight, corpus, tmp_path, capfd):

@@ -304,7 +304,8 @@ for it), then re-raises; before any chunk finished it saves nothing and says so.
                 callbacks.on_chunk(step, row)
     except KeyboardInterrupt:
         if run is not None and step == restored_step:
-            raise KeyboardInterrupt(f"no step had finished, so nothing was saved in {run.path}") from None
+            kept = f"; its latest checkpoint is still step {step}" if step else ""
+            raise KeyboardInterrupt(f"no step had finished, so nothing was saved in {run.path}{kept}") from None
         if run is not None:
             with interrupts_deferred("saving a checkpoint"):
                 path = save_checkpoint(run.path, recorded, cfg.keep_checkpoints, meta)
