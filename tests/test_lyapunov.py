@@ -66,11 +66,8 @@ def test_linear_cell_with_a_normal_matrix_gives_the_log_moduli_of_its_eigenvalue
     W = u @ block @ u.T
     xs = inputs()
     params = {**init_params(LinearCell(4), xs), "W": jnp.asarray(W, jnp.float32)}
-    spectrum = lyapunov_spectrum(LinearCell(4), params, xs, warmup=20)
-    expected = np.log([0.9, 0.9, 0.7, 0.5])
-    np.testing.assert_allclose(spectrum, np.broadcast_to(expected, (2, 4)), atol=1e-4)
-    top = lyapunov_spectrum(LinearCell(4), params, xs, 3, warmup=20)  # the top k alone: the same exponents
-    np.testing.assert_allclose(top, spectrum[:, :3], atol=1e-4)
+    top = lyapunov_spectrum(LinearCell(4), params, xs, 3, warmup=20)  # the top k = 3 of n = 4
+    np.testing.assert_allclose(top, np.broadcast_to(np.log([0.9, 0.9, 0.7]), (2, 3)), atol=1e-4)
 
 
 def test_diagonal_lru_gives_log_modulus_of_each_eigenvalue_twice():
