@@ -102,7 +102,7 @@ def spectrum_fn(cfg, trainer):
 def spectrum_rows(spectra: np.ndarray, **columns) -> list[dict]:
     """``spectra [seed, k]`` -> one row per seed and exponent (``index`` is 1-based, largest first)."""
     return [
-        {**columns, "seed": seed, "index": i + 1, "exponent": float(spectra[seed, i])}
+        {**columns, "seed": seed, "index": i + 1, "exponent": round(float(spectra[seed, i]), 6)}
         for seed in range(spectra.shape[0])
         for i in range(spectra.shape[1])
     ]

@@ -132,7 +132,6 @@ def _one_example(cell, params, xs, carry, q0, ends, counted):
     return -jnp.sort(-total / counted.sum())
 
 
-@functools.partial(jax.jit, static_argnames=("cell", "k", "warmup", "reortho_every"))
 def _spectra(cell, params, inputs, carry, key, k, warmup, reortho_every):
     """:func:`lyapunov_spectrum` of ``inputs [batch, time, d]`` with every argument checked."""
     time = inputs.shape[1]
@@ -150,6 +149,10 @@ def _spectra(cell, params, inputs, carry, key, k, warmup, reortho_every):
         return _one_example(cell, params, xs, example_carry, q0, ends, steps >= warmup)
 
     return jax.vmap(one)(inputs, carry)
+
+
+# compiled once per cell (Flax modules hash by their fields), shapes and settings
+_cached_spectra = jax.jit(_spectra, static_argnames=("cell", "k", "warmup", "reortho_every"))
 
 
 def lyapunov_spectrum(
@@ -211,7 +214,13 @@ def lyapunov_spectrum(
     if not 1 <= k <= n:
         raise ValueError(f"k must be in [1, {n}] (the carry's real coordinates), got {k}")
     key = jax.random.key(0) if key is None else key
-    return _spectra(cell, params, inputs, carry, key, k, warmup, reortho_every)
+    try:
+        hash(cell)
+    except TypeError:  # a cell with an unhashable field: compiled anew on every call
+        return jax.jit(functools.partial(_spectra, cell), static_argnums=(4, 5, 6))(
+            params, inputs, carry, key, k, warmup, reortho_every
+        )
+    return _cached_spectra(cell, params, inputs, carry, key, k, warmup, reortho_every)
 
 
 
