@@ -190,7 +190,8 @@ def lyapunov_spectrum(
     Returns:
       ``[batch, k]`` (``[k]`` for one example): exponents per time step (natural log), largest
       first. The top ``k`` do not depend on the others (the QR method orders the directions by
-      growth). A direction the step maps to zero (a part of the carry that the next step never
+      growth). They are rates over the counted steps: exponents closer together than about
+      ``1 / (time - warmup)`` are not told apart, and come out as an average over their directions. A direction the step maps to zero (a part of the carry that the next step never
       reads) gives ``-inf``, or a value near ``log(float32 eps)`` ≈ -16 where rounding leaves a trace.
     Raises:
       ValueError: bad ``k``, ``warmup``, ``reortho_every`` or input shape.
