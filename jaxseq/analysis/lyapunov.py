@@ -39,7 +39,7 @@ def orthonormalise(a: jax.Array) -> tuple[jax.Array, jax.Array]:
     """The thin QR decomposition ``a = q r`` of ``a [n, k]`` (``k <= n``), written in ``jnp``.
 
     Classical Gram-Schmidt with a second orthogonalisation pass per column ("twice is enough":
-    the columns of ``q`` are orthonormal to float precision however ill-conditioned ``a`` is).
+    the columns of ``q`` are orthonormal to float precision for any ``a`` of full numerical rank).
     ``r``'s diagonal is the norm left after the projections, so it is ``>= 0``. A column that lies
     in the span of the earlier ones (``r_jj = 0``) gives a zero column of ``q``.
 
