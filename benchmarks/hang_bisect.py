@@ -5,7 +5,9 @@ program with one construct taken out.
 
 Every arm trains the classic palindrome set-up (``configs/palindrome.py``: an LSTM, raw digits,
 RMSprop, T = 10, 100 steps) as ``jax.jit(jax.vmap(train))(keys)``. ``as-is`` is the library's
-program. Every other arm initialises the parameters batched under ``vmap``
+program, and ``lyapunov`` the same followed, in the same vmapped program, by each seed's Lyapunov
+spectrum (:mod:`jaxseq.analysis.lyapunov`: a QR written in ``jnp``, so no LAPACK call). Every
+other arm initialises the parameters batched under ``vmap``
 (:func:`jaxseq.train.seeds.one_seed_at_a_time` swapped for the identity) and takes out what its
 name says (:data:`ARMS`).
 ``stress_hangs.py --arms=...`` runs each arm many times and counts hangs.
@@ -18,11 +20,13 @@ import jax.numpy as jnp
 import numpy as np
 
 import jaxseq.train.sequence as sequence
+from jaxseq.analysis.lyapunov import classifier_cell, lyapunov_spectrum
 from jaxseq.config import load_config
 from jaxseq.train.sweep import setting_config
 
 ARMS = {
     "as-is": "the library's program: parameters initialised seed by seed",
+    "lyapunov": "the library's program, then every seed's top-16 Lyapunov exponents on 16 sequences",
     "batched-init": "parameters initialised batched under vmap, nothing else changed",
     "no-stopping": "batched init; plain updates: no early-stopping masks, no ring buffers",
     "no-eval": "batched init; no evaluation batch at the end",
@@ -53,7 +57,7 @@ class ArmTrainer(sequence.SequenceTrainer):
             self.host_batches = jax.tree.map(lambda *xs: np.stack(xs), *batches)
 
     def init(self, rng):
-        if self.arm == "as-is":
+        if self.arm in ("as-is", "lyapunov"):
             return super().init(rng)
         saved = sequence.one_seed_at_a_time
         sequence.one_seed_at_a_time = lambda fn: fn  # init batched under vmap: the batched QRs
@@ -82,6 +86,11 @@ class ArmTrainer(sequence.SequenceTrainer):
             return run, {**steps, **self.evaluate(run)}
         if self.arm == "init-only":
             return self.init(rng), {}
+        if self.arm == "lyapunov":
+            run, metrics = super().train(rng)
+            tokens, _ = self.get_batch(jax.random.key(1), 16)
+            cell, params, inputs = classifier_cell(self.model, run.train_state.params, tokens)
+            return run, {**metrics, "lyapunov": lyapunov_spectrum(cell, params, inputs, 16, warmup=2)}
         return super().train(rng)
 
 

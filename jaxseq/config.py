@@ -133,6 +133,12 @@ FIELD_RULES: dict[str, tuple[str, Callable[[Any], bool]]] = {
     "frontier.min_seeds": COUNT_1,
     "probe.batch_size": COUNT_1,
     "probe.seed": COUNT_0,
+    "dynamics.k": COUNT_0,  # 0: every exponent
+    "dynamics.top": COUNT_1,
+    "dynamics.batch_size": COUNT_1,
+    "dynamics.steps": COUNT_2,
+    "dynamics.warmup": COUNT_0,
+    "dynamics.reortho_every": COUNT_1,
     "compare.lr.*": POSITIVE,
     "ravine.lr.*": POSITIVE,
     "ravine.condition": POSITIVE,

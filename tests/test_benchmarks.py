@@ -266,9 +266,10 @@ def test_stress_hangs_library_mode_runs_the_documented_one_line_multi_seed_call(
 
 
 def test_hang_bisect_arms_keep_or_take_out_the_batched_qr_as_they_say():
-    """Every arm but ``as-is`` and ``no-qr`` keeps the batched LAPACK QR (the deadlock's trigger)
-    and takes out something else; ``as-is`` has only one-matrix QRs, ``no-qr`` none. Lowered, not
-    run: a batched arm may hang."""
+    """Every arm but ``as-is``, ``lyapunov`` and ``no-qr`` keeps the batched LAPACK QR (the
+    deadlock's trigger) and takes out something else; ``as-is`` and ``lyapunov`` (whose spectrum's
+    QR is written in jnp) have only one-matrix QRs, ``no-qr`` none. Lowered, not run: a batched arm
+    may hang."""
     import jax
 
     spec = importlib.util.spec_from_file_location("hang_bisect", ROOT / "benchmarks" / "hang_bisect.py")
@@ -280,8 +281,9 @@ def test_hang_bisect_arms_keep_or_take_out_the_batched_qr_as_they_say():
     for arm in hang_bisect.ARMS:
         trainer = hang_bisect.make_arm(arm, **small)
         dims = set(lapack_batch_dims(jax.vmap(trainer.train), keys))
-        expected = {"as-is": {0}, "no-qr": set()}.get(arm, {1})
+        expected = {"as-is": {0}, "lyapunov": {0}, "no-qr": set()}.get(arm, {1})
         assert dims == expected, (arm, dims)
         _, metrics = jax.eval_shape(jax.vmap(trainer.train), keys)
         assert ("eval_accuracy" in metrics) == (arm not in ("no-eval", "init-only")), arm
         assert ("loss" in metrics) == (arm != "init-only"), arm
+        assert ("lyapunov" in metrics) == (arm == "lyapunov"), arm

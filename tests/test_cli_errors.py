@@ -284,7 +284,7 @@ def test_a_failed_run_exits_1_and_writes_nothing(call, tmp_path, monkeypatch, er
 def test_every_numeric_config_field_is_validated():
     specs = ["palindrome.py", "palindrome.py:quick", "palindrome.py:full", "frontier.py", "frontier.py:inputs",
              "frontier.py:push", "frontier.py:classic", "grad_norms.py", "optimizers.py", "textgen.py",
-             "textgen.py:grimm_long", "gcn.py", "gat.py"]
+             "textgen.py:grimm_long", "gcn.py", "gat.py", "dynamics.py"]
     for spec in specs:
         config = load_config(f"configs/{spec}")
         validate_config(config)
