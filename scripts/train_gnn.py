@@ -34,7 +34,7 @@ REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 _CONFIG = cli.define_config(str(REPO_ROOT / "configs/gcn.py"), "experiment config")
 _OUT = flags.DEFINE_string("out", None, "output directory (default: a fresh runs/train_gnn/<YYYYmmdd-HHMMSS>/)")
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "folder holding planetoid/ (else $JAXSEQ_DATA, else ../shared/data); files are checked against the checksums jaxseq ships")
-_PLOT_ONLY = flags.DEFINE_bool("plot_only", False, "say which figures of OUT can be drawn without training (neither can)")
+_PLOT_ONLY = flags.DEFINE_bool("plot_only", False, "say, for --out, that its figures need the trained run (neither can be redrawn from its files)")
 
 CURVES = (("loss", "training loss (dropout, + L2)"), ("val_loss", "validation loss"), ("train_acc", "train accuracy"), ("val_acc", "validation accuracy"))
 
