@@ -9,7 +9,7 @@ the per-step gradient norms are measured on one fresh batch at initialisation an
     python scripts/grad_norms.py --out=results/grad_norms --plot_only   # redraw from the CSV
 
 Expected (measured in docs/study.md): at initialisation the RNN's norm falls by orders of
-magnitude from t = T back to t = 1, the LSTM's (forget bias 1) far less.
+magnitude from the last input step (t = 30) back to t = 1, the LSTM's (forget bias 1) far less.
 
 Variants: ``quick`` (tiny, for tests); ``modern``: the same probe for the linear recurrences
 (minGRU, minLSTM, LRU: one layer each) beside the vanilla RNN and the LSTM::

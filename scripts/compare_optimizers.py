@@ -27,9 +27,10 @@ from absl import flags
 from jaxseq import cli, runner
 from jaxseq.analysis import figures
 from jaxseq.analysis.ravine import optimizer_trajectory, ravine_loss
-from jaxseq.train.guard import claim_files, define_overwrite, expand, make_owner, record_owner
+from jaxseq.train.guard import (claim_figures, claim_files, define_overwrite, expand, figure_metadata, figure_owner,
+                                make_owner, record_owner)
 from jaxseq.train.optim import OPTIMIZERS, make_optimizer
-from jaxseq.train.record import check_arguments, make_trainers, train_unless_plot_only
+from jaxseq.train.record import check_arguments, make_trainers, not_redrawn, saved_run_config, train_unless_plot_only
 from jaxseq.train.results import RunDir, output_dir
 from jaxseq.train.sweep import parse_names, setting_config
 
@@ -122,28 +123,39 @@ def plot_ravine(rows, condition: float):
 
 def main(argv):
     check_arguments(argv, _OUT.value, _PLOT_ONLY.value)
-    config, run_dir, launch = _CONFIG.value, output_dir(_OUT.value, "compare_optimizers"), runner.from_flags(_LAUNCH)
+    run_dir, launch, plot_only = output_dir(_OUT.value, "compare_optimizers"), runner.from_flags(_LAUNCH), _PLOT_ONLY.value
+    config = saved_run_config(run_dir, _CONFIG.value) if plot_only else _CONFIG.value
     owner = make_owner("compare_optimizers", config, MAY_DIFFER)
     publish = expand(_PUBLISH.value)
-    if publish:
-        claim_files([os.path.join(publish, name) for name in FIGURES], "--publish", owner, _OVERWRITE.value)
-    train_unless_plot_only(lambda: train_all(config, run_dir, launch), run_dir, _PLOT_ONLY.value)
+    if publish and plot_only:  # a redraw replaces only figures drawn from this run
+        claim_figures([os.path.join(publish, name) for name in FIGURES], "--publish",
+                      figure_owner("compare_optimizers", run_dir.saved_config()), _OVERWRITE.value, _PUBLISH.value)
+    elif publish:
+        claim_files([os.path.join(publish, name) for name in FIGURES], "--publish", owner, _OVERWRITE.value,
+                    _PUBLISH.value)
+    train_unless_plot_only(lambda: train_all(config, run_dir, launch), run_dir, plot_only)
     drawn = {}
     ravine = run_dir.read_results(RAVINE_CSV)
     if ravine:
         drawn["ravine.png"] = plot_ravine(ravine, config.ravine.condition)
     metrics = run_dir.read_metrics()
     if metrics:
-        title = f"{config.data.task}, {config.model.name}, T = {config.data.length}: mean ± std over seeds"
+        title = f"{config.data.task}, {config.model.name}, T = {config.data.length}"
         drawn["optimizers_palindrome.png"] = figures.training_curves(metrics, group="optimizer", title=title)
+    missing = [name for name in FIGURES if name not in drawn] if drawn else []  # nothing at all: the error below
+    for name in missing:
+        source = run_dir.file(RAVINE_CSV if name == "ravine.png" else "metrics.jsonl")
+        not_redrawn(run_dir.file(name), f"it is drawn from {source}, which is not there")
+    metadata = figure_metadata(figure_owner("compare_optimizers", run_dir.saved_config()))
     paths = []
     for name, fig in drawn.items():
         if publish:
             paths.append(os.path.join(publish, name))
-            figures.save(fig, paths[-1], close=False)
-            record_owner(paths[-1], owner)
+            figures.save(fig, paths[-1], close=False, metadata=metadata)
+            if not plot_only:
+                record_owner(paths[-1], owner)
         paths.append(run_dir.file(name))
-        figures.save(fig, paths[-1])
+        figures.save(fig, paths[-1], metadata=metadata)
     if not paths:
         raise ValueError(f"nothing to plot in {run_dir.path}; run without --plot_only first")
     print("figures:", *paths, sep="\n  ")

@@ -17,9 +17,13 @@ config; an existing one is replaced only by the same config, or with ``--overwri
 ``--out``/``--table`` name it. Settings already in ``results.csv`` are skipped when the command is
 run again (same ``--out``; a config that differs in anything but the variant and length lists is
 refused); the table is rewritten after each one. Ctrl-C keeps what finished (exit code 130).
+``--plot_only`` draws the figures again from ``OUT`` alone (with its ``config.json``), beside the
+table that run wrote, and writes nothing else (docs/figures.md).
 """
 
+import csv
 import os
+import pathlib
 
 
 from typing import Optional
@@ -31,8 +35,9 @@ from jaxseq import cli, runner
 from jaxseq.analysis import figures
 from jaxseq.analysis.frontier import summarize
 from jaxseq.models.registry import MODELS, model_spec
-from jaxseq.train.guard import claim_files, define_overwrite, expand, make_owner, record_owner
-from jaxseq.train.record import check_arguments, make_trainers, train_unless_plot_only
+from jaxseq.train.guard import (OVERWRITE_FLAG, claim_figures, claim_files, define_overwrite, expand, figure_metadata,
+                                figure_owner, make_owner, record_owner)
+from jaxseq.train.record import check_arguments, make_trainers, not_redrawn, saved_run_config, train_unless_plot_only
 from jaxseq.train.results import RunDir, output_dir
 from jaxseq.train.sweep import parse_lengths, parse_list, setting_config
 
@@ -101,14 +106,19 @@ def describe(cfg) -> dict:
     return dict(zip(DESCRIBE, values))
 
 
-def write_table(config, run_dir: RunDir, path: str, owner: Optional[dict] = None) -> list[dict]:
-    """Summarise ``results.csv`` into the table at ``path`` (with an ``owner`` sidecar when given); returns its rows."""
-    summary = summarize(
+def summarize_results(config, run_dir: RunDir) -> list[dict]:
+    """The frontier table's rows: ``results.csv`` summarised per variant and length (:func:`summarize`)."""
+    return summarize(
         run_dir.read_results(),
         threshold=config.frontier.threshold,
         min_seeds=config.frontier.min_seeds,
         carry=DESCRIBE,
     )
+
+
+def write_table(config, run_dir: RunDir, path: str, owner: Optional[dict] = None) -> list[dict]:
+    """Summarise ``results.csv`` into the table at ``path`` (with an ``owner`` sidecar when given); returns its rows."""
+    summary = summarize_results(config, run_dir)
     if summary:
         RunDir(os.path.dirname(os.path.abspath(path))).write_results(summary, os.path.basename(path))
         if owner is not None:
@@ -175,43 +185,80 @@ def frontier_curve_rows(summary: list[dict], metrics: list[dict]) -> list[dict]:
     ]
 
 
-def main(argv):
-    check_arguments(argv, _OUT.value, _PLOT_ONLY.value)
-    config, run_dir, launch = _CONFIG.value, output_dir(_OUT.value, "frontier"), runner.from_flags(_LAUNCH)
-    table, owner = str(run_dir.file("frontier.csv")), None
-    if _TABLE.value:  # a file outside the run directory: it carries its config, and is replaced only by the same
-        variant_configs(config)  # a bad variant is named before the table is
-        table, owner = expand(_TABLE.value), make_owner("frontier", config, MAY_DIFFER)
-        stem = os.path.splitext(table)[0]
-        claim_files([table, *(stem + ending for ending in FIGURE_ENDINGS)], "--table", owner, _OVERWRITE.value)
-    train_unless_plot_only(lambda: train_frontier(config, run_dir, table, owner, launch), run_dir, _PLOT_ONLY.value)
-    summary = write_table(config, run_dir, table, owner)
-    if not summary:
-        raise ValueError(f"no results in {run_dir.file('results.csv')}; run without --plot_only first")
-    path = os.path.splitext(table)[0] + ".png"
+def check_table_of_run(table: str, summary: list[dict], run_dir: RunDir) -> None:
+    """``--plot_only`` draws beside the table the run wrote: refuse a ``--table`` file holding anything
+    else (a redraw never writes the table; a file there that is not this run's says the path is wrong).
+    A table is this run's when its rows give the same variants, lengths and mean accuracies."""
+    path = pathlib.Path(table)
+    if _OVERWRITE.value or not path.exists() or not summary:
+        return
+    key = ("variant", "length", "accuracy_mean")
+    try:
+        with open(path, newline="") as f:
+            rows = [tuple(row.get(k) for k in key) for row in csv.DictReader(f)]
+    except (OSError, UnicodeDecodeError, csv.Error):
+        rows = None
+    if rows != [tuple(str(row[k]) for k in key) for row in summary]:
+        raise ValueError(f"--table={_TABLE.value}: the file exists and is not the frontier table of {run_dir.path}; "
+                         f"give the --table that run was made with, or add {OVERWRITE_FLAG} to draw beside it anyway")
+
+
+def drawn_by(run_dir: RunDir) -> dict:
+    """What this tool's figures from ``run_dir`` say of themselves (:func:`jaxseq.train.guard.figure_owner`)."""
+    return figure_owner("frontier", run_dir.saved_config())
+
+
+def draw_figures(config, run_dir: RunDir, summary: list[dict], stem: str, metadata: dict) -> list[str]:
+    """Draw the figures of ``--table`` (its ``stem`` with :data:`FIGURE_ENDINGS`) from ``run_dir``; the paths written."""
     budgets = sorted({int(row["num_steps"]) for row in summary if str(row.get("num_steps", "")).isdigit()})
     budget = "/".join(map(str, budgets)) or config.train.num_steps  # as trained, whatever the config says now
-    title = f"accuracy vs length within {budget} steps (mean ± std over seeds)"
-    figures.save(figures.accuracy_vs_length(run_dir.read_results(), group="variant", title=title), path)
-    owned = [path]
-    bars = os.path.splitext(table)[0] + "_longest.png"
-    figures.save(figures.frontier_bars(summary, title=f"longest length solved within {budget} steps"), bars)
-    owned.append(bars)
+    path, bars, curves_path = (stem + ending for ending in FIGURE_ENDINGS)
+    title = f"accuracy vs length within {budget} steps"
+    figures.save(figures.accuracy_vs_length(run_dir.read_results(), group="variant", title=title), path, metadata=metadata)
+    figures.save(figures.frontier_bars(summary, title=f"longest length solved within {budget} steps"), bars,
+                 metadata=metadata)
     curves = frontier_curve_rows(summary, run_dir.read_metrics())
-    if curves:  # did "not solved" mean the cell cannot, or that the budget ran out?
-        curves_path = os.path.splitext(table)[0] + "_curves.png"
-        title = f"training loss at each variant's frontier and first failing length (budget {budget} steps)"
-        figures.save(figures.frontier_curves(curves, title=title), curves_path)
-        owned.append(curves_path)
-        print("curves:", curves_path)
-    for figure in owned if owner is not None else []:
+    if not curves:  # the study runs under results/ keep no metrics.jsonl in git
+        not_redrawn(curves_path, f"it is drawn from the training curves in {run_dir.file('metrics.jsonl')}, "
+                    "which are not there")
+        return [path, bars]
+    # did "not solved" mean the cell cannot, or that the budget ran out?
+    title = f"training loss at each variant's frontier and first failing length (budget {budget} steps)"
+    figures.save(figures.frontier_curves(curves, title=title), curves_path, metadata=metadata)
+    return [path, bars, curves_path]
+
+
+def main(argv):
+    check_arguments(argv, _OUT.value, _PLOT_ONLY.value)
+    run_dir, launch, plot_only = output_dir(_OUT.value, "frontier"), runner.from_flags(_LAUNCH), _PLOT_ONLY.value
+    config = saved_run_config(run_dir, _CONFIG.value) if plot_only else _CONFIG.value
+    table, owner = expand(_TABLE.value) or str(run_dir.file("frontier.csv")), None
+    stem = os.path.splitext(table)[0]
+    if _TABLE.value and plot_only:  # a redraw writes the figures only, and replaces only figures of this run
+        check_table_of_run(table, summarize_results(config, run_dir), run_dir)
+        drawable = FIGURE_ENDINGS if run_dir.file("metrics.jsonl").is_file() else FIGURE_ENDINGS[:2]  # curves need it
+        claim_figures([stem + ending for ending in drawable], "--table", drawn_by(run_dir), _OVERWRITE.value,
+                      _TABLE.value)
+    elif _TABLE.value:  # a file outside the run directory: it carries its config, and is replaced only by the same
+        variant_configs(config)  # a bad variant is named before the table is
+        owner = make_owner("frontier", config, MAY_DIFFER)
+        claim_files([table, *(stem + ending for ending in FIGURE_ENDINGS)], "--table", owner, _OVERWRITE.value,
+                    _TABLE.value)
+    train_unless_plot_only(lambda: train_frontier(config, run_dir, table, owner, launch), run_dir, plot_only)
+    summary = summarize_results(config, run_dir) if plot_only else write_table(config, run_dir, table, owner)
+    if not summary:
+        raise ValueError(f"no results in {run_dir.file('results.csv')}; run without --plot_only first")
+    drawn = draw_figures(config, run_dir, summary, stem, figure_metadata(drawn_by(run_dir)))
+    for figure in drawn if owner is not None else []:
         record_owner(figure, owner)
     for row in summary:
         print(
             f"{row['variant']:>26s} T={row['length']:<4d} {row['accuracy_mean']:.4f} ± {row['accuracy_std']:.4f} "
             f"({row['seeds']} seeds) {'pass' if row['passed'] else 'FAIL'}  frontier {row['frontier'] or '-'}"
         )
-    print("table:", table, "\nfigures:", path, bars)
+    if not plot_only:
+        print("table:", table)
+    print("figures:", *drawn)
 
 
 if __name__ == "__main__":

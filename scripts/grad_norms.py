@@ -22,11 +22,13 @@ from absl import flags
 from tqdm import tqdm
 
 from jaxseq import cli
+from jaxseq.report import progress
 from jaxseq.analysis import figures
 from jaxseq.analysis.grad_norms import seed_grad_norms_fn
-from jaxseq.train.guard import claim_file, define_overwrite, expand, make_owner, record_owner
+from jaxseq.train.guard import (claim_figures, claim_file, define_overwrite, expand, figure_metadata, figure_owner,
+                                make_owner, record_owner)
 from jaxseq.train.multiseed import MultiSeedRunner, seed_keys
-from jaxseq.train.record import check_arguments, make_trainers, train_unless_plot_only
+from jaxseq.train.record import check_arguments, make_trainers, saved_run_config, train_unless_plot_only
 from jaxseq.train.results import RunDir, output_dir
 from jaxseq.train.sweep import parse_models, result_rows, setting_config
 
@@ -80,14 +82,15 @@ def probe_models(config, run_dir: RunDir) -> None:
     done = run_dir.finished_settings(("model",), config.train.num_seeds)
     configs = [setting_config(config, **{"model.name": m}) for m in models if (m,) not in done]
     trainers = make_trainers(configs)
-    with tqdm(total=len(configs) * config.train.num_steps, unit="step", dynamic_ncols=True) as bar:
+    with progress(len(configs) * config.train.num_steps) as bar:
         for cfg, trainer in zip(configs, trainers):
             probe_model(cfg, trainer, run_dir, bar)
             run_dir.add_config(config, MAY_DIFFER)
 
 
 def plot(run_dir: RunDir, title: str):
-    """Gradient norm (log scale) vs time step, one line per (model, stage), mean ± std over seeds."""
+    """Gradient norm (log scale) vs input step, one line per (model, stage): the geometric mean over
+    seeds with a ×/÷ geometric std band."""
     by_line = collections.defaultdict(lambda: collections.defaultdict(dict))
     for row in run_dir.read_results(NORMS_CSV):
         by_line[(row["model"], row["stage"])][int(row["seed"])][int(row["t"])] = float(row["grad_norm"])
@@ -98,10 +101,10 @@ def plot(run_dir: RunDir, title: str):
         ys = np.array([[by_seed[s][t] for t in steps] for s in sorted(by_seed)])
         color = colors.setdefault(model, f"C{len(colors)}")
         style = "--" if stage == "init" else "-"
-        # the band is mean ± std of log10: norms span decades, and a linear std would cross zero
-        figures.mean_std_band(ax, steps, np.log10(ys), f"{model}, {stage}", color=color, linestyle=style)
-    ax.yaxis.set_major_formatter(figures.matplotlib.ticker.FuncFormatter(lambda v, _: f"$10^{{{v:g}}}$"))
-    ax.set_xlabel("time step t (the loss is computed after the last step)")
+        # norms span decades: a geometric band, which a linear std would not be (it would cross zero)
+        figures.mean_std_band(ax, steps, ys, f"{model}, {stage}", geometric=True, color=color, linestyle=style)
+    ax.set_yscale("log")
+    ax.set_xlabel("input step t (the loss is computed after the last one, t = T - 1)")
     ax.set_ylabel("||dL/dh_t|| (batch mean, log scale)")
     ax.set_title(title)
     ax.grid(alpha=0.3, which="both")
@@ -111,22 +114,30 @@ def plot(run_dir: RunDir, title: str):
 
 def main(argv):
     check_arguments(argv, _OUT.value, _PLOT_ONLY.value)
-    config, run_dir = _CONFIG.value, output_dir(_OUT.value, "grad_norms")
+    run_dir, plot_only = output_dir(_OUT.value, "grad_norms"), _PLOT_ONLY.value
+    config = saved_run_config(run_dir, _CONFIG.value) if plot_only else _CONFIG.value
     owner = make_owner("grad_norms", config, MAY_DIFFER)
     publish = expand(_PUBLISH.value)
-    if publish:
-        publish = claim_file(pathlib.Path(publish) / "grad_norms.png", "--publish", owner, _OVERWRITE.value)
-    train_unless_plot_only(lambda: probe_models(config, run_dir), run_dir, _PLOT_ONLY.value)
+    if publish:  # a redraw replaces only a figure drawn from this run; training, only one its config wrote
+        publish, given = pathlib.Path(publish) / "grad_norms.png", _PUBLISH.value
+        if plot_only:
+            drawn_by = figure_owner("grad_norms", run_dir.saved_config())
+            (publish,) = claim_figures([publish], "--publish", drawn_by, _OVERWRITE.value, given)
+        else:
+            publish = claim_file(publish, "--publish", owner, _OVERWRITE.value, given)
+    train_unless_plot_only(lambda: probe_models(config, run_dir), run_dir, plot_only)
     if not run_dir.read_results(NORMS_CSV):
         raise ValueError(f"no rows in {run_dir.file(NORMS_CSV)} to plot; run without --plot_only first")
     path = run_dir.file("grad_norms.png")
-    title = f"{config.data.task}, T = {config.data.length - 1} input steps, mean ± std over seeds"
-    fig = plot(run_dir, title)
+    length = config.data.length
+    fig = plot(run_dir, f"{config.data.task}, T = {length} ({length - 1} input steps)")
+    metadata = figure_metadata(figure_owner("grad_norms", run_dir.saved_config()))
     if publish:
-        figures.save(fig, publish, close=False)
-        record_owner(publish, owner)
-    figures.save(fig, path)
-    print("figure:", path)
+        figures.save(fig, publish, close=False, metadata=metadata)
+        if not plot_only:
+            record_owner(publish, owner)
+    figures.save(fig, path, metadata=metadata)
+    print("figure:", path, *([publish] if publish else []))
 
 
 if __name__ == "__main__":

@@ -20,7 +20,8 @@ from absl import flags
 
 from jaxseq import cli, runner
 from jaxseq.analysis import figures
-from jaxseq.train.record import check_arguments, make_trainers, train_unless_plot_only
+from jaxseq.train.guard import figure_metadata, figure_owner
+from jaxseq.train.record import check_arguments, make_trainers, not_redrawn, saved_run_config, train_unless_plot_only
 from jaxseq.train.results import RunDir, output_dir
 from jaxseq.train.sweep import setting_config, sweep_settings
 
@@ -39,14 +40,20 @@ def plot(run_dir: RunDir, task: str) -> list[str]:
     results = run_dir.read_results()
     if not results:
         return []
+    metadata = figure_metadata(figure_owner("run_palindrome", run_dir.saved_config()))
     paths = [run_dir.file("accuracy_vs_length.png")]
-    figures.save(figures.accuracy_vs_length(results, title=f"{task}: accuracy vs length"), paths[0])
+    title = f"{task}: accuracy vs length"
+    figures.save(figures.accuracy_vs_length(results, title=title), paths[0], metadata=metadata)
     metrics = run_dir.read_metrics()
-    for length in sorted({int(r["length"]) for r in results}):
+    lengths = sorted({int(r["length"]) for r in results})
+    for length in lengths:
         rows = [m for m in metrics if m["length"] == length]
         if rows:
             paths.append(run_dir.file(f"curves_T{length}.png"))
-            figures.save(figures.training_curves(rows, title=f"{task}, T = {length}"), paths[-1])
+            figures.save(figures.training_curves(rows, title=f"{task}, T = {length}"), paths[-1], metadata=metadata)
+    if not metrics:
+        not_redrawn(run_dir.file(f"curves_T{{{','.join(map(str, lengths))}}}.png"),
+                    f"they are drawn from the training curves in {run_dir.file('metrics.jsonl')}, which are not there")
     return [str(p) for p in paths]
 
 
@@ -78,8 +85,8 @@ def train_sweep(config, run_dir: RunDir, launch: runner.Launch) -> None:
 
 def main(argv):
     check_arguments(argv, _OUT.value, _PLOT_ONLY.value)
-    config, launch = _CONFIG.value, runner.from_flags(_LAUNCH)
-    run_dir = output_dir(_OUT.value, "run_palindrome")
+    launch, run_dir = runner.from_flags(_LAUNCH), output_dir(_OUT.value, "run_palindrome")
+    config = saved_run_config(run_dir, _CONFIG.value) if _PLOT_ONLY.value else _CONFIG.value
     train_unless_plot_only(lambda: train_sweep(config, run_dir, launch), run_dir, _PLOT_ONLY.value)
     paths = plot(run_dir, config.data.task)
     if not paths:

@@ -16,7 +16,8 @@ characters, log scale, with --target_loss and --target_accuracy as dotted lines)
 than their best logged validation loss (metrics.jsonl, every train.eval_every steps, the same
 windows), so both are shown; picking the best is early stopping on the validation text. Each of
 OUT.json and OUT.png gets a sidecar ``<file>.config.json`` naming the flags that made it; an existing
-one is replaced only by the same flags, or with --overwrite.
+one is replaced only by the same flags, or with --overwrite. ``--plot_only --out=OUT`` draws
+OUT.png again from OUT.json alone (no run, no book).
 
 The printed "per doubling" is the change in LSTM validation loss (last step and lowest) per doubling
 of the training text between neighbouring runs; it describes the runs, not a law.
@@ -26,6 +27,7 @@ import json
 import math
 import os
 import pathlib
+from typing import Optional
 
 import matplotlib
 
@@ -38,7 +40,8 @@ from jaxseq import cli
 from jaxseq.analysis.figures import save
 from jaxseq.data.text import corpus_for_config, find_book
 from jaxseq.models.ngram import NGramModel
-from jaxseq.train.guard import claim_files, define_overwrite, expand, make_owner, record_owner
+from jaxseq.train.guard import (claim_figures, claim_files, define_overwrite, expand, figure_metadata, figure_owner,
+                                make_owner, record_owner)
 from jaxseq.train.record import check_arguments
 from jaxseq.train.results import RunDir, fresh_run_path, write_json_atomic
 from jaxseq.train.sweep import parse_list
@@ -54,6 +57,7 @@ _NGRAM_FRACTIONS = flags.DEFINE_list("ngram_fractions", ["0.0625", "0.125", "0.2
                                      "training fractions the n-gram baseline is fitted on")
 _TARGET_LOSS = flags.DEFINE_float("target_loss", 1.15, "validation loss target (nats/char), drawn dotted")
 _TARGET_ACCURACY = flags.DEFINE_float("target_accuracy", 0.65, "validation accuracy target, drawn dotted")
+_PLOT_ONLY = flags.DEFINE_bool("plot_only", False, "redraw OUT.png from OUT.json (no run or book is read)")
 _OVERWRITE = define_overwrite()
 
 
@@ -74,8 +78,9 @@ def lstm_point(run: str) -> dict:
             "config": config}
 
 
-def plot(lstm: list[dict], ngram: list[dict], order: int, path: str) -> None:
-    """Validation loss and accuracy against training characters (log axis)."""
+def plot(lstm: list[dict], ngram: list[dict], order: int, path: str, metadata: Optional[dict] = None) -> None:
+    """Validation loss and accuracy against training characters (log axis); ``metadata`` as in
+    :func:`jaxseq.analysis.figures.save`."""
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4))
     for ax, key, target, label in ((ax_loss, "val_loss", _TARGET_LOSS.value, "validation loss (nats/char)"),
                                    (ax_acc, "val_accuracy", _TARGET_ACCURACY.value, "validation accuracy")):
@@ -91,7 +96,7 @@ def plot(lstm: list[dict], ngram: list[dict], order: int, path: str) -> None:
         ax.grid(alpha=0.3, which="both")
     fig.legend(*ax_loss.get_legend_handles_labels(), loc="lower center", ncol=4, frameon=False)
     fig.tight_layout(rect=(0, 0.07, 1, 1))
-    save(fig, path)
+    save(fig, path, metadata=metadata)
 
 
 def fractions(texts: list[str]) -> list[float]:
@@ -106,9 +111,26 @@ def fractions(texts: list[str]) -> list[float]:
     return values
 
 
+def redraw(out: str) -> None:
+    """``--plot_only``: draw ``OUT.png`` again from ``OUT.json``, replacing only a figure drawn from it."""
+    try:
+        summary = json.loads(pathlib.Path(out + ".json").read_text())
+        points = summary["lstm"], summary["ngram"], summary["order"]
+    except FileNotFoundError:
+        raise ValueError(f"--plot_only: {out}.json not found; run without --plot_only first") from None
+    except (ValueError, KeyError, TypeError) as error:
+        raise ValueError(f"--plot_only: {out}.json is not a summary this script wrote ({error})") from None
+    owner = figure_owner("textgen_data_size", summary)
+    (path,) = claim_figures([out + ".png"], "--out", owner, _OVERWRITE.value, _OUT.value)
+    plot(*points, str(path), figure_metadata(owner))
+    print(f"wrote {path}")
+
+
 def main(argv):
-    check_arguments(argv, None, plot_only=False)
+    check_arguments(argv, _OUT.value, _PLOT_ONLY.value)
     out = str(expand(_OUT.value) or fresh_run_path("textgen_data_size") / "data_size")
+    if _PLOT_ONLY.value:
+        return redraw(out)
     ngram_fractions = fractions(_NGRAM_FRACTIONS.value)
     try:
         runs = [expand(run) for run in parse_list(",".join(_RUNS.value), str, "run directory")]
@@ -160,7 +182,7 @@ def main(argv):
               f"lowest {change['best_val_loss']:+.4f} nats/char")
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     write_json_atomic(out + ".json", summary)
-    plot(lstm, ngram, _ORDER.value, out + ".png")
+    plot(lstm, ngram, _ORDER.value, out + ".png", figure_metadata(figure_owner("textgen_data_size", summary)))
     for path in (out + ".json", out + ".png"):
         record_owner(path, owner)
     print(f"wrote {out}.json and {out}.png")

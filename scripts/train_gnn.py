@@ -8,10 +8,11 @@ Writes to ``--out`` (default: a fresh ``runs/train_gnn/<YYYYmmdd-HHMMSS>/``; the
 are ``--out=results/gnn/<model>_<dataset>``): ``config.json``, ``metrics.jsonl`` (one row per seed
 and logged epoch), ``results.csv`` (one row per seed), ``curves.png`` (mean ± std over seeds) and
 ``embedding.png`` (hidden embeddings of seed 0, projected on their first two principal components,
-coloured by class). Nothing is written until training has finished; a directory that already holds
-the results of the same config is left as it is, one with another config's results is refused. A
-``results.csv`` with a torn row (a crash while writing) is trained again, and the new run's curves
-and rows replace the files' old ones.
+coloured by class). Both figures are drawn from the finished training run, so ``--plot_only``
+only says that they cannot be redrawn. Nothing is written until training has finished; a directory
+that already holds the results of the same config is left as it is, one with another config's
+results is refused. A ``results.csv`` with a torn row (a crash while writing) is trained again, and
+the new run's curves and rows replace the files' old ones.
 """
 
 import pathlib
@@ -27,7 +28,7 @@ from jaxseq.data.graphs import load_planetoid
 from jaxseq.models.gnn import make_gnn
 from jaxseq.train.gnn import make_train, train_seeds
 from jaxseq.train.periodic import is_time
-from jaxseq.train.record import check_arguments
+from jaxseq.train.record import check_arguments, not_redrawn, saved_run_config
 from jaxseq.train.results import RunDir, output_dir
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -35,6 +36,7 @@ REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 _CONFIG = cli.define_config(str(REPO_ROOT / "configs/gcn.py"), "experiment config")
 _OUT = flags.DEFINE_string("out", None, "output directory (default: a fresh runs/train_gnn/<YYYYmmdd-HHMMSS>/)")
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "folder holding planetoid/ (else $JAXSEQ_DATA, else ../shared/data); files are checked against the checksums jaxseq ships")
+_PLOT_ONLY = flags.DEFINE_bool("plot_only", False, "say, for --out, that its figures need the trained run (neither can be redrawn from its files)")
 
 CURVES = (("loss", "training loss (dropout, + L2)"), ("val_loss", "validation loss"), ("train_acc", "train accuracy"), ("val_acc", "validation accuracy"))
 
@@ -107,10 +109,15 @@ def write_results(config, run_dir: RunDir, runs) -> None:
 
 
 def main(argv):
-    check_arguments(argv, _OUT.value, plot_only=False)
+    check_arguments(argv, _OUT.value, _PLOT_ONLY.value)
     config = _CONFIG.value
     name = f"{config.model.name}_{config.data.name}"
     run_dir = output_dir(_OUT.value, "train_gnn")
+    if _PLOT_ONLY.value:  # both figures come from the trained run itself, which is not kept
+        saved_run_config(run_dir, config)
+        not_redrawn(run_dir.file("curves.png"), "it is drawn from the per-epoch arrays of the finished training run")
+        not_redrawn(run_dir.file("embedding.png"), "it is drawn from seed 0's trained parameters, which are not kept")
+        return
     run_dir.check_config(config)
     if run_dir.read_results() and not run_dir.torn_rows():
         print(f"{run_dir.path} already holds the results of this config; nothing to train (choose another --out to train again)")

@@ -10,6 +10,7 @@ last invocation, so a resumed run's time is the resumed part), samples.txt (gree
 at 1/3, 2/3 and 3/3 of the run), curves.png and checkpoints/. Without --out a run goes to a fresh
 runs/train_textgen/<YYYYmmdd-HHMMSS>/; results are published under results/ only when --out names
 it. Ctrl-C saves a checkpoint and exits with code 130; --resume (with the same --out) continues.
+--plot_only --out=DIR redraws curves.png from DIR/metrics.jsonl.
 A run that starts from scratch (no checkpoint in --out, e.g. a fresh clone of a committed run)
 replaces the metrics, samples and summary it finds there instead of appending to them, and only
 when --out holds a run of the same config (--resume without a checkpoint says so on stderr).
@@ -25,13 +26,14 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from absl import flags
-from tqdm import tqdm
 
 from jaxseq import cli
 from jaxseq.analysis.figures import save
 from jaxseq.data.text import corpus_for_config, find_book
 from jaxseq.models.charlm import make_char_lstm
-from jaxseq.train.record import check_arguments
+from jaxseq.report import progress
+from jaxseq.train.guard import figure_metadata, figure_owner
+from jaxseq.train.record import check_arguments, saved_run_config
 from jaxseq.train.results import output_dir
 from jaxseq.train.sampling import complete, random_first_chars
 from jaxseq.train.text_runs import Callbacks, append_samples, fit
@@ -40,10 +42,12 @@ _CONFIG = cli.define_config("configs/textgen.py", "experiment config (path[:vari
 _OUT = flags.DEFINE_string("out", None, "run directory (default: a fresh runs/train_textgen/<YYYYmmdd-HHMMSS>/)")
 _DATA = flags.DEFINE_string("data", None, "a text file, or a directory holding books/ (default: $JAXSEQ_DATA, ../shared/data)")
 _RESUME = flags.DEFINE_bool("resume", False, "continue from the latest checkpoint in --out")
+_PLOT_ONLY = flags.DEFINE_bool("plot_only", False, "redraw OUT/curves.png from OUT/metrics.jsonl without training")
 
 
-def plot_curves(rows, path) -> None:
-    """Training (per chunk) and validation loss and accuracy against the step."""
+def plot_curves(rows, path, metadata=None) -> None:
+    """Training (per chunk) and validation loss and accuracy against the step (``metadata`` as in
+    :func:`jaxseq.analysis.figures.save`)."""
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4))
     steps = [r["step"] for r in rows]
     val = [r for r in rows if "val_loss" in r]
@@ -57,11 +61,23 @@ def plot_curves(rows, path) -> None:
         ax.grid(alpha=0.3)
         ax.legend()
     fig.tight_layout()
-    save(fig, path)
+    save(fig, path, metadata=metadata)
+
+
+def redraw(run) -> None:
+    """``--plot_only``: ``curves.png`` again from the run's ``metrics.jsonl``."""
+    saved_run_config(run, _CONFIG.value)
+    rows = run.read_metrics()
+    if not rows:
+        raise ValueError(f"--plot_only: {run.file('metrics.jsonl')} holds no curves; run without --plot_only first")
+    plot_curves(rows, run.file("curves.png"), figure_metadata(figure_owner("train_textgen", run.saved_config())))
+    print("figure:", run.file("curves.png"))
 
 
 def main(argv):
-    check_arguments(argv, _OUT.value, plot_only=False)
+    check_arguments(argv, _OUT.value, _PLOT_ONLY.value)
+    if _PLOT_ONLY.value:
+        return redraw(output_dir(_OUT.value, "train_textgen"))
     if _RESUME.value and not _OUT.value:
         raise ValueError("--resume continues an earlier run: give its directory with --out")
     config = _CONFIG.value
@@ -80,7 +96,7 @@ def main(argv):
         if step == 0:  # training from scratch: samples and summary of an earlier run in --out are stale
             for name in ("samples.txt", "results.csv"):
                 run.file(name).unlink(missing_ok=True)
-        bar = tqdm(total=total, initial=step, unit="step", dynamic_ncols=True)
+        bar = progress(total, initial=step)
 
     def on_chunk(step, row):
         if "val_loss" in row:
@@ -106,7 +122,7 @@ def main(argv):
             bar.close()
     seconds = time.perf_counter() - start
     rows = run.read_metrics()
-    plot_curves(rows, run.file("curves.png"))
+    plot_curves(rows, run.file("curves.png"), figure_metadata(figure_owner("train_textgen", run.saved_config())))
     if not new_rows:
         print(f"{run.path} had already finished all {total} steps; nothing to train (curves redrawn)")
         return

@@ -186,7 +186,7 @@ def test_ngram_out_never_replaces_a_users_file_and_expands_tilde(book, tmp_path)
 
 
 def test_frontier_table_never_replaces_a_committed_table(sweep):
-    refused("scripts/frontier.py", "--config=configs/frontier.py:quick", f"--out={sweep}", "--plot_only",
+    refused("scripts/frontier.py", "--config=configs/frontier.py:quick", f"--out={sweep}",
             "--table=README.md", watch=[ROOT / "README.md", ROOT / "results", sweep], words=["--table=README.md", "--overwrite"])
 
 

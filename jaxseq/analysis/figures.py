@@ -6,7 +6,7 @@ figures can be redrawn from files without retraining, and return the matplotlib 
 
 import collections
 import os
-from typing import Iterable, Mapping, Sequence
+from typing import Iterable, Mapping, Optional, Sequence
 
 import matplotlib
 
@@ -15,18 +15,44 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 
-def mean_std_band(ax, x: Sequence[float], ys: np.ndarray, label: str, **kwargs) -> None:
-    """Plot the mean of ``ys: [seed, len(x)]`` as a line with a ± std band on ``ax``."""
+NO_LENGTH_SOLVED = "no variant solved any length tried"
+
+
+def band_label(label: str, num_seeds: int, geometric: bool = False) -> str:
+    """A line's legend entry saying what its band is: ``"lstm: mean ± std, 3 seeds"`` (or, for a
+    log axis, ``"lstm: geometric mean ×/÷ geometric std, 3 seeds"``)."""
+    what = "geometric mean ×/÷ geometric std" if geometric else "mean ± std"
+    return f"{label}: {what}, {num_seeds} seed{'s' if num_seeds != 1 else ''}"
+
+
+def mean_std_band(ax, x: Sequence[float], ys: np.ndarray, label: str, geometric: bool = False, **kwargs) -> None:
+    """Plot the mean of ``ys: [seed, len(x)]`` as a line with a ± std band on ``ax``; the legend
+    entry says so (:func:`band_label`).
+
+    ``geometric``: for a log axis (losses, gradient norms spanning decades): the line is the
+    geometric mean and the band multiplies and divides it by the geometric std (mean ± std of
+    ``log10 ys``), so it never crosses zero.
+    """
     ys = np.asarray(ys, dtype=float)
-    mean, std = ys.mean(axis=0), ys.std(axis=0)
-    (line,) = ax.plot(x, mean, label=f"{label} (n={ys.shape[0]})", **kwargs)
-    ax.fill_between(x, mean - std, mean + std, color=line.get_color(), alpha=0.2, linewidth=0)
+    if geometric:
+        logs = np.log10(np.maximum(ys, np.finfo(float).tiny))
+        mean, std = logs.mean(axis=0), logs.std(axis=0)
+        line_y, low, high = 10.0**mean, 10.0 ** (mean - std), 10.0 ** (mean + std)
+    else:
+        mean, std = ys.mean(axis=0), ys.std(axis=0)
+        line_y, low, high = mean, mean - std, mean + std
+    (line,) = ax.plot(x, line_y, label=band_label(label, ys.shape[0], geometric), **kwargs)
+    ax.fill_between(x, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
 
 
-def save(fig, path: os.PathLike, close: bool = True) -> None:
-    """Write ``fig`` as a PNG (directories created); close it unless ``close=False`` (to save it again)."""
+def save(fig, path: os.PathLike, close: bool = True, metadata: Optional[Mapping[str, str]] = None) -> None:
+    """Write ``fig`` as a PNG (directories created); close it unless ``close=False`` (to save it again).
+
+    ``metadata``: PNG text entries to embed (:func:`jaxseq.train.guard.figure_metadata` names the
+    tool and run that drew the figure, so a redraw knows the file is its own).
+    """
     os.makedirs(os.path.dirname(os.fspath(path)) or ".", exist_ok=True)
-    fig.savefig(path, dpi=120, bbox_inches="tight")
+    fig.savefig(path, dpi=120, bbox_inches="tight", metadata=dict(metadata or {}))
     if close:
         plt.close(fig)
 
@@ -52,17 +78,18 @@ def accuracy_vs_length(
         ys = np.array([by_length[t][:n] for t in lengths]).T
         mean_std_band(ax, lengths, ys, name, marker="o")
     ax.axhline(0.99, color="gray", linestyle=":", linewidth=1)
-    ax.set_xlabel("sequence length T")
+    ax.set_xlabel("sequence length T (data.length; T - 1 input steps)")
     ax.set_ylabel("accuracy on a fresh batch")
     ax.set_ylim(-0.02, 1.02)
     ax.set_title(title or "accuracy vs sequence length (mean ± std over seeds)")
-    ax.legend()
+    ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     return fig
 
 
 def training_curves(rows: Iterable[Mapping], group: str = "model", metrics=("loss", "accuracy"), title: str = ""):
-    """Per-step curves (one panel per metric), one line per ``group`` value, mean ± std over seeds.
+    """Per-step curves (one panel per metric), one line per ``group`` value, mean ± std over seeds
+    (the loss on a log axis: geometric mean ×/÷ geometric std).
 
     Args:
       rows: metric rows with ``group``, ``seed``, ``step`` and the ``metrics`` columns.
@@ -75,13 +102,14 @@ def training_curves(rows: Iterable[Mapping], group: str = "model", metrics=("los
         steps = sorted(set.intersection(*(set(s) for s in by_seed.values())))
         for ax, metric in zip(np.atleast_1d(axes), metrics):
             ys = np.array([[by_seed[s][t][metric] for t in steps] for s in sorted(by_seed)])
-            mean_std_band(ax, steps, ys, str(name))
+            mean_std_band(ax, steps, ys, str(name), geometric=metric == "loss")  # the loss axis is logarithmic
     for ax, metric in zip(np.atleast_1d(axes), metrics):
         ax.set_xlabel("training step")
         ax.set_ylabel(metric)
         ax.grid(alpha=0.3)
-        if metric == "loss":
+        if metric == "loss":  # the legend sits on the last panel: this axis says what its bands are
             ax.set_yscale("log")
+            ax.set_ylabel(f"{metric} (log scale; geometric mean ×/÷ geometric std)")
     np.atleast_1d(axes)[-1].legend()
     fig.suptitle(title)
     return fig
@@ -94,12 +122,14 @@ def frontier_bars(summary: Iterable[Mapping], group: str = "variant", title: str
       summary: rows of :func:`jaxseq.analysis.frontier.summarize` (``group``, ``length``, ``passed``).
       title: figure title (say the step budget).
     Each bar is labelled with its frontier and the shortest length that failed (``>`` when every
-    length tried passed); a variant that solved nothing gets no bar and the label "none".
+    length tried passed); a variant that solved nothing gets no bar and the label "none". When no
+    variant solved any length, the axis says so (:data:`NO_LENGTH_SOLVED`) instead of staying empty.
     """
     tried = collections.defaultdict(list)
     for row in summary:
         tried[row[group]].append((int(row["length"]), row["passed"] in (True, "True")))
     names = list(tried)
+    solved_any = any(ok for runs in tried.values() for _, ok in runs)
     fig, ax = plt.subplots(figsize=(6.5, 0.45 * len(names) + 1.2))
     for y, name in enumerate(names):
         solved = [t for t, ok in tried[name] if ok]
@@ -109,13 +139,19 @@ def frontier_bars(summary: Iterable[Mapping], group: str = "variant", title: str
             ax.barh(y, best, color=f"C{y % 10}")
         note = f"{best}" if best is not None else "none"
         note += f" (fails at {min(failed)})" if failed else " (every length tried passed)"
-        ax.text(best or 1, y, f"  {note}", va="center", fontsize=8)
+        ax.text(best or (1 if solved_any else 0), y, f"  {note}", va="center", fontsize=8)
     ax.set_yticks(range(len(names)), names)
     ax.invert_yaxis()
-    ax.set_xscale("log")
     longest = max(t for runs in tried.values() for t, _ in runs)
-    ax.set_xlim(1, longest * 8)
-    ax.set_xlabel("longest palindrome length solved (>= 99 %, mean over seeds)")
+    if solved_any:
+        ax.set_xscale("log")
+        ax.set_xlim(1, longest * 8)
+        ax.set_xlabel("longest palindrome length solved (>= 99 %, mean over seeds)")
+    else:  # no bar to draw: the axis says so instead of standing empty
+        shortest = min(t for runs in tried.values() for t, _ in runs)
+        ax.set_xlim(0, 1)
+        ax.set_xticks([])
+        ax.set_xlabel(f"{NO_LENGTH_SOLVED} (>= 99 %, mean over seeds; lengths {shortest} to {longest})")
     ax.set_title(title or "memory frontier")
     ax.grid(alpha=0.3, axis="x")
     return fig

@@ -28,6 +28,7 @@ from absl import flags
 from tqdm import tqdm
 
 from jaxseq.cli import UsageError
+from jaxseq.report import progress
 from jaxseq.train.record import train_setting
 from jaxseq.train.results import RunDir
 
@@ -148,7 +149,7 @@ def run_settings(
         run_on_ray(chains, run_dir, launch, log_every, after_each, skip)
         return
     total = sum(setting.config.train.num_steps for chain in chains for setting in chain)
-    with tqdm(total=total, unit="step", dynamic_ncols=True) as bar:
+    with progress(total) as bar:
         for chain in chains:
             for setting in chain:
                 reason = skip(setting)

@@ -28,6 +28,7 @@ from tqdm import tqdm
 import jaxseq
 from jaxseq.cpu_devices import ENV as CPU_DEVICES_ENV
 from jaxseq.cpu_devices import available_cores, request_cpu_devices
+from jaxseq.report import progress
 from jaxseq.train.multiseed import MultiSeedRunner, SeedResults
 from jaxseq.train.record import record_results
 from jaxseq.train.results import RunDir
@@ -116,7 +117,7 @@ def run_on_ray(
         pending: dict = {}  # task reference -> (chain index, setting)
         missing: list = []
         total = sum(len(chain) for chain in chains)
-        with tqdm(total=total, unit="setting", dynamic_ncols=True) as bar:
+        with progress(total, unit="setting") as bar:
 
             def submit_next(index: int) -> None:
                 for setting in cursors[index]:

@@ -81,7 +81,7 @@ def resolve_batch_shards(
       value: a ``train.batch_shards`` value: ``"auto"`` or a positive integer (or its digits).
       num_seeds: seeds in the run; ``"auto"`` shards only a single seed.
       batch_size: ``B``, the rows of one training batch; the shard count must divide it.
-      length: ``T``, time steps per sequence; num_params: the model's parameter count. With both,
+      length: ``T``, the sequence length (``data.length``, or a text window); num_params: the model's parameter count. With both,
         ``"auto"`` shards only a step of at least :data:`MIN_SHARD_FLOPS` training FLOPs
         (``6 x B x T x num_params``) and a model of at most :data:`MAX_SHARD_PARAMS` parameters.
       backend: the platform ``"auto"`` is resolved for (default ``jax.default_backend()``); only

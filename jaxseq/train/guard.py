@@ -10,11 +10,18 @@ Two kinds of output, one rule each:
   ``<file>.config.json`` naming the tool and config that wrote it (:func:`record_owner`). An
   existing file is replaced only when its sidecar names the same tool and config, or when the user
   passes ``--overwrite`` (which the refusal names).
+* A **figure** redrawn with ``--plot_only`` from a run directory is claimed with
+  :func:`claim_figures`: a redraw writes figures only (no table, no results, no sidecar) and
+  replaces a figure that jaxseq drew from the same run, which every figure says of itself: its PNG
+  carries a ``jaxseq`` text entry naming the tool and the SHA-256 of the run's ``config.json``
+  (:func:`figure_owner`, :func:`png_owner`). A figure without that entry or from another run is
+  refused like any other file unless ``--overwrite``.
 
 Paths given on the command line have ``~`` expanded (:func:`expand`), as the data flags do.
 """
 
 import fnmatch
+import hashlib
 import json
 import os
 import pathlib
@@ -27,6 +34,8 @@ from jaxseq.train.results import _plain, check_writable_file, write_json_atomic
 
 OWNER_SUFFIX = ".config.json"
 OVERWRITE_FLAG = "--overwrite"
+PNG_OWNER_KEY = "jaxseq"  # the PNG text entry naming the tool and run that drew a figure
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def define_overwrite() -> flags.FlagHolder:
@@ -69,8 +78,17 @@ def _saved_owner(path: pathlib.Path) -> Optional[Any]:
         return None
 
 
-def claim_file(path: os.PathLike, flag: str, owner: dict, overwrite: bool) -> pathlib.Path:
+def _refusal(flag: str, given: Optional[str], path: pathlib.Path, whose: str) -> ValueError:
+    """The one-line refusal of ``path``, named by ``--flag=given`` (the value typed, when it differs from the file)."""
+    named = f"{flag}={path}" if given in (None, os.fspath(path)) else f"{flag}={given}: {path}"
+    return ValueError(f"{named}: the file exists and was written by {whose}; choose another path, "
+                      f"or add {OVERWRITE_FLAG} to replace it")
+
+
+def claim_file(path: os.PathLike, flag: str, owner: dict, overwrite: bool, given: Optional[str] = None) -> pathlib.Path:
     """Check up front that ``path`` may be written by ``owner``; the path with ``~`` expanded.
+
+    ``given``: the flag's value as typed, when ``path`` is derived from it (a table's figures).
 
     Raises:
       ValueError: ``path`` cannot be written (see :func:`jaxseq.train.results.check_writable_file`),
@@ -80,14 +98,71 @@ def claim_file(path: os.PathLike, flag: str, owner: dict, overwrite: bool) -> pa
     path = check_writable_file(expand(os.fspath(path)), flag)
     if path.exists() and not overwrite and _saved_owner(path) != _normal(owner):
         whose = "another config" if _saved_owner(path) is not None else "something other than this tool"
-        raise ValueError(f"{flag}={path}: the file exists and was written by {whose}; choose another path, "
-                         f"or add {OVERWRITE_FLAG} to replace it")
+        raise _refusal(flag, given, path, whose)
     return path
 
 
-def claim_files(paths: Iterable[os.PathLike], flag: str, owner: dict, overwrite: bool) -> list[pathlib.Path]:
+def claim_files(paths: Iterable[os.PathLike], flag: str, owner: dict, overwrite: bool,
+                given: Optional[str] = None) -> list[pathlib.Path]:
     """:func:`claim_file` for each of ``paths`` (the files one flag writes, e.g. a table and its figures)."""
-    return [claim_file(path, flag, owner, overwrite) for path in paths]
+    return [claim_file(path, flag, owner, overwrite, given) for path in paths]
+
+
+def figure_owner(tool: str, source: Any) -> dict:
+    """What a figure drawn by ``tool`` says of itself: the tool and the SHA-256 of what it was drawn
+    from (a run's saved config, :meth:`jaxseq.train.results.RunDir.saved_config`, or a summary's JSON)."""
+    digest = hashlib.sha256(json.dumps(_normal(source), sort_keys=True).encode()).hexdigest()
+    return {"tool": tool, "source_sha256": digest}
+
+
+def figure_metadata(owner: dict) -> dict[str, str]:
+    """The PNG text entries that carry ``owner`` (``savefig(..., metadata=...)``)."""
+    return {PNG_OWNER_KEY: json.dumps(owner, sort_keys=True)}
+
+
+def png_owner(path: os.PathLike) -> Optional[dict]:
+    """The owner a PNG written with :func:`figure_metadata` names; None for any other file."""
+    try:
+        data = pathlib.Path(path).read_bytes()
+    except OSError:
+        return None
+    if not data.startswith(_PNG_SIGNATURE):
+        return None
+    at = len(_PNG_SIGNATURE)
+    while at + 8 <= len(data):  # chunks: length (4 bytes), type (4), data, CRC (4)
+        length, kind = int.from_bytes(data[at:at + 4], "big"), data[at + 4:at + 8]
+        body = data[at + 8:at + 8 + length]
+        if kind == b"tEXt" and body.partition(b"\0")[0] == PNG_OWNER_KEY.encode():
+            try:
+                owner = json.loads(body.partition(b"\0")[2].decode("latin-1"))
+            except ValueError:
+                return None
+            return owner if isinstance(owner, dict) else None
+        if kind == b"IEND":
+            return None
+        at += 12 + length
+    return None
+
+
+def claim_figures(paths: Iterable[os.PathLike], flag: str, owner: dict, overwrite: bool,
+                  given: Optional[str] = None) -> list[pathlib.Path]:
+    """Check up front that a redraw (``--plot_only``) may write the figures ``paths``.
+
+    A figure may be written where there is none, or replace one whose PNG names ``owner`` (see
+    :func:`figure_owner`: the same tool, from a run with the same config).
+
+    Raises:
+      ValueError: a path cannot be written, or holds a file that is not such a figure, unless ``overwrite``.
+    """
+    claimed = []
+    for path in paths:
+        path = check_writable_file(expand(os.fspath(path)), flag)
+        if path.exists() and not overwrite and png_owner(path) != _normal(owner):
+            drawn = png_owner(path)
+            whose = (f"{drawn.get('tool')} from another run" if drawn else "something other than this tool")
+            raise _refusal(flag, given, path, whose)
+        claimed.append(path)
+    return claimed
 
 
 def record_owner(path: os.PathLike, owner: dict) -> None:

@@ -6,12 +6,14 @@ then trains the settings not yet recorded (all their seeds' rows present), savin
 and rows together (after ``config.json``) as soon as it finishes. Ctrl-C keeps what finished and exits with code 130 (:mod:`jaxseq.cli`).
 """
 
+import json
 from typing import Callable, Optional, Sequence
 
 import jax
 import ml_collections
 from tqdm import tqdm
 
+from jaxseq import report
 from jaxseq.train.multiseed import MultiSeedRunner, SeedResults
 from jaxseq.train.results import RunDir
 from jaxseq.train.sequence import SequenceTrainer, make_train
@@ -83,6 +85,33 @@ def check_arguments(argv: list[str], out: Optional[str], plot_only: bool) -> Non
         raise ValueError(f"unexpected arguments: {' '.join(argv[1:])} (flags are written --name=value)")
     if plot_only and not out:
         raise ValueError("--plot_only redraws the figures of an earlier run: give its directory with --out")
+
+
+def saved_run_config(run_dir: RunDir, like: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """The config ``run_dir``'s results were made with (its ``config.json``): what ``--plot_only``
+    draws with, whatever ``--config`` says, so a redraw needs only ``--out``.
+
+    Args:
+      run_dir: the run to redraw.
+      like: a config of the script's own experiment: the saved one must have each of its sections.
+    Raises:
+      ValueError: there is no run there (nothing to redraw), its ``config.json`` cannot be read, or
+        it is another tool's run.
+    """
+    if run_dir.saved_config() is None:
+        raise ValueError(f"--plot_only: no results in {run_dir.path} (no config.json) to redraw; "
+                         "run without --plot_only first")
+    saved = json.loads(run_dir.file("config.json").read_text())
+    if not set(like.keys()) <= set(saved):  # (a saved config may keep a section the script no longer uses)
+        raise ValueError(f"--plot_only: {run_dir.path} holds another tool's results (its config.json has sections "
+                         f"{', '.join(sorted(saved))}; this script's have {', '.join(sorted(like.keys()))}); "
+                         "give the --out of a run of this script")
+    return ml_collections.ConfigDict(saved)
+
+
+def not_redrawn(path, reason: str) -> None:
+    """Say in one line (``warning: ...``) that the figure ``path`` was not drawn, and why."""
+    report.warn(f"{path} not redrawn: {reason}")
 
 
 def train_unless_plot_only(train: Callable[[], None], run_dir: RunDir, plot_only: bool) -> None:
