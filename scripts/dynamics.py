@@ -1,7 +1,7 @@
 """Lyapunov spectra of recurrent cells at initialisation and after training, over seeds.
 
     python scripts/dynamics.py --config=configs/dynamics.py --out=results/dynamics
-    python scripts/dynamics.py --out=results/dynamics --plot_only   # redraw from the CSVs
+    python scripts/dynamics.py --out=results/dynamics --plot_only   # redraw the figure from spectra.csv
 
 Writes ``OUT/config.json``, ``OUT/spectra.csv`` (one row per cell, stage, seed and exponent index:
 the exponent averaged over the probe sequences), ``OUT/results.csv`` (the trained seeds' summary
@@ -31,14 +31,16 @@ from jaxseq.config import REPO_ROOT, flat_fields
 from jaxseq.data.sequences import get_task
 from jaxseq.models.registry import cell_fields, model_spec
 from jaxseq.train.multiseed import MultiSeedRunner, seed_keys
-from jaxseq.train.record import check_arguments, make_trainers, train_unless_plot_only
+from jaxseq.train.guard import claim_figures, define_overwrite, figure_metadata, figure_owner
+from jaxseq.train.record import check_arguments, make_trainers, saved_run_config, train_unless_plot_only
 from jaxseq.train.results import RunDir, output_dir
 from jaxseq.train.seeds import map_over_seeds
 from jaxseq.train.sweep import parse_list, result_rows, setting_config
 
 _CONFIG = cli.define_config("configs/dynamics.py", "experiment config")
 _OUT = flags.DEFINE_string("out", None, "output directory (default: a fresh runs/dynamics/<YYYYmmdd-HHMMSS>/)")
-_PLOT_ONLY = flags.DEFINE_bool("plot_only", False, "redraw the figure and table from OUT/spectra.csv without training")
+_PLOT_ONLY = flags.DEFINE_bool("plot_only", False, "redraw the figure from OUT/spectra.csv without training")
+_OVERWRITE = define_overwrite()
 
 SPECTRA_CSV = "spectra.csv"
 TABLE_CSV = "dynamics_table.csv"
@@ -188,9 +190,9 @@ def frontiers_of(model: str, forget_bias: str, rows: list[dict]) -> str:
     return "; ".join(f"{name}: {value}" for name, value in found.items())
 
 
-def write_table(config, run_dir: RunDir) -> list[dict]:
+def summary_table(config, run_dir: RunDir) -> list[dict]:
     """Per cell and stage: the largest exponent and the mean of the top ``dynamics.top`` (mean ± std
-    over seeds) beside the frontiers; written to ``dynamics_table.csv`` and returned."""
+    over seeds) beside the frontiers, from ``spectra.csv`` (``dynamics_table.csv`` holds it)."""
     tables = frontier_rows(config.dynamics.frontier_tables)
     table = []
     for (cell, stage), (model, forget_bias, spectra) in spectra_by_line(run_dir).items():
@@ -202,12 +204,11 @@ def write_table(config, run_dir: RunDir) -> list[dict]:
             "top_mean": round(float(top.mean()), 4), "top_std": round(float(top.std()), 4),
             "frontiers": frontiers_of(model, forget_bias, tables),
         })
-    run_dir.write_results(table, TABLE_CSV)
     return table
 
 
 def print_table(table: list[dict]) -> None:
-    """The table of :func:`write_table` as Markdown."""
+    """The table of :func:`summary_table` as Markdown."""
     header = ("cell", "stage", "largest exponent", "mean of top k", "longest T solved (frontier tables)")
     lines = [header, ("---",) * len(header)]
     lines += [(row["cell"], row["stage"], f"{row['largest_mean']:.4f} ± {row['largest_std']:.4f}",
@@ -236,16 +237,24 @@ def plot(run_dir: RunDir, title: str):
 
 def main(argv):
     check_arguments(argv, _OUT.value, _PLOT_ONLY.value)
-    config, run_dir = _CONFIG.value, output_dir(_OUT.value, "dynamics")
-    train_unless_plot_only(lambda: measure_cells(config, run_dir), run_dir, _PLOT_ONLY.value)
+    run_dir, plot_only = output_dir(_OUT.value, "dynamics"), _PLOT_ONLY.value
+    config = saved_run_config(run_dir, _CONFIG.value) if plot_only else _CONFIG.value
+    path = run_dir.file("dynamics.png")
+    if plot_only:  # a redraw replaces only a figure drawn from this run, and writes no table
+        claim_figures([path], "--out", figure_owner("dynamics", run_dir.saved_config()), _OVERWRITE.value)
+    train_unless_plot_only(lambda: measure_cells(config, run_dir), run_dir, plot_only)
     if not run_dir.read_results(SPECTRA_CSV):
         raise ValueError(f"no rows in {run_dir.file(SPECTRA_CSV)} to plot; run without --plot_only first")
     used = run_dir.saved_config() or flat_fields(config)  # the measured run's set-up, also with --plot_only
     title = (f"{used['data.task']}, trained at T = {used['data.length'] - 1}; spectra on {used['dynamics.batch_size']} "
              f"sequences of {used['dynamics.steps']} steps ({used['dynamics.warmup']} warm-up)")
-    figures.save(plot(run_dir, title), run_dir.file("dynamics.png"))
-    print_table(write_table(config, run_dir))
-    print("figure:", run_dir.file("dynamics.png"))
+    metadata = figure_metadata(figure_owner("dynamics", run_dir.saved_config()))
+    figures.save(plot(run_dir, title), path, metadata=metadata)
+    table = summary_table(config, run_dir)
+    if not plot_only:
+        run_dir.write_results(table, TABLE_CSV)
+    print_table(table)
+    print("figure:", path)
 
 
 if __name__ == "__main__":
