@@ -99,6 +99,8 @@ class WandbTracker:
     def close(self) -> None:
         for wandb_run in self._runs.values():
             wandb_run.finish()
+        if self._runs:
+            self._wandb.teardown()  # waits for W&B's service to write everything out (offline: its run file)
         self._runs.clear()
 
 
