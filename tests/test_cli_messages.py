@@ -127,7 +127,7 @@ def test_the_frontier_docstrings_own_override_works(call):
 def test_jax_platforms_naming_a_missing_backend():
     """The whole path in a fresh process: jax itself would fail later with a bare AssertionError."""
     env = {**os.environ, "JAX_PLATFORMS": "cuda"}
-    program = "from jaxseq import cli; cli.run_main(lambda argv: print('ran'), ['x'])"
+    program = "import jax; from jaxseq import cli; cli.run_main(lambda argv: print(jax.numpy.zeros(1)), ['x'])"
     result = subprocess.run([sys.executable, "-c", program], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     if result.returncode == 0:
         pytest.skip("this machine has a CUDA backend")
