@@ -22,7 +22,8 @@ from jaxseq.train.text_runs import load_run, load_run_config, load_vocab
 
 _RUN = flags.DEFINE_string("run", "results/textgen/grimm", "run directory written by train_textgen.py")
 _CHECKPOINT = flags.DEFINE_string("checkpoint", None, "a checkpoint file (default: the run's newest that verifies)")
-_CONFIG = cli.define_config(None, "config to rebuild the model (default: the run's config.json)", takes="configs/textgen.py")
+_CONFIG = cli.define_config(None, "config to rebuild the model (default: the run's config.json)",
+                            takes="configs/textgen.py")
 _PROMPT = flags.DEFINE_string("prompt", "", "text to complete (default: a random first letter per sample)")
 _LENGTH = flags.DEFINE_integer("length", 300, "characters to generate after the prompt")
 _NUM_SAMPLES = flags.DEFINE_integer("num_samples", 1, "samples generated together")

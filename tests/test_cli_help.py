@@ -92,7 +92,8 @@ def get_config(arg=None):
     assert field_meanings(path) == {"train.num_steps": "budget.", "train.width": "the width of a layer", "speed": "how fast"}
     text = describe_config(load_config(f"{path}:fast"), path, "mine")
     assert [[part.strip() for part in line.split("  # ")] for line in text.splitlines()] == [
-        ["# mine"], ["speed = 9.0", "how fast"], ["train.num_steps = 10", "budget."], ["train.width = 3", "the width of a layer"]]
+        ["# mine"], ["speed = 9.0", "how fast"], ["train.num_steps = 10", "budget."],
+        ["train.width = 3", "the width of a layer"]]
     assert len({line.index("  # ") for line in text.splitlines()[1:]}) == 1  # meanings in one column
     assert meaning("variants.x.train.num_steps", field_meanings(path)) == "budget."  # a section.field at the end
     assert pathlib.Path(path).read_text().count("budget") == 1

@@ -61,7 +61,8 @@ def test_one_line_naming_the_fix(call, tmp_path, script, args, words):
 def test_a_config_of_another_experiment_to_generate(call, text_run):
     code, err = call("generate", f"--run={text_run}", "--config=configs/palindrome.py")
     assert code == 2
-    assert_one_line(err, "error:", "configs/palindrome.py is a config for run_palindrome.py", "generate.py takes configs/textgen.py")
+    assert_one_line(err, "error:", "configs/palindrome.py is a config for run_palindrome.py",
+                    "generate.py takes configs/textgen.py")
 
 
 def test_a_misspelt_override_in_generate_names_the_key_and_the_closest(call, text_run):

@@ -59,8 +59,8 @@ def recorded_setting(cfg, run_dir, progress, log_every, label, trainer, **column
 def test_tensorboard_events_equal_metrics_jsonl(call, tmp_path, monkeypatch):
     out = tmp_path / "sweep"
     monkeypatch.setattr(runner, "train_setting", recorded_setting)
-    code, err = call("run_palindrome", *QUICK, "--config.sweep.lengths=4", "--config.train.num_steps=10", "--log_every=5", "--tensorboard",
-                     f"--out={out}", files_change=True)
+    code, err = call("run_palindrome", *QUICK, "--config.sweep.lengths=4", "--config.train.num_steps=10", "--log_every=5",
+                     "--tensorboard", f"--out={out}", files_change=True)
     assert code in (0, None), err
     rows = RunDir(out).read_metrics()
     events = read_events(out / "tensorboard")

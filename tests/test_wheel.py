@@ -92,8 +92,8 @@ def test_a_wheel_runs_an_experiment_from_a_directory_of_ones_own(tmp_path):
                            env=env, check=True, capture_output=True, text=True).stdout.strip()
     assert pathlib.Path(where).is_relative_to(venv), where  # the wheel's jaxseq, not the checkout's
 
-    command = [str(venv / "bin" / "jaxseq"), "palindrome", "--config=palindrome:quick", "--config.sweep.models=mycells:MyCell",
-               "--config.sweep.lengths=4", "--config.train.num_steps=4", "--config.train.chunk_steps=4",
+    command = [str(venv / "bin" / "jaxseq"), "palindrome", "--config=palindrome:quick",
+               "--config.sweep.models=mycells:MyCell", "--config.sweep.lengths=4", "--config.train.num_steps=4", "--config.train.chunk_steps=4",
                "--config.train.num_seeds=1", "--config.data.eval_batch_size=16", "--out=sweep"]
     result = subprocess.run(command, cwd=project, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
