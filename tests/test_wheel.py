@@ -54,8 +54,9 @@ def build_wheel(tmp: pathlib.Path) -> pathlib.Path:
         shutil.copytree(ROOT / folder, source / folder, ignore=ignore)
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(ROOT / name, source / name)
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-q",
-                    str(source), "-w", str(tmp / "dist")], check=True, capture_output=True, timeout=300)
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-q",
+                            str(source), "-w", str(tmp / "dist")], capture_output=True, text=True, timeout=300)
+    assert built.returncode == 0, built.stderr  # (setuptools >= 77 comes with the test extra)
     (wheel,) = (tmp / "dist").glob("jaxseq-*.whl")
     return wheel
 
