@@ -44,7 +44,6 @@ ADDED_FIELDS = {
     "model.lru_r_min": 0.9,
     "model.lru_r_max": 0.999,
     "model.lru_max_phase": 6.283185307179586,
-    "sweep.lengths": "",  # a frontier variant's own lengths: "" keeps the base ones
 }
 
 
