@@ -12,13 +12,15 @@ tracker as well (:func:`log`), so the three never disagree:
 - each other number (bools as 0/1) is one scalar, tagged with the field's name.
 
 TensorBoard (``pip install 'jaxseq[tensorboard]'``: tensorboardX, no TensorFlow) gets event files
-under ``OUT/tensorboard/<run>/``: ``tensorboard --logdir OUT/tensorboard``. Weights & Biases
+under ``OUT/tensorboard/<run>/``: ``tensorboard --logdir OUT/tensorboard``; a run logged again from
+some step on (a resumed text run, a setting run again) hides what was logged there before. Weights & Biases
 (``pip install 'jaxseq[wandb]'``) gets one W&B run per run directory, its scalars named
 ``<run>/<field>`` against ``<run>/step``, in the project ``--wandb`` names; ``WANDB_MODE=offline``
 keeps it on disk (under ``OUT/wandb/``).
 """
 
 import pathlib
+import time
 from typing import Any, Iterable, Mapping, Optional, Sequence
 
 STEP_FIELDS = ("step", "epoch")
@@ -54,9 +56,13 @@ class TensorBoardTracker:
         touched = set()
         for row in rows:
             path = directory / TENSORBOARD_DIR / run_name(row, columns)
-            if path not in self._writers:
-                self._writers[path] = self._summary_writer(str(path))
             step, values = scalars(row, columns)
+            if path not in self._writers:
+                # TensorBoard hides what an earlier process logged from this step on: a resumed text run
+                # or a setting run again replaces those rows in metrics.jsonl too
+                # (a file name of its own: two writers started in one second would share tensorboardX's)
+                self._writers[path] = self._summary_writer(str(path), purge_step=step,
+                                                           filename_suffix=f".{time.time_ns()}")
             for tag, value in values.items():
                 self._writers[path].add_scalar(tag, value, step)
             touched.add(path)

@@ -22,14 +22,16 @@ def read_events(logdir: pathlib.Path) -> dict[tuple[str, int, str], float]:
     from tensorboardX.proto import event_pb2  # noqa: PLC0415
 
     scalars = {}
-    for path in sorted(logdir.rglob("events.out.tfevents.*")):
-        data, pos = path.read_bytes(), 0
+    for path in sorted(logdir.rglob("events.out.tfevents.*")):  # in name order, as TensorBoard reads them
+        data, pos, run = path.read_bytes(), 0, path.parent.relative_to(logdir).as_posix()
         while pos < len(data):
             (length,) = struct.unpack("<Q", data[pos:pos + 8])
             event = event_pb2.Event.FromString(data[pos + 12:pos + 12 + length])
             pos += 12 + length + 4
+            if event.session_log.status == event_pb2.SessionLog.START:  # as TensorBoard: later steps are purged
+                scalars = {k: v for k, v in scalars.items() if k[0] != run or k[1] < event.step}
             for value in event.summary.value:
-                key = (path.parent.relative_to(logdir).as_posix(), event.step, value.tag)
+                key = (run, event.step, value.tag)
                 assert key not in scalars, key  # each scalar written once
                 scalars[key] = value.simple_value
     return scalars
@@ -86,6 +88,20 @@ def test_rows_appended_one_chunk_at_a_time(tmp_path):
     assert read_events(run_dir.file("tensorboard")) == {k: np.float32(v) for k, v in expected(rows).items()}
     assert {k[0] for k in expected(rows)} == {"."}
     assert run_dir.read_metrics() == rows
+
+
+def test_a_resumed_run_replaces_what_it_logs_again(tmp_path):
+    """As metrics.jsonl after a resume drops the rows past the restored step, TensorBoard hides them."""
+    run_dir = RunDir(tmp_path / "run")
+    first = [{"step": s, "loss": 1.0 / s} for s in (10, 20, 30)]
+    again = [{"step": s, "loss": 2.0 / s} for s in (20, 30, 40)]  # restored at step 10
+    for rows in (first, again):
+        tracking.start(tensorboard=True)
+        try:
+            run_dir.append_metrics(rows)
+        finally:
+            tracking.close()
+    assert read_events(run_dir.file("tensorboard")) == {k: np.float32(v) for k, v in expected([first[0], *again]).items()}
 
 
 def test_a_missing_extra_names_its_install(monkeypatch):
