@@ -171,5 +171,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     else:
         raise ValueError(f"unknown variant {arg!r} of configs/frontier.py; choose {', '.join(g for g in GROUPS if g)} or quick")
     config.frontier.variants = ",".join(variants)
-    config.variants = ml_collections.ConfigDict({name: v.to_dict() for name, v in variants.items()})
+    # every variant has its own sweep.lengths to override (--config.variants.lstm_fb1.sweep.lengths=20,40);
+    # "" trains the lengths of sweep.lengths
+    config.variants = ml_collections.ConfigDict(
+        {name: {**v.to_dict(), "sweep": {"lengths": "", **v.to_dict().get("sweep", {})}} for name, v in variants.items()}
+    )
     return config

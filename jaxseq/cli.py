@@ -17,8 +17,13 @@ Exit codes (the same for every script):
 
 Each error is one line on stderr, starting with ``error:``; set ``JAXSEQ_TRACEBACK=1`` to see the
 traceback instead.
+
+``--help`` lists the script's own flags (those of jaxseq's modules it uses included; absl's are
+under ``--helpfull``); ``--print_config`` prints the config the command line resolves, one field a
+line with what it means (:mod:`jaxseq.config_docs`), and exits.
 """
 
+import ast
 import difflib
 import os
 import pathlib
@@ -30,8 +35,9 @@ from typing import Any, Callable, NoReturn, Optional, Sequence
 from absl import app, flags
 from ml_collections import config_flags
 
-from jaxseq import report
-from jaxseq.config import flat_fields, load_config, validate_config
+from jaxseq import report, tracking
+from jaxseq.config import REPO_ROOT, find_config, flat_fields, load_config, packaged_dir, validate_config
+from jaxseq.config_docs import describe_config
 from jaxseq.cpu_devices import request_cpu_devices
 from jaxseq.train.seeds import StalledRunError
 
@@ -46,24 +52,38 @@ HELP_FLAGS = {"--help", "-help", "-h", "-?", "--helpshort", "--helpfull", "--hel
 # argv the config flags read their overrides from: filled in by parse_flags, so a config is built
 # from the command line being parsed (never from whatever sys.argv held when the script was imported)
 _ARGV: list[str] = []
-_CONFIG_DEFAULTS: dict[str, str] = {}
+_CONFIG_DEFAULTS: dict[str, Optional[str]] = {}
+_CONFIG_TAKES: dict[str, Optional[str]] = {}
 
 
 class UsageError(ValueError):
     """A usage error raised by jaxseq itself (exit code 2)."""
 
 
-def define_config(default: str, help_text: str, name: str = "config") -> flags.FlagHolder:
+def define_config(default: Optional[str], help_text: str, name: str = "config", takes: Optional[str] = None
+                  ) -> flags.FlagHolder:
     """``--config=path.py[:variant]`` with ``--config.a.b=value`` overrides of a locked config.
 
     Like ``config_flags.DEFINE_config_file``, but overrides are read when :func:`run_main` parses
     the command line, so a misspelt key or a bad variant is a one-line error, not a traceback at import.
+
+    Args:
+      default: the config used when the flag is not given (None: no config unless given).
+      help_text: what the config is for.
+      name: the flag's name.
+      takes: the config the script is written for (default: ``default``); a config given on the
+        command line must have all its fields (a config of another experiment is refused by name).
     """
     _CONFIG_DEFAULTS[name] = default
+    _CONFIG_TAKES[name] = takes or default
+    if "print_config" not in flags.FLAGS:
+        flags.DEFINE_bool("print_config", False, "print the resolved config (variant and overrides applied), one "
+                          "field a line with what it means, and exit")
+    help_text += f" (path[:variant]; override a field with --{name}.<field>=value; --print_config lists them)"
     return config_flags.DEFINE_config_file(name, default, help_text, lock_config=True, sys_argv=_ARGV)
 
 
-def _config_flags() -> dict[str, str]:
+def _config_flags() -> dict[str, Optional[str]]:
     """``{flag name: default spec}`` of the config flags :func:`define_config` defined that still exist."""
     return {name: default for name, default in _CONFIG_DEFAULTS.items() if name in flags.FLAGS}
 
@@ -78,18 +98,106 @@ def _given(argv: Sequence[str], name: str) -> Optional[str]:
     return value
 
 
+def _config_file(name: str, spec: str) -> pathlib.Path:
+    """The Python config file that ``--name=spec`` names (:func:`jaxseq.config.find_config`).
+
+    Raises:
+      UsageError: no such file, or a file that is not a Python config (no ``get_config``), named.
+    """
+    path_str = spec.split(":", 1)[0]
+    path = find_config(path_str)
+    if path is None:
+        raise UsageError(f"--{name}={spec}: no config file {path_str!r} (give a path, or a name of jaxseq's "
+                         f"configs: {', '.join(sorted(p.stem for p in packaged_dir('configs').glob('*.py')))})")
+    try:
+        tree = ast.parse(path.read_bytes(), str(path))
+    except (SyntaxError, ValueError) as error:
+        line = f" (line {error.lineno}: {error.msg})" if isinstance(error, SyntaxError) else ""
+        raise UsageError(f"--{name}={spec}: {path} is not a Python config file{line}; "
+                         "give configs/<experiment>.py[:variant]") from None
+    if not any(isinstance(node, ast.FunctionDef) and node.name == "get_config" for node in tree.body):
+        raise UsageError(f"--{name}={spec}: {path} defines no get_config(arg); give configs/<experiment>.py[:variant]")
+    return path
+
+
 def _with_configs(argv: Sequence[str]) -> list[str]:
-    """``argv`` with each config flag given explicitly, first, so its overrides apply to a fresh config."""
+    """``argv`` with each config flag given explicitly, first, so its overrides apply to a fresh config;
+    a config found by name (not a file from here) is given as the path of its file."""
     argv = list(argv)
     for name, default in _config_flags().items():
         spec = _given(argv, name)
+        if spec is None and default is None:
+            overrides = [a for a in argv if re.match(rf"^--?(no)?{re.escape(name)}\.", a)]
+            if overrides:
+                raise UsageError(f"{overrides[0]}: give the config it overrides first (--{name}=path.py[:variant])")
+            continue
         if spec is None:
             argv.insert(1, f"--{name}={default}")
             spec = default
-        path = spec.split(":", 1)[0]
-        if not pathlib.Path(path).is_file():
-            raise UsageError(f"--{name}={spec}: no config file {path!r} (run from the repository root, or give its path)")
+        path_str, colon, variant = spec.partition(":")
+        path = _config_file(name, spec)
+        if not pathlib.Path(path_str).is_file():
+            resolved = f"{path}{colon}{variant}"
+            for i, arg in enumerate(argv):
+                if re.match(rf"^--?{re.escape(name)}=", arg):
+                    argv[i] = f"--{name}={resolved}"
+                elif re.match(rf"^--?{re.escape(name)}$", arg) and i + 1 < len(argv):
+                    argv[i + 1] = resolved
     return argv
+
+
+def _check_config_kind(name: str, script: str) -> None:
+    """Refuse a config of another experiment: it lacks fields the script's own config has.
+
+    Raises:
+      UsageError: naming the missing fields, the script the config's docstring is written for, and
+        the config this script takes.
+    """
+    takes, spec = _CONFIG_TAKES.get(name), _given(_ARGV, name)
+    if takes is None or spec is None:
+        return
+    config, own = flags.FLAGS[name].value, load_config(takes)
+    missing = [f"{section}.{key}" if key else section for section, key in _top_fields(own)
+               if section not in config or (key and key not in config[section])]
+    if not missing:
+        return
+    path = find_config(spec.split(":", 1)[0])
+    meant = re.search(r"scripts/(\w+\.py)", ast.get_docstring(ast.parse(path.read_text())) or "")
+    author = f"is a config for {meant.group(1)}" if meant else "is not a config for this script"
+    raise UsageError(f"--{name}={spec} {author} (it has no {', '.join(missing[:3])}); {script} takes "
+                     f"{takes.replace(str(REPO_ROOT) + '/', '')}[:variant] or a config with its fields")
+
+
+def _top_fields(config) -> list[tuple[str, str]]:
+    """``(section, key)`` of each top-level field and each field of a top-level section (key "" for a
+    top-level field); deeper ones (a section of named variants) are left out."""
+    fields = []
+    for section, value in config.items():
+        if hasattr(value, "items"):
+            fields += [(section, key) for key, inner in value.items() if not hasattr(inner, "items")]
+        else:
+            fields.append((section, ""))
+    return fields
+
+
+def check_backend() -> None:
+    """Refuse a ``JAX_PLATFORMS`` that names a backend this machine lacks (jax itself fails with a bare
+    AssertionError), before anything runs.
+
+    Raises:
+      UsageError: naming the variable and the two ways out.
+    """
+    platforms = os.environ.get("JAX_PLATFORMS", "")
+    if not platforms or platforms == "cpu":
+        return
+    import jax  # noqa: PLC0415 - only when a backend was asked for: importing jaxseq starts none
+
+    try:
+        jax.devices()
+    except Exception:  # noqa: BLE001 - jax says AssertionError or RuntimeError, depending on the plugin
+        raise UsageError(f"JAX_PLATFORMS={platforms}: jax has no such backend on this machine (no GPU, or jax's "
+                         "CUDA plugin is not installed: pip install 'jaxseq[cuda12]'); unset JAX_PLATFORMS "
+                         "(or set it to cpu) to run on the CPU") from None
 
 
 def _root_cause(error: BaseException) -> BaseException:
@@ -102,15 +210,21 @@ def _root_cause(error: BaseException) -> BaseException:
 def _flag_error_message(error: flags.Error) -> str:
     """One line from an absl flag error (config errors arrive with a traceback in their text)."""
     lines = str(error).strip().splitlines()
-    if len(lines) == 1:
-        return lines[0]
-    return f"{lines[0].split(': ', 1)[0]}: {_root_cause(error)}"
+    given, cause = lines[0].split(": ", 1)[0], lines[0].split(": ", 1)[-1] if len(lines) == 1 else _root_cause(error)
+    number = re.match(r"(could not convert string to float|invalid literal for int\(\) with base 10): (.*)", str(cause))
+    field = re.match(r"flag --\w+\.([^=]+)=", given)
+    if number and field:  # a config field's override that is not a number
+        kind = "a whole number" if number.group(1).startswith("invalid") else "a number"
+        return f"{given.removeprefix('flag ')}: {field.group(1)} takes {kind}, got {number.group(2)}"
+    return lines[0] if len(lines) == 1 else f"{given}: {cause}"
 
 
 def _unknown_keys_message(argv: Sequence[str]) -> str:
     """Name each ``--config.<key>`` override that the config lacks, with the closest valid keys."""
     problems = []
     for name in _config_flags():
+        if _given(argv, name) is None:
+            continue
         config = load_config(_given(argv, name))
         fields = list(flat_fields(config))
         sections = {f.rsplit(".", i)[0] for f in fields for i in range(1, f.count(".") + 1)}
@@ -145,7 +259,10 @@ def parse_flags(argv: Sequence[str]) -> list[str]:
     if "verbosity" in flags.FLAGS and flags.FLAGS["verbosity"].using_default_value:
         flags.FLAGS.verbosity = -1  # warnings and errors only (absl.app would switch on INFO lines from jax)
     for name in _config_flags():
-        validate_config(flags.FLAGS[name].value)
+        if flags.FLAGS[name].value is not None:
+            _check_config_kind(name, pathlib.Path(argv[0]).stem + ".py")
+            validate_config(flags.FLAGS[name].value)
+    check_backend()
     return rest
 
 
@@ -162,12 +279,53 @@ def exit_code(error: BaseException) -> tuple[int, str]:
     return EXIT_FAILED, f"error: {type(error).__name__}: {message} (set JAXSEQ_TRACEBACK=1 for the traceback)"
 
 
+def define_tracking() -> None:
+    """``--tensorboard`` and ``--wandb=PROJECT`` for a script that writes ``metrics.jsonl``: its rows also go
+    to TensorBoard event files or Weights & Biases (:mod:`jaxseq.tracking`), started by :func:`run_main`."""
+    flags.DEFINE_bool("tensorboard", False, "also write metrics.jsonl's scalars as TensorBoard event files under "
+                      "OUT/tensorboard/ (pip install 'jaxseq[tensorboard]')")
+    flags.DEFINE_string("wandb", None, "also log metrics.jsonl's scalars to this Weights & Biases project "
+                        "(pip install 'jaxseq[wandb]'; WANDB_MODE=offline keeps them under OUT/wandb/)")
+
+
+def _start_tracking() -> None:
+    """Start the trackers ``--tensorboard`` / ``--wandb`` ask for (:func:`define_tracking`)."""
+    if "tensorboard" in flags.FLAGS and "wandb" in flags.FLAGS:
+        tracking.start(flags.FLAGS.tensorboard, flags.FLAGS.wandb)
+
+
+def print_configs() -> None:
+    """Print each config flag's resolved config with the meaning of every field (``--print_config``)."""
+    for name in _config_flags():
+        spec = _given(_ARGV, name)
+        if spec is None:
+            continue
+        print(describe_config(flags.FLAGS[name].value, pathlib.Path(spec.split(":", 1)[0]), f"--{name}={spec}"))
+
+
+def show_own_flags_in_help(main_module: str) -> None:
+    """Make every flag that is not absl's own a key flag of ``main_module``, so that ``--help`` (absl's
+    short help: the main module's key flags) lists ``--config``, ``--overwrite``, ``--cluster``... that a
+    script defines through jaxseq's modules, and leaves absl's own to ``--helpfull``."""
+    for module, defined in flags.FLAGS.flags_by_module_dict().items():
+        if module.split(".")[0] != "absl":
+            for flag in defined:
+                flags.FLAGS.register_key_flag_for_module(main_module, flag)
+
+
 def _report_usage_errors(main: Callable[[list[str]], Any]) -> Callable[[list[str]], Any]:
-    """``main`` with absl's UsageError turned into ours (absl would print the whole help text)."""
+    """``main`` with absl's UsageError turned into ours (absl would print the whole help text), and
+    ``--print_config`` answered instead of running."""
 
     def wrapped(argv):
         try:
-            return main(argv)
+            if "print_config" in flags.FLAGS and flags.FLAGS.print_config:
+                return print_configs()
+            _start_tracking()
+            try:
+                return main(argv)
+            finally:
+                tracking.close()
         except app.UsageError as error:
             raise UsageError(str(error)) from None
 
@@ -184,6 +342,7 @@ def run_main(main: Callable[[list[str]], Any], argv: Optional[Sequence[str]] = N
       SystemExit: always, with 0 (done), 1 (failed run), 2 (usage error) or 130 (interrupted).
     """
     argv = list(sys.argv if argv is None else argv)
+    show_own_flags_in_help(sys.argv[0])  # the module absl's --help describes
     start_cpu_devices()
     report.to_stderr()
     try:

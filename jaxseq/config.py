@@ -16,22 +16,39 @@ import ml_collections
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 
+def packaged_dir(kind: str) -> pathlib.Path:
+    """The folder of jaxseq's ``configs`` or ``scripts``: the installed wheel's copy
+    (``jaxseq/_configs``), else the checkout's own (``configs/`` beside ``jaxseq/``)."""
+    installed = pathlib.Path(__file__).resolve().parent / f"_{kind}"
+    return installed if installed.is_dir() else REPO_ROOT / kind
+
+
+def find_config(path_str: str) -> Optional[pathlib.Path]:
+    """The config file ``path_str`` names: the path itself (from the current directory), else the
+    same path in the repository, else jaxseq's own config of that name (``palindrome``,
+    ``palindrome.py`` and ``configs/palindrome.py`` all name ``configs/palindrome.py``); None if none."""
+    path = pathlib.Path(path_str).expanduser()
+    name = path.name if path.suffix == ".py" else path.name + ".py"
+    candidates = [path] if path.is_absolute() else [path, REPO_ROOT / path, packaged_dir("configs") / name]
+    return next((p for p in candidates if p.is_file()), None)
+
+
 def load_config(spec: str) -> ml_collections.ConfigDict:
     """Build the config named by ``spec``.
 
     Args:
       spec: ``"path/to/config.py"`` or ``"path/to/config.py:variant"``; a relative path is
-        looked up from the current directory, then from the repository root.
+        looked up from the current directory, then from the repository root, then by name among
+        jaxseq's configs (:func:`find_config`: ``"palindrome:quick"`` works from any directory).
     Returns:
       The locked ``ConfigDict`` returned by the file's ``get_config(variant)``; assigning an
       unknown key to it raises, so typos in overrides are errors.
     """
     path_str, _, arg = spec.partition(":")
-    path = pathlib.Path(path_str)
-    if not path.exists() and not path.is_absolute():
-        path = REPO_ROOT / path
-    if not path.exists():
-        raise FileNotFoundError(f"config file {path_str!r} not found (looked in . and {REPO_ROOT})")
+    path = find_config(path_str)
+    if path is None:
+        raise FileNotFoundError(f"config file {path_str!r} not found (looked in ., {REPO_ROOT} and "
+                                f"{packaged_dir('configs')})")
     module_spec = importlib.util.spec_from_file_location(f"_jaxseq_config_{path.stem}", path)
     module = importlib.util.module_from_spec(module_spec)
     module_spec.loader.exec_module(module)

@@ -35,6 +35,7 @@ from jaxseq.train.results import RunDir, output_dir
 from jaxseq.train.sweep import parse_names, setting_config
 
 _CONFIG = cli.define_config("configs/optimizers.py", "experiment config")
+cli.define_tracking()  # --tensorboard, --wandb
 _OUT = flags.DEFINE_string("out", None, "output directory (default: a fresh runs/compare_optimizers/<YYYYmmdd-HHMMSS>/)")
 _PUBLISH = flags.DEFINE_string("publish", "", "also write the figures into this directory (e.g. results)")
 _PLOT_ONLY = flags.DEFINE_bool("plot_only", False, "redraw the figures from OUT without training")

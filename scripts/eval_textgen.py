@@ -27,7 +27,7 @@ from jaxseq.train.textgen import evaluate, evaluate_carried
 _RUN = flags.DEFINE_string("run", "results/textgen/grimm", "run directory written by train_textgen.py")
 _CHECKPOINT = flags.DEFINE_string("checkpoint", None, "a checkpoint file (default: the run's newest that verifies)")
 _DATA = flags.DEFINE_string("data", None, "the book the run was trained on, if it was given with --data")
-_STREAMS = flags.DEFINE_integer("streams", 8, "consecutive pieces read with the state carried")
+_STREAMS = flags.DEFINE_integer("streams", 8, "consecutive pieces read with the state carried", lower_bound=1)
 
 
 def main(argv):

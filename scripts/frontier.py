@@ -42,6 +42,7 @@ from jaxseq.train.results import RunDir, output_dir
 from jaxseq.train.sweep import parse_lengths, parse_list, setting_config
 
 _CONFIG = cli.define_config("configs/frontier.py", "experiment config")
+cli.define_tracking()  # --tensorboard, --wandb
 _OUT = flags.DEFINE_string("out", None, "output directory (default: a fresh runs/frontier/<YYYYmmdd-HHMMSS>/)")
 _TABLE = flags.DEFINE_string("table", None, "the frontier table (CSV; default OUT/frontier.csv)")
 _PLOT_ONLY = flags.DEFINE_bool("plot_only", False, "redraw the table and figure from OUT/results.csv without training")
@@ -92,8 +93,8 @@ def variant_configs(config) -> dict[str, ml_collections.ConfigDict]:
 def variant_fields(config, name: str) -> dict:
     """The dotted overrides of variant ``name``: its section of ``config.variants``, or, for a model
     name or a cell's import path that is not one, the base set-up with that model."""
-    if name in config.variants:
-        return dotted_fields(config.variants[name])
+    if name in config.variants:  # (a variant's sweep.lengths "" keeps the base lengths)
+        return {k: v for k, v in dotted_fields(config.variants[name]).items() if (k, v) != ("sweep.lengths", "")}
     model_spec(name)  # an import path that is not a cell fails here, before anything trains
     return {"model.name": name}
 

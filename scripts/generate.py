@@ -13,20 +13,22 @@ from a random letter of the vocabulary (chosen from --seed). Same --seed, same t
 import jax
 import numpy as np
 from absl import flags
-from ml_collections import config_flags
 
 from jaxseq import cli
+from jaxseq.models.charlm import make_char_lstm
 from jaxseq.train.guard import expand
-from jaxseq.train.sampling import GREEDY_BELOW, check_sampling_args, complete, is_greedy
-from jaxseq.train.text_runs import load_run
+from jaxseq.train.sampling import GREEDY_BELOW, check_fits_in_memory, check_sampling_args, complete, is_greedy
+from jaxseq.train.text_runs import load_run, load_run_config, load_vocab
 
 _RUN = flags.DEFINE_string("run", "results/textgen/grimm", "run directory written by train_textgen.py")
 _CHECKPOINT = flags.DEFINE_string("checkpoint", None, "a checkpoint file (default: the run's newest that verifies)")
-_CONFIG = config_flags.DEFINE_config_file("config", None, "config to rebuild the model (default: the run's config.json)")
+_CONFIG = cli.define_config(None, "config to rebuild the model (default: the run's config.json)",
+                            takes="configs/textgen.py")
 _PROMPT = flags.DEFINE_string("prompt", "", "text to complete (default: a random first letter per sample)")
 _LENGTH = flags.DEFINE_integer("length", 300, "characters to generate after the prompt")
 _NUM_SAMPLES = flags.DEFINE_integer("num_samples", 1, "samples generated together")
-_SEED = flags.DEFINE_integer("seed", 0, "random seed (samples and random first letters)")
+_SEED = flags.DEFINE_integer("seed", 0, "random seed (samples and random first letters)", lower_bound=0,
+                             upper_bound=2**31 - 2)
 _TEMPERATURE = flags.DEFINE_float(
     "temperature", 1.0, f"softmax(logits / temperature), finite and >= 0; 0 (or below {GREEDY_BELOW:g}) = greedy"
 )
@@ -35,7 +37,10 @@ _TEMPERATURE = flags.DEFINE_float(
 def main(argv):
     del argv
     check_sampling_args(_TEMPERATURE.value, _LENGTH.value, _NUM_SAMPLES.value)
-    model, params, vocab, step = load_run(expand(_RUN.value), _CONFIG.value, expand(_CHECKPOINT.value))
+    run = expand(_RUN.value)
+    shape = make_char_lstm((_CONFIG.value or load_run_config(run)).model, load_vocab(run).size)
+    check_fits_in_memory(shape, _NUM_SAMPLES.value, len(_PROMPT.value) or 1, _LENGTH.value)  # before anything loads
+    model, params, vocab, step = load_run(run, _CONFIG.value, expand(_CHECKPOINT.value))
     if _PROMPT.value:
         prompts = [_PROMPT.value] * _NUM_SAMPLES.value
     else:

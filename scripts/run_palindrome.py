@@ -26,6 +26,7 @@ from jaxseq.train.results import RunDir, output_dir
 from jaxseq.train.sweep import setting_config, sweep_settings
 
 _CONFIG = cli.define_config("configs/palindrome.py", "experiment config")
+cli.define_tracking()  # --tensorboard, --wandb
 _OUT = flags.DEFINE_string("out", None, "output directory (default: a fresh runs/run_palindrome/<YYYYmmdd-HHMMSS>/)")
 _PLOT_ONLY = flags.DEFINE_bool("plot_only", False, "redraw the figures from OUT/results.csv without training")
 _LOG_EVERY = flags.DEFINE_integer("log_every", 10, "write per-step metrics every this many steps", lower_bound=1)

@@ -66,7 +66,10 @@ def lstm_point(run: str) -> dict:
     path = pathlib.Path(run) / "evaluation.json"
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found; run scripts/eval_textgen.py --run={run} first")
-    evaluation = json.loads(path.read_text())
+    try:
+        evaluation = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path} cannot be read ({error}); run scripts/eval_textgen.py --run={run} again") from None
     (val,) = [r for r in evaluation["rows"] if r["text"] == "validation" and r["reading"].startswith("windows")]
     config = load_run_config(run)
     logged = [r for r in RunDir(run).read_metrics() if "val_loss" in r]

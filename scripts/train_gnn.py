@@ -34,6 +34,7 @@ from jaxseq.train.results import RunDir, output_dir
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 _CONFIG = cli.define_config(str(REPO_ROOT / "configs/gcn.py"), "experiment config")
+cli.define_tracking()  # --tensorboard, --wandb
 _OUT = flags.DEFINE_string("out", None, "output directory (default: a fresh runs/train_gnn/<YYYYmmdd-HHMMSS>/)")
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "folder holding planetoid/ (else $JAXSEQ_DATA, else ../shared/data); files are checked against the checksums jaxseq ships")
 _PLOT_ONLY = flags.DEFINE_bool("plot_only", False, "say, for --out, that its figures need the trained run (neither can be redrawn from its files)")

@@ -38,7 +38,8 @@ from jaxseq.train.results import output_dir
 from jaxseq.train.sampling import complete, random_first_chars
 from jaxseq.train.text_runs import Callbacks, append_samples, fit
 
-_CONFIG = cli.define_config("configs/textgen.py", "experiment config (path[:variant])")
+_CONFIG = cli.define_config("configs/textgen.py", "experiment config")
+cli.define_tracking()  # --tensorboard, --wandb
 _OUT = flags.DEFINE_string("out", None, "run directory (default: a fresh runs/train_textgen/<YYYYmmdd-HHMMSS>/)")
 _DATA = flags.DEFINE_string("data", None, "a text file, or a directory holding books/ (default: $JAXSEQ_DATA, ../shared/data)")
 _RESUME = flags.DEFINE_bool("resume", False, "continue from the latest checkpoint in --out")

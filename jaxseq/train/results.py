@@ -25,6 +25,7 @@ from typing import Any, Iterable, Mapping, Optional, Sequence
 import ml_collections
 import numpy as np
 
+from jaxseq import tracking
 from jaxseq.config import flat_fields
 from jaxseq.report import note, warn
 
@@ -172,6 +173,29 @@ def _union_of_lists(saved: Any, new: Any) -> Any:
     return ",".join(dict.fromkeys(items))
 
 
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _check_numbers(path: pathlib.Path, rows: list[dict[str, str]]) -> None:
+    """Refuse a CSV row whose value is not a number in a column of numbers (an edited or damaged file).
+
+    Raises:
+      ValueError: naming the file, the row (counted from 1 after the header), the column and the value.
+    """
+    for column in rows[0] if rows else ():
+        values = [row[column] for row in rows]
+        if any(_is_number(v) for v in values):
+            for i, value in enumerate(values):
+                if value and not _is_number(value):
+                    raise ValueError(f"{path}, row {i + 1}: {column} is {value!r}, not a number; "
+                                     "restore the file from a copy (git checkout) or choose another --out")
+
+
 class RunDir:
     """A directory holding the outputs of one experiment config.
 
@@ -294,11 +318,13 @@ class RunDir:
         """Append one JSON line per row to ``metrics.jsonl`` (after a newline if a crash tore the last line)."""
         path = self._writable_file("metrics.jsonl")
         torn = path.exists() and path.stat().st_size > 0 and not path.read_bytes().endswith(b"\n")
+        rows = [{k: _plain(v) for k, v in row.items()} for row in rows]
         with open(path, "a") as f:
             if torn:
                 f.write("\n")
             for row in rows:
-                f.write(json.dumps({k: _plain(v) for k, v in row.items()}) + "\n")
+                f.write(json.dumps(row) + "\n")
+        tracking.log(self.path, rows)
 
     def _read_csv_rows(self, name: str) -> tuple[list[str], list[dict[str, str]]]:
         """The header and every row of a CSV file, torn ones included ([], [] if it does not exist)."""
@@ -334,6 +360,7 @@ class RunDir:
         if len(complete) < len(rows):
             warn(f"skipped {len(rows) - len(complete)} torn row(s) of {path} (a crash while writing); "
                  "their settings are run again")
+        _check_numbers(path, complete)
         return header, complete
 
     def finished_settings(self, columns: Sequence[str], num_rows: int, name: str = "results.csv") -> set[tuple[str, ...]]:
@@ -376,6 +403,7 @@ class RunDir:
         if metrics or self.file("metrics.jsonl").exists():
             lines = [json.dumps({k: _plain(v) for k, v in row.items()}) for row in [*kept, *metrics]]
             write_text_atomic(self._writable_file("metrics.jsonl"), "".join(line + "\n" for line in lines))
+            tracking.log(self.path, [json.loads(line) for line in lines[len(kept):]], tuple(columns))
         if not results:
             return
         fields = list(results[0].keys())

@@ -18,6 +18,8 @@ window). All sequences of a batch are generated at once; the same seed gives the
 
 import functools
 import math
+import os
+from typing import Optional
 
 import jax
 import jax.numpy as jnp
@@ -43,6 +45,43 @@ def check_sampling_args(temperature: float, length: int, num_samples: int = 1) -
     for name, value in (("length", length), ("num_samples", num_samples)):
         if value < 1:
             raise ValueError(f"{name} must be >= 1, got {value}")
+
+
+def sample_bytes(model: CharLSTM, prompt_length: int, length: int) -> int:
+    """Memory one sample needs while generated, as an upper estimate in bytes: the prompt's pass
+    (embeddings, every layer's gates and states, logits: float32 ``[P, ...]``), one step of the scan,
+    its ``int32 [length]`` characters, and the decoded text; twice that for XLA's temporaries."""
+    per_step = model.embed_dim + 6 * model.num_layers * model.hidden_size + model.vocab_size  # floats
+    device = 4 * (prompt_length * per_step + per_step + 2 * length)
+    host = 4 * length + 2 * (prompt_length + length) + 150  # the characters, their text, a Python string
+    return 2 * (device + host)
+
+
+def available_memory() -> int:
+    """Bytes of memory available to this process now (Linux's MemAvailable, else the free pages)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def check_fits_in_memory(model: CharLSTM, num_samples: int, prompt_length: int, length: int,
+                         free: Optional[int] = None) -> None:
+    """Refuse ``num_samples`` samples that would not fit in ``free`` bytes (default: the memory available
+    now; :func:`sample_bytes` each).
+
+    Raises:
+      ValueError: saying how much they need and how many samples fit.
+    """
+    each, free = sample_bytes(model, prompt_length, length), available_memory() if free is None else free
+    if num_samples * each > free:
+        raise ValueError(f"--num_samples={num_samples} of {prompt_length} + {length} characters need about "
+                         f"{num_samples * each / 1e9:,.1f} GB; about {free // each:,} fit in the {free / 1e9:,.1f} GB "
+                         "free here (generate fewer at a time, with another --seed for more)")
 
 
 def is_greedy(temperature: float) -> bool:

@@ -325,7 +325,10 @@ def load_run_config(run_path: os.PathLike) -> ml_collections.ConfigDict:
     config_file = pathlib.Path(run_path) / "config.json"
     if not config_file.is_file():
         raise FileNotFoundError(f"{config_file} not found; is {run_path} a train_textgen.py run directory?")
-    saved = traverse_util.flatten_dict(json.loads(config_file.read_text()), sep=".")
+    try:
+        saved = traverse_util.flatten_dict(json.loads(config_file.read_text()), sep=".")
+    except (ValueError, UnicodeDecodeError, AssertionError) as error:  # AssertionError: JSON but not an object
+        raise ValueError(f"{config_file} cannot be read ({error}); restore it from a copy of the run") from None
     return ml_collections.ConfigDict(traverse_util.unflatten_dict({**_ADDED_LATER, **saved}, sep="."))
 
 
