@@ -24,6 +24,7 @@ EXPERIMENTS = {
     "palindrome": "run_palindrome",
     "frontier": "frontier",
     "grad_norms": "grad_norms",
+    "dynamics": "dynamics",
     "optimizers": "compare_optimizers",
     "gnn": "train_gnn",
     "textgen": "train_textgen",
