@@ -24,6 +24,7 @@ from tqdm import tqdm
 from jaxseq import cli
 from jaxseq.analysis import figures
 from jaxseq.analysis.grad_norms import seed_grad_norms_fn
+from jaxseq.data.sequences import get_task
 from jaxseq.train.guard import claim_file, define_overwrite, expand, make_owner, record_owner
 from jaxseq.train.multiseed import MultiSeedRunner, seed_keys
 from jaxseq.train.record import check_arguments, make_trainers, train_unless_plot_only
@@ -55,16 +56,18 @@ def probe_model(cfg, trainer, run_dir: RunDir, bar) -> None:
     model = cfg.model.name
     runner = MultiSeedRunner(trainer)
     key, num_seeds = jax.random.key(cfg.train.seed), cfg.train.num_seeds
-    probe = seed_grad_norms_fn(trainer.model, strategy=trainer.seed_strategy)
-    tokens, labels = trainer.get_batch(jax.random.key(cfg.probe.seed), cfg.probe.batch_size)
+    probe = seed_grad_norms_fn(trainer.model, strategy=trainer.seed_strategy, regression=trainer.task.regression)
+    batch = trainer.get_batch(jax.random.key(cfg.probe.seed), cfg.probe.batch_size)
+    # a task that answers once is probed through the model's last-step read-out, as it trains
+    answers = (batch.targets[:, -1], None) if trainer.task.last_step_only else (batch.targets, batch.mask)
 
     # runner.run starts from exactly these parameters (same keys), so "init" is the trained seeds' start
     initial = runner.init(seed_keys(key, num_seeds)).train_state.params
-    rows = norm_rows(np.asarray(probe(initial, tokens, labels)), model=model, stage="init")
+    rows = norm_rows(np.asarray(probe(initial, batch.inputs, *answers)), model=model, stage="init")
     results = runner.run(key, num_seeds, progress=bar, description=model)
     trained = results.run.train_state.params
     stage = f"step {cfg.train.num_steps}"
-    rows += norm_rows(np.asarray(probe(trained, tokens, labels)), model=model, stage=stage)
+    rows += norm_rows(np.asarray(probe(trained, batch.inputs, *answers)), model=model, stage=stage)
 
     # the norms first, the summary rows last: a model counts as probed once its summary rows are in place
     run_dir.record_setting({"model": model}, [], rows, NORMS_CSV)
@@ -86,7 +89,7 @@ def probe_models(config, run_dir: RunDir) -> None:
             run_dir.add_config(config, MAY_DIFFER)
 
 
-def plot(run_dir: RunDir, title: str):
+def plot(run_dir: RunDir, title: str, last_step_only: bool = True):
     """Gradient norm (log scale) vs time step, one line per (model, stage), mean ± std over seeds."""
     by_line = collections.defaultdict(lambda: collections.defaultdict(dict))
     for row in run_dir.read_results(NORMS_CSV):
@@ -101,7 +104,7 @@ def plot(run_dir: RunDir, title: str):
         # the band is mean ± std of log10: norms span decades, and a linear std would cross zero
         figures.mean_std_band(ax, steps, np.log10(ys), f"{model}, {stage}", color=color, linestyle=style)
     ax.yaxis.set_major_formatter(figures.matplotlib.ticker.FuncFormatter(lambda v, _: f"$10^{{{v:g}}}$"))
-    ax.set_xlabel("time step t (the loss is computed after the last step)")
+    ax.set_xlabel("time step t (the loss is computed after the last step)" if last_step_only else "time step t")
     ax.set_ylabel("||dL/dh_t|| (batch mean, log scale)")
     ax.set_title(title)
     ax.grid(alpha=0.3, which="both")
@@ -120,8 +123,9 @@ def main(argv):
     if not run_dir.read_results(NORMS_CSV):
         raise ValueError(f"no rows in {run_dir.file(NORMS_CSV)} to plot; run without --plot_only first")
     path = run_dir.file("grad_norms.png")
-    title = f"{config.data.task}, T = {config.data.length - 1} input steps, mean ± std over seeds"
-    fig = plot(run_dir, title)
+    task = get_task(config.data.task, config.data.get(config.data.task))
+    title = f"{config.data.task}, T = {task.time_steps(config.data.length)} input steps, mean ± std over seeds"
+    fig = plot(run_dir, title, task.last_step_only)
     if publish:
         figures.save(fig, publish, close=False)
         record_owner(publish, owner)

@@ -152,7 +152,14 @@ def make_cell(cls: type, model_cfg: ml_collections.ConfigDict, name: str | None 
         raise ValueError(f"cell {cls.__name__}: {error}; its fields: {', '.join(fields)}") from None
 
 
-def make_classifier(model_cfg: ml_collections.ConfigDict, vocab_size: int, num_classes: int) -> nn.Module:
+def make_classifier(
+    model_cfg: ml_collections.ConfigDict,
+    vocab_size: int,
+    num_classes: int,
+    *,
+    every_step: bool = False,
+    input_features: int = 0,
+) -> nn.Module:
     """The sequence classifier named ``model_cfg.name`` (one of :data:`MODELS`, or a cell's import path).
 
     Args:
@@ -160,9 +167,13 @@ def make_classifier(model_cfg: ml_collections.ConfigDict, vocab_size: int, num_c
         layers, see :class:`StackedClassifier`), ``encoding`` (raw/onehot/embed), ``embed_dim``
         and the cell fields of :func:`make_cell`.
       vocab_size: number of input tokens of the task.
-      num_classes: number of output classes of the task.
+      num_classes: number of output classes of the task (1: one real output).
+      every_step: the model answers after every step (a task that is not ``last_step_only``).
+      input_features: 0 for token inputs; else the width of a task's real input vectors, which the
+        model reads as they are (``model_cfg.encoding`` is for tokens and is not used).
     Returns:
-      A module mapping tokens ``[batch, time]`` to logits ``[batch, num_classes]``.
+      A module mapping tokens ``[batch, time]`` (or real inputs ``[batch, time, input_features]``)
+      to logits ``[batch, num_classes]`` (``every_step``: ``[batch, time, num_classes]``).
     """
     spec = model_spec(model_cfg.name)
     encoding = model_cfg.get("encoding", "onehot")
@@ -172,9 +183,10 @@ def make_classifier(model_cfg: ml_collections.ConfigDict, vocab_size: int, num_c
         raise ValueError(f"model.hidden_size must be positive, got {model_cfg.hidden_size}")
     common = dict(
         num_classes=num_classes,
-        vocab_size=vocab_size,
-        encoding=encoding,
+        vocab_size=input_features or vocab_size,
+        encoding="features" if input_features else encoding,
         embed_dim=model_cfg.get("embed_dim", 16),
+        every_step=every_step,
     )
     scan_mode = model_cfg.get("scan_mode", "parallel")
     if scan_mode not in SCAN_MODES:
