@@ -33,6 +33,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.model.encoding = "raw"  # raw (classic: the digit as one float) | onehot | embed
     config.model.embed_dim = 16
     config.model.forget_bias = 1.0  # LSTM-family initial forget-gate bias
+    # gate biases of the gated cells (lstm, peephole_lstm, gru, mingru, minlstm): constant (forget_bias
+    # for the LSTMs, zeros otherwise) | chrono (Tallec & Ollivier 2018, jaxseq/models/initializers.py)
+    config.model.gate_init = "constant"
+    config.model.chrono_t_max = 0.0  # chrono's T_max in steps (0: the task's number of input steps)
     config.model.input_init = "xavier"  # kaiming | xavier | glorot | orthogonal | lecun
     config.model.recurrent_init = "orthogonal"
     # further constructor fields of the cell, "name=value,..." (Python literals), e.g. for an

@@ -103,6 +103,7 @@ class SequenceTrainer:
             self.task.num_classes(self.length),
             every_step=not self.task.last_step_only,
             input_features=self.task.input_features,
+            time_steps=self.time_steps,
         )
         self.tx = make_optimizer(config.optim, self.num_steps)
 
