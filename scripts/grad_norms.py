@@ -124,7 +124,10 @@ def main(argv):
         raise ValueError(f"no rows in {run_dir.file(NORMS_CSV)} to plot; run without --plot_only first")
     path = run_dir.file("grad_norms.png")
     task = get_task(config.data.task, config.data.get(config.data.task))
-    title = f"{config.data.task}, T = {task.time_steps(config.data.length)} input steps, mean ± std over seeds"
+    steps = task.time_steps(config.data.length)
+    # a task answering once reads its input steps as T; the others have a T of their own (their length)
+    length = f"T = {steps} input steps" if task.last_step_only else f"T = {config.data.length} ({steps} input steps)"
+    title = f"{config.data.task}, {length}, mean ± std over seeds"
     fig = plot(run_dir, title, task.last_step_only)
     if publish:
         figures.save(fig, publish, close=False)
