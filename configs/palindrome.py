@@ -20,6 +20,8 @@ Measured results are in docs/study.md ("The palindrome sweep").
 
 import ml_collections
 
+from jaxseq.data.sequences import TASK_BUILDERS, task_params
+
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     """The palindrome sweep config; ``arg`` picks a variant (None, "quick", "full")."""
@@ -31,6 +33,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.model.encoding = "raw"  # raw (classic: the digit as one float) | onehot | embed
     config.model.embed_dim = 16
     config.model.forget_bias = 1.0  # LSTM-family initial forget-gate bias
+    # gate biases of the gated cells (lstm, peephole_lstm, gru, mingru, minlstm): constant (forget_bias
+    # for the LSTMs, zeros otherwise) | chrono (Tallec & Ollivier 2018, jaxseq/models/initializers.py)
+    config.model.gate_init = "constant"
+    config.model.chrono_t_max = 0.0  # chrono's T_max in steps (0: the task's number of input steps)
     config.model.input_init = "xavier"  # kaiming | xavier | glorot | orthogonal | lecun
     config.model.recurrent_init = "orthogonal"
     # further constructor fields of the cell, "name=value,..." (Python literals), e.g. for an
@@ -52,7 +58,13 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.optim.momentum = 0.9
 
     config.data = ml_collections.ConfigDict()
-    config.data.task = "decimal_palindrome"  # | binary_palindrome | baum_sweet | random_combination
+    # decimal_palindrome | binary_palindrome | baum_sweet | random_combination, or a memory task of
+    # the literature: copy | selective_copy | associative_recall | adding (jaxseq/data/sequences.py
+    # says what data.length, T, means for each)
+    config.data.task = "decimal_palindrome"
+    # the parameters of each task that has some, e.g. --config.data.copy.num_tokens=5
+    for name in TASK_BUILDERS:
+        config.data[name] = ml_collections.ConfigDict(task_params(name))
     config.data.length = 10  # replaced by each entry of sweep.lengths
     config.data.batch_size = 128
     config.data.eval_batch_size = 4096

@@ -117,6 +117,7 @@ FIELD_RULES: dict[str, tuple[str, Callable[[Any], bool]]] = {
     "model.lru_r_min": UNIT_OPEN_RIGHT,
     "model.lru_r_max": UNIT_OPEN_RIGHT,  # |λ| < 1 keeps the recurrence stable
     "model.lru_max_phase": POSITIVE,
+    "model.chrono_t_max": NON_NEGATIVE,  # 0: the task's number of input steps
     "optim.lr": POSITIVE,
     "optim.clip_norm": NON_NEGATIVE,  # 0 switches clipping off
     "optim.momentum": UNIT_OPEN_RIGHT,
@@ -127,6 +128,13 @@ FIELD_RULES: dict[str, tuple[str, Callable[[Any], bool]]] = {
     "data.eval_batch_size": COUNT_1,
     "data.seq_len": COUNT_1,
     "data.val_fraction": UNIT_OPEN_RIGHT,
+    # the memory tasks' parameters (data.<task>.*; jaxseq.data.sequences.task_params)
+    "data.*.num_tokens": COUNT_1,
+    "data.*.num_symbols": COUNT_1,
+    "data.*.num_pairs": COUNT_1,
+    "data.*.num_keys": COUNT_1,
+    "data.*.num_values": COUNT_1,
+    "data.*.num_queries": COUNT_1,
     "data.train_fraction": UNIT_OPEN_LEFT,
     "train.num_steps": COUNT_1,
     "train.num_epochs": COUNT_1,

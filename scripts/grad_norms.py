@@ -25,6 +25,7 @@ from jaxseq import cli
 from jaxseq.report import progress
 from jaxseq.analysis import figures
 from jaxseq.analysis.grad_norms import seed_grad_norms_fn
+from jaxseq.data.sequences import get_task
 from jaxseq.train.guard import (claim_figures, claim_file, define_overwrite, expand, figure_metadata, figure_owner,
                                 make_owner, record_owner)
 from jaxseq.train.multiseed import MultiSeedRunner, seed_keys
@@ -57,16 +58,18 @@ def probe_model(cfg, trainer, run_dir: RunDir, bar) -> None:
     model = cfg.model.name
     runner = MultiSeedRunner(trainer)
     key, num_seeds = jax.random.key(cfg.train.seed), cfg.train.num_seeds
-    probe = seed_grad_norms_fn(trainer.model, strategy=trainer.seed_strategy)
-    tokens, labels = trainer.get_batch(jax.random.key(cfg.probe.seed), cfg.probe.batch_size)
+    probe = seed_grad_norms_fn(trainer.model, strategy=trainer.seed_strategy, regression=trainer.task.regression)
+    batch = trainer.get_batch(jax.random.key(cfg.probe.seed), cfg.probe.batch_size)
+    # a task that answers once is probed through the model's last-step read-out, as it trains
+    answers = (batch.targets[:, -1], None) if trainer.task.last_step_only else (batch.targets, batch.mask)
 
     # runner.run starts from exactly these parameters (same keys), so "init" is the trained seeds' start
     initial = runner.init(seed_keys(key, num_seeds)).train_state.params
-    rows = norm_rows(np.asarray(probe(initial, tokens, labels)), model=model, stage="init")
+    rows = norm_rows(np.asarray(probe(initial, batch.inputs, *answers)), model=model, stage="init")
     results = runner.run(key, num_seeds, progress=bar, description=model)
     trained = results.run.train_state.params
     stage = f"step {cfg.train.num_steps}"
-    rows += norm_rows(np.asarray(probe(trained, tokens, labels)), model=model, stage=stage)
+    rows += norm_rows(np.asarray(probe(trained, batch.inputs, *answers)), model=model, stage=stage)
 
     # the norms first, the summary rows last: a model counts as probed once its summary rows are in place
     run_dir.record_setting({"model": model}, [], rows, NORMS_CSV)
@@ -88,7 +91,7 @@ def probe_models(config, run_dir: RunDir) -> None:
             run_dir.add_config(config, MAY_DIFFER)
 
 
-def plot(run_dir: RunDir, title: str):
+def plot(run_dir: RunDir, title: str, last_step_only: bool = True):
     """Gradient norm (log scale) vs input step, one line per (model, stage): the geometric mean over
     seeds with a ×/÷ geometric std band."""
     by_line = collections.defaultdict(lambda: collections.defaultdict(dict))
@@ -104,7 +107,8 @@ def plot(run_dir: RunDir, title: str):
         # norms span decades: a geometric band, which a linear std would not be (it would cross zero)
         figures.mean_std_band(ax, steps, ys, f"{model}, {stage}", geometric=True, color=color, linestyle=style)
     ax.set_yscale("log")
-    ax.set_xlabel("input step t (the loss is computed after the last one, t = T - 1)")
+    ax.set_xlabel("input step t (the loss is computed after the last one, t = T - 1)" if last_step_only
+                  else "input step t (the loss is computed at the task's answer steps)")
     ax.set_ylabel("||dL/dh_t|| (batch mean, log scale)")
     ax.set_title(title)
     ax.grid(alpha=0.3, which="both")
@@ -129,8 +133,10 @@ def main(argv):
     if not run_dir.read_results(NORMS_CSV):
         raise ValueError(f"no rows in {run_dir.file(NORMS_CSV)} to plot; run without --plot_only first")
     path = run_dir.file("grad_norms.png")
+    task = get_task(config.data.task, config.data.get(config.data.task))
     length = config.data.length
-    fig = plot(run_dir, f"{config.data.task}, T = {length} ({length - 1} input steps)")
+    fig = plot(run_dir, f"{config.data.task}, T = {length} ({task.time_steps(length)} input steps)",
+               task.last_step_only)
     metadata = figure_metadata(figure_owner("grad_norms", run_dir.saved_config()))
     if publish:
         figures.save(fig, publish, close=False, metadata=metadata)

@@ -4,7 +4,8 @@ import jax
 import numpy as np
 import pytest
 
-from jaxseq.data.sequences import PAD, TASKS, baum_sweet_label, get_task
+import numpy_tasks
+from jaxseq.data.sequences import PAD, TASKS, baum_sweet_label, get_task, task_params
 
 KEY = jax.random.key(42)
 
@@ -23,7 +24,7 @@ def strip_pad(row):
 
 @pytest.mark.parametrize("length", [2, 3, 8, 11])
 def test_decimal_palindromes_read_the_same_both_ways(length):
-    inputs, labels = get_task("decimal_palindrome").sample(KEY, 256, length)
+    inputs, labels = get_task("decimal_palindrome").generate(KEY, 256, length)
     full = np.concatenate([np.asarray(inputs), np.asarray(labels)[:, None]], axis=1)
     assert inputs.shape == (256, length - 1) and inputs.dtype == np.int32
     np.testing.assert_array_equal(full, full[:, ::-1])
@@ -33,7 +34,7 @@ def test_decimal_palindromes_read_the_same_both_ways(length):
 
 @pytest.mark.parametrize("length", [4, 10])
 def test_binary_palindromes_are_left_padded_palindromes(length):
-    inputs, labels = get_task("binary_palindrome").sample(KEY, 512, length)
+    inputs, labels = get_task("binary_palindrome").generate(KEY, 512, length)
     lengths = set()
     for row, label in zip(np.asarray(inputs), np.asarray(labels)):
         body = strip_pad(list(row) + [int(label)])
@@ -44,7 +45,7 @@ def test_binary_palindromes_are_left_padded_palindromes(length):
 
 
 def test_baum_sweet_labels_match_definition_and_classes_are_balanced():
-    inputs, labels = get_task("baum_sweet").sample(KEY, 2000, 9)
+    inputs, labels = get_task("baum_sweet").generate(KEY, 2000, 9)
     assert inputs.shape == (2000, 9)
     for row, label in zip(np.asarray(inputs), np.asarray(labels)):
         digits = strip_pad(row)
@@ -61,21 +62,34 @@ def test_baum_sweet_label_function_on_known_numbers():
 
 
 def test_random_combinations_are_permutations_missing_the_label():
-    inputs, labels = get_task("random_combination").sample(KEY, 300, 7)
+    inputs, labels = get_task("random_combination").generate(KEY, 300, 7)
     full = np.concatenate([np.asarray(inputs), np.asarray(labels)[:, None]], axis=1)
     np.testing.assert_array_equal(np.sort(full, axis=1), np.tile(np.arange(7), (300, 1)))
     assert len(np.unique(labels)) == 7
 
 
 @pytest.mark.parametrize("name", sorted(TASKS))
-def test_tasks_jit_and_are_deterministic_per_key(name):
-    sample = jax.jit(TASKS[name].sample, static_argnums=(1, 2))
-    a, b = sample(KEY, 16, 6), sample(KEY, 16, 6)
-    c = sample(jax.random.key(1), 16, 6)
+def test_tasks_jit_are_deterministic_per_key_and_match_their_numpy_construction(name):
+    """The jitted sampler against a NumPy construction of the task's definition from the same draws
+    (bit for bit: a task's batches for a key are what its definition says, and stay so)."""
+    task = TASKS[name]
+    specs, build = numpy_tasks.TASKS[name]
+    # one program draws the batch and, with the same jax.random calls, the reference's numbers
+    sample = jax.jit(lambda key: (task.sample(key, 16, 12), numpy_tasks.draws(key, specs(16, 12))))
+    (a, drawn), (b, _), (c, _) = sample(KEY), sample(KEY), sample(jax.random.key(1))
     np.testing.assert_array_equal(a[0], b[0])
     assert not np.array_equal(a[0], c[0])
-    assert int(np.max(a[0])) < TASKS[name].vocab_size(6)
-    assert int(np.max(a[1])) < TASKS[name].num_classes(6)
+    assert a.inputs.shape[:2] == a.targets.shape == a.mask.shape == (16, task.time_steps(12))
+    assert a.mask.any(axis=1).all()
+    if task.input_features:
+        assert a.inputs.shape[2] == task.input_features == task.vocab_size(12)
+    else:
+        assert int(np.max(a.inputs)) < task.vocab_size(12)
+    if not task.regression:
+        assert int(np.max(a.targets)) < task.num_classes(12)
+    for got, want in zip(a, build([np.asarray(d) for d in drawn], 16, 12)):
+        assert got.dtype == want.dtype and got.shape == want.shape
+        np.testing.assert_array_equal(got, want)
 
 
 @pytest.mark.parametrize("name", sorted(TASKS))
@@ -95,5 +109,19 @@ def test_length_one_is_rejected_for_palindromes():
 
 
 def test_unknown_task_lists_valid_names():
-    with pytest.raises(ValueError, match="unknown task 'copy'; choose one of: baum_sweet, binary_palindrome"):
-        get_task("copy")
+    with pytest.raises(ValueError, match="unknown task 'kopy'; choose one of: adding, associative_recall, baum_sweet"):
+        get_task("kopy")
+
+
+def test_task_parameters_build_the_task_and_unknown_ones_are_clear_errors():
+    assert task_params("copy") == {"num_tokens": 10, "num_symbols": 8} and task_params("adding") == {}
+    task = get_task("copy", {"num_tokens": 3, "num_symbols": 4})
+    assert (task.vocab_size(5), task.num_classes(5), task.time_steps(5)) == (6, 5, 5 + 2 * 3)
+    with pytest.raises(ValueError, match="task 'copy' has no parameter 'tokens'; its parameters: num_tokens, num_symbols"):
+        get_task("copy", {"tokens": 3})
+    with pytest.raises(ValueError, match="num_tokens must be a positive int, got 0"):
+        get_task("selective_copy", {"num_tokens": 0}).sample(KEY, 2, 5)
+    with pytest.raises(ValueError, match="selective_copy: num_tokens .10. must not exceed the length .5."):
+        get_task("selective_copy").sample(KEY, 2, 5)
+    with pytest.raises(ValueError, match="associative_recall: need num_queries <= num_pairs"):
+        get_task("associative_recall", {"num_queries": 9}).sample(KEY, 2, 20)

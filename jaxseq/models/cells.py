@@ -22,7 +22,7 @@ import jax.numpy as jnp
 from flax import linen as nn
 
 from jaxseq.models.bptt import FusedRecurrence
-from jaxseq.models.initializers import gate_bias, stacked
+from jaxseq.models.initializers import gate_bias_init, stacked
 
 Carry = Any
 
@@ -116,6 +116,26 @@ class RecurrentCell(FusedRecurrence, nn.RNNCellBase):
         return 1
 
 
+class GatedCell(RecurrentCell):
+    """Base class of the gated cells: how their gate biases start.
+
+    Attributes:
+      gate_init: ``"constant"`` (the cell's constant biases: ``forget_bias`` for the LSTMs, zeros
+        for the GRU) or ``"chrono"`` (Tallec & Ollivier 2018,
+        :func:`jaxseq.models.initializers.chrono_bias`: the forget gate's bias ``log u``,
+        ``u ~ U(1, t_max - 1)`` per unit, the input gate's ``-log u``).
+      t_max: chrono's longest time scale, in steps (the model builder sets it to the task's number
+        of input steps when it is left at 0).
+    """
+
+    gate_init: str = "constant"
+    t_max: float = 0.0
+    chrono_signs = {}  # gate block -> sign of log u under chrono initialisation
+
+    def _gate_bias(self, constant=None):
+        return gate_bias_init(self.gate_init, self.num_gates, self.chrono_signs, self.t_max, constant)
+
+
 class RNNCell(RecurrentCell):
     """Vanilla (Elman) RNN: ``h_t = tanh(x_t W_hx + h_{t-1} W_hh + b_h)``.
 
@@ -148,7 +168,7 @@ class RNNCell(RecurrentCell):
         return h, h
 
 
-class LSTMCell(RecurrentCell):
+class LSTMCell(GatedCell):
     """LSTM without peepholes. Gates in column order ``g, i, f, o``::
 
         g = tanh(x W_gx + h W_gh + b_g)     candidate
@@ -159,7 +179,8 @@ class LSTMCell(RecurrentCell):
         h_t = tanh(c_t) ⊙ o
 
     The carry is ``(c, h)``, each ``[batch, H]``. With ``forget_bias=0`` this is the same function as
-    Flax's ``nn.LSTMCell`` given the same weights.
+    Flax's ``nn.LSTMCell`` given the same weights. Chrono initialisation (``gate_init="chrono"``,
+    :class:`GatedCell`) draws ``b_f = log u`` and ``b_i = -log u`` instead.
 
     Attributes:
       forget_bias: initial value of ``b_f`` (1.0 by default; 0.0 reproduces the classic failure
@@ -169,9 +190,10 @@ class LSTMCell(RecurrentCell):
     forget_bias: float = 1.0
     num_gates = 4
     input_joins_stage = True
+    chrono_signs = {2: 1.0, 1: -1.0}  # b_f = log u, b_i = -log u
 
     def setup(self):
-        self.input_proj = self._input_dense(bias_init=gate_bias(4, {2: self.forget_bias}))
+        self.input_proj = self._input_dense(bias_init=self._gate_bias({2: self.forget_bias}))
         self.hidden_proj = self._hidden_kernel(4)
 
     def __call__(self, carry: tuple, x: jax.Array) -> tuple[tuple, jax.Array]:
@@ -221,7 +243,7 @@ class LSTMCell(RecurrentCell):
         return (carry[0], h)
 
 
-class GRUCell(RecurrentCell):
+class GRUCell(GatedCell):
     """Gated recurrent unit. Gates in column order ``z, r, n``::
 
         z = σ(x W_zx + h W_zh + b_z)              update gate
@@ -230,12 +252,17 @@ class GRUCell(RecurrentCell):
         h_t = (1 - z) ⊙ h_{t-1} + z ⊙ h̃
 
     ``hidden_proj`` holds ``[W_zh, W_rh]: [H, 2H]``; ``candidate_proj`` holds ``W_nh: [H, H]``.
+    The biases start at zero; ``1 - z`` is the gate that keeps the old state, so chrono
+    initialisation (``gate_init="chrono"``, :class:`GatedCell`) draws ``b_z = -log u``: the state is
+    kept with ``1 - z = σ(log u)`` and the candidate let in with ``z = σ(-log u)``, as an LSTM's forget
+    and input gates.
     """
 
     num_gates = 3
+    chrono_signs = {0: -1.0}  # b_z = -log u
 
     def setup(self):
-        self.input_proj = self._input_dense()
+        self.input_proj = self._input_dense(bias_init=self._gate_bias())
         self.hidden_proj = self._hidden_kernel(2)
         self.candidate_proj = self._hidden_kernel(1, name="candidate_proj")
 
@@ -277,7 +304,7 @@ class GRUCell(RecurrentCell):
         return GRUCell.new_state(carry, z, x_proj, pres[1])
 
 
-class PeepholeLSTMCell(RecurrentCell):
+class PeepholeLSTMCell(GatedCell):
     """LSTM whose gates look at the cell state instead of ``h``. Column order ``c, i, f, o``::
 
         f = σ(x W_fx + c_{t-1} W_fh + b_f)
@@ -290,14 +317,16 @@ class PeepholeLSTMCell(RecurrentCell):
     peephole weights ``[W_ih, W_fh, W_oh]: [H, 3H]`` applied to ``c_{t-1}``. Carry ``(c, h)``.
 
     Attributes:
-      forget_bias: initial value of ``b_f``.
+      forget_bias: initial value of ``b_f`` (chrono initialisation, :class:`GatedCell`, draws
+        ``b_f = log u`` and ``b_i = -log u`` instead).
     """
 
     forget_bias: float = 1.0
     num_gates = 4
+    chrono_signs = LSTMCell.chrono_signs
 
     def setup(self):
-        self.input_proj = self._input_dense(bias_init=gate_bias(4, {2: self.forget_bias}))
+        self.input_proj = self._input_dense(bias_init=self._gate_bias({2: self.forget_bias}))
         self.hidden_proj = self._hidden_kernel(3)
 
     def __call__(self, carry: tuple, x: jax.Array) -> tuple[tuple, jax.Array]:

@@ -1,5 +1,7 @@
 """Weight initialisers selectable by name from a config."""
 
+from typing import Optional
+
 import jax
 import jax.numpy as jnp
 from flax import linen as nn
@@ -51,3 +53,42 @@ def gate_bias(num_blocks: int, values: dict[int, float]) -> nn.initializers.Init
         return bias
 
     return init_fn
+
+
+GATE_INITS = ("constant", "chrono")  # how a gated cell's gate biases start (its ``gate_init`` field)
+
+
+def chrono_bias(num_blocks: int, signs: dict[int, float], t_max: float) -> nn.initializers.Initializer:
+    """Chrono initialisation (Tallec & Ollivier 2018, "Can recurrent neural networks warp time?") of
+    the bias of ``num_blocks`` fused gates.
+
+    One draw per unit, ``b = log u`` with ``u ~ U(1, t_max - 1)``; block ``i`` is ``signs[i] * b``
+    and every other block zero. A forget gate ``σ(b)`` then starts at ``1 - 1/u``: the unit's memory
+    decays over about ``u`` steps, time scales spread over ``[1, t_max - 1]``; its input gate (sign
+    -1) starts at ``1/u``.
+    """
+    if not t_max > 2:
+        raise ValueError(f"chrono initialisation needs t_max > 2 (U(1, t_max - 1)), got {t_max}; set the cell's t_max")
+
+    def init_fn(key, shape, dtype=jnp.float32):
+        (total,) = shape
+        width = total // num_blocks
+        log_u = jnp.log(jax.random.uniform(key, (width,), dtype, 1.0, t_max - 1.0))
+        bias = jnp.zeros(shape, dtype)
+        for block, sign in signs.items():
+            bias = bias.at[block * width : (block + 1) * width].set(sign * log_u)
+        return bias
+
+    return init_fn
+
+
+def gate_bias_init(
+    gate_init: str, num_blocks: int, chrono_signs: dict[int, float], t_max: float, constant: Optional[dict[int, float]] = None
+) -> nn.initializers.Initializer:
+    """The bias initialiser a cell's ``gate_init`` names: ``"constant"`` (:func:`gate_bias` with
+    ``constant``; zeros if None) or ``"chrono"`` (:func:`chrono_bias` with ``chrono_signs``)."""
+    if gate_init == "constant":
+        return nn.initializers.zeros if constant is None else gate_bias(num_blocks, constant)
+    if gate_init == "chrono":
+        return chrono_bias(num_blocks, chrono_signs, t_max)
+    raise ValueError(f"unknown gate_init {gate_init!r}; choose one of: {', '.join(GATE_INITS)}")

@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
-from jaxseq.models.initializers import stacked
+from jaxseq.models.initializers import gate_bias_init, stacked
 from jaxseq.models.parallel_scan import LinearRecurrentCell
 
 
@@ -29,20 +29,36 @@ def log_g(x: jax.Array) -> jax.Array:
 
 
 class _MinCell(LinearRecurrentCell):
-    """Shared fields: the gates' input dense.
+    """Shared fields: the gates' input dense and how its gate biases start.
 
     Attributes:
       input_init: initialiser name for the input kernel (see ``INITIALIZERS``).
+      gate_init: ``"constant"`` (zero biases) or ``"chrono"`` (Tallec & Ollivier 2018: the gate
+        that keeps the old state starts at ``σ(log u)``, ``u ~ U(1, t_max - 1)`` per unit, the one
+        that lets the candidate in at ``σ(-log u)``; see each class).
+      t_max: chrono's longest time scale, in steps (the model builder sets it to the task's number
+        of input steps when it is left at 0).
     """
 
     input_init: str = "xavier"
+    gate_init: str = "constant"
+    t_max: float = 0.0
     log_space = True
     num_blocks = 2
+    chrono_signs = {}  # gate block -> sign of log u under chrono initialisation
 
     def setup(self):
+        # the constant initialisation is nn.Dense's own (zero biases)
+        bias = {} if self.gate_init == "constant" else {"bias_init": self._chrono_bias()}
         self.input_proj = nn.Dense(
-            self.num_blocks * self.hidden_size, kernel_init=stacked(self.input_init, self.num_blocks), name="input_proj"
+            self.num_blocks * self.hidden_size,
+            kernel_init=stacked(self.input_init, self.num_blocks),
+            name="input_proj",
+            **bias,
         )
+
+    def _chrono_bias(self):
+        return gate_bias_init(self.gate_init, self.num_blocks, self.chrono_signs, self.t_max)
 
 
 class MinGRUCell(_MinCell):
@@ -53,10 +69,11 @@ class MinGRUCell(_MinCell):
         h_t = (1 - z_t) ⊙ h_{t-1} + z_t ⊙ h̃_t
 
     In log space: ``log(1 - z) = -softplus(k)``, ``log z = -softplus(-k)`` for ``k = x W_z + b_z``.
-    The state is the output: ``y_t = h_t`` (``[batch, H]``).
+    The state is the output: ``y_t = h_t`` (``[batch, H]``). Chrono: ``b_z = -log u``.
     """
 
     num_blocks = 2
+    chrono_signs = {0: -1.0}
 
     def coefficients(self, x):
         """``x [..., d]`` -> ``(log(1 - z), log z + log h̃)``, each ``[..., H]``."""
@@ -73,10 +90,12 @@ class MinLSTMCell(_MinCell):
         h_t = f'_t ⊙ h_{t-1} + i'_t ⊙ h̃_t
 
     In log space, with ``δ = softplus(-k_f) - softplus(-k_i) = log i - log f``:
-    ``log f' = -softplus(δ)``, ``log i' = -softplus(-δ)``. The output is the state.
+    ``log f' = -softplus(δ)``, ``log i' = -softplus(-δ)``. The output is the state. Chrono:
+    ``b_f = log u``, ``b_i = -log u``.
     """
 
     num_blocks = 3
+    chrono_signs = {0: 1.0, 1: -1.0}
 
     def coefficients(self, x):
         """``x [..., d]`` -> ``(log f', log i' + log h̃)``, each ``[..., H]``."""

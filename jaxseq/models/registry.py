@@ -14,6 +14,7 @@ import ml_collections
 from flax import linen as nn
 
 from jaxseq.models.cells import GRUCell, LSTMCell, PeepholeLSTMCell, RNNCell
+from jaxseq.models.initializers import GATE_INITS
 from jaxseq.models.lru import LRUCell
 from jaxseq.models.min_rnn import MinGRUCell, MinLSTMCell
 from jaxseq.models.parallel_scan import SCAN_MODES
@@ -47,6 +48,8 @@ CELL_FIELDS = {
     "input_init": "input_init",
     "recurrent_init": "recurrent_init",
     "forget_bias": "forget_bias",
+    "gate_init": "gate_init",
+    "chrono_t_max": "t_max",
     "scan_mode": "mode",
     "lru_state_dim": "state_dim",
     "lru_r_min": "r_min",
@@ -120,13 +123,15 @@ def parse_cell_kwargs(text: str) -> dict[str, Any]:
     return kwargs
 
 
-def make_cell(cls: type, model_cfg: ml_collections.ConfigDict, name: str | None = None) -> nn.RNNCellBase:
+def make_cell(cls: type, model_cfg: ml_collections.ConfigDict, name: str | None = None, time_steps: int = 0) -> nn.RNNCellBase:
     """A cell of class ``cls`` configured by ``model_cfg``.
 
     The cell gets ``model_cfg.hidden_size`` under its own width field (``hidden_size`` or
-    ``features``), the :data:`CELL_FIELDS` it has (init names, ``forget_bias``, ``scan_mode``, the
-    LRU's ring; a field missing from ``model_cfg`` keeps the cell's default), and then
-    ``model_cfg.cell_kwargs`` (``"name=value,..."``) for any other constructor field.
+    ``features``), the :data:`CELL_FIELDS` it has (init names, ``forget_bias``, ``gate_init``,
+    ``scan_mode``, the LRU's ring; a field missing from ``model_cfg`` keeps the cell's default), and
+    then ``model_cfg.cell_kwargs`` (``"name=value,..."``) for any other constructor field. A cell
+    with chrono gate initialisation and ``t_max`` left at 0 gets ``t_max = time_steps`` (the
+    task's number of input steps).
 
     Raises:
       ValueError: a cell without a width field, or a ``cell_kwargs`` field the cell does not have;
@@ -146,13 +151,23 @@ def make_cell(cls: type, model_cfg: ml_collections.ConfigDict, name: str | None 
         )
     kwargs.update(extra)
     kwargs[width] = model_cfg.hidden_size
+    if kwargs.get("gate_init") == "chrono" and not kwargs.get("t_max"):
+        kwargs["t_max"] = time_steps
     try:
         return cls(**kwargs, name=name)
     except TypeError as error:  # a required field left out, or a cell that refuses its arguments
         raise ValueError(f"cell {cls.__name__}: {error}; its fields: {', '.join(fields)}") from None
 
 
-def make_classifier(model_cfg: ml_collections.ConfigDict, vocab_size: int, num_classes: int) -> nn.Module:
+def make_classifier(
+    model_cfg: ml_collections.ConfigDict,
+    vocab_size: int,
+    num_classes: int,
+    *,
+    every_step: bool = False,
+    input_features: int = 0,
+    time_steps: int = 0,
+) -> nn.Module:
     """The sequence classifier named ``model_cfg.name`` (one of :data:`MODELS`, or a cell's import path).
 
     Args:
@@ -160,9 +175,14 @@ def make_classifier(model_cfg: ml_collections.ConfigDict, vocab_size: int, num_c
         layers, see :class:`StackedClassifier`), ``encoding`` (raw/onehot/embed), ``embed_dim``
         and the cell fields of :func:`make_cell`.
       vocab_size: number of input tokens of the task.
-      num_classes: number of output classes of the task.
+      num_classes: number of output classes of the task (1: one real output).
+      every_step: the model answers after every step (a task that is not ``last_step_only``).
+      input_features: 0 for token inputs; else the width of a task's real input vectors, which the
+        model reads as they are (``model_cfg.encoding`` is for tokens and is not used).
+      time_steps: the task's number of input steps (chrono initialisation's default ``t_max``).
     Returns:
-      A module mapping tokens ``[batch, time]`` to logits ``[batch, num_classes]``.
+      A module mapping tokens ``[batch, time]`` (or real inputs ``[batch, time, input_features]``)
+      to logits ``[batch, num_classes]`` (``every_step``: ``[batch, time, num_classes]``).
     """
     spec = model_spec(model_cfg.name)
     encoding = model_cfg.get("encoding", "onehot")
@@ -172,24 +192,26 @@ def make_classifier(model_cfg: ml_collections.ConfigDict, vocab_size: int, num_c
         raise ValueError(f"model.hidden_size must be positive, got {model_cfg.hidden_size}")
     common = dict(
         num_classes=num_classes,
-        vocab_size=vocab_size,
-        encoding=encoding,
+        vocab_size=input_features or vocab_size,
+        encoding="features" if input_features else encoding,
         embed_dim=model_cfg.get("embed_dim", 16),
+        every_step=every_step,
     )
     scan_mode = model_cfg.get("scan_mode", "parallel")
     if scan_mode not in SCAN_MODES:
         raise ValueError(f"unknown model.scan_mode {scan_mode!r}; choose one of: {', '.join(SCAN_MODES)}")
     if model_cfg.get("lru_r_min", 0.0) > model_cfg.get("lru_r_max", 1.0):
         raise ValueError(f"model.lru_r_min ({model_cfg.lru_r_min}) must not exceed model.lru_r_max ({model_cfg.lru_r_max})")
+    if model_cfg.get("gate_init", "constant") not in GATE_INITS:
+        raise ValueError(f"unknown model.gate_init {model_cfg.gate_init!r}; choose one of: {', '.join(GATE_INITS)}")
+    cell = lambda: make_cell(spec.cell, model_cfg, time_steps=time_steps)  # noqa: E731
     num_layers = model_cfg.get("num_layers", 1)
     if num_layers < 1:
         raise ValueError(f"model.num_layers must be at least 1, got {num_layers}")
     if num_layers > 1:
         if spec.bidirectional:
             raise ValueError(f"model {model_cfg.name!r} is bidirectional and cannot be stacked; use num_layers=1")
-        return StackedClassifier(cells=tuple(make_cell(spec.cell, model_cfg) for _ in range(num_layers)), **common)
+        return StackedClassifier(cells=tuple(cell() for _ in range(num_layers)), **common)
     if spec.bidirectional:
-        return BidirectionalClassifier(
-            forward_cell=make_cell(spec.cell, model_cfg), backward_cell=make_cell(spec.cell, model_cfg), **common
-        )
-    return SequenceClassifier(cell=make_cell(spec.cell, model_cfg), **common)
+        return BidirectionalClassifier(forward_cell=cell(), backward_cell=cell(), **common)
+    return SequenceClassifier(cell=cell(), **common)

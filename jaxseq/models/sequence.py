@@ -17,7 +17,7 @@ from flax import linen as nn
 from jaxseq.models.bptt import UNROLL, FusedRecurrence, input_joined, run_recurrence
 from jaxseq.models.parallel_scan import LinearRecurrentCell
 
-ENCODINGS = ("raw", "onehot", "embed")
+ENCODINGS = ("raw", "onehot", "embed")  # how a model reads tokens; real input vectors are read as they are
 
 
 def scan_cell(
@@ -150,9 +150,11 @@ class TokenEncoder(nn.Module):
     """Map integer tokens ``[batch, time]`` to input vectors ``[batch, time, d]``.
 
     Attributes:
-      vocab_size: number of distinct input tokens.
+      vocab_size: number of distinct input tokens (for ``"features"``: ``d``, the width of the
+        real input vectors).
       encoding: ``"raw"`` (the token value as one float, d = 1: the classic set-up),
-        ``"onehot"`` (d = vocab_size) or ``"embed"`` (a learned table, d = embed_dim).
+        ``"onehot"`` (d = vocab_size), ``"embed"`` (a learned table, d = embed_dim), or
+        ``"features"``: the inputs are real vectors ``[batch, time, vocab_size]``, read as they are.
       embed_dim: width of the learned embedding.
     """
 
@@ -163,27 +165,37 @@ class TokenEncoder(nn.Module):
     @nn.nowrap
     def width(self) -> int:
         """``d``, the width of one encoded token."""
-        return {"raw": 1, "onehot": self.vocab_size, "embed": self.embed_dim}[self.encoding]
+        return {"raw": 1, "onehot": self.vocab_size, "embed": self.embed_dim, "features": self.vocab_size}[self.encoding]
 
     @nn.compact
     def __call__(self, tokens: jax.Array) -> jax.Array:
-        """``tokens: int [batch, time]`` -> ``[batch, time, d]``."""
+        """``tokens: int [batch, time]`` (``"features"``: ``[batch, time, d]``) -> ``[batch, time, d]``."""
         if self.encoding == "raw":
             return tokens[..., None].astype(jnp.float32)
         if self.encoding == "onehot":
             return jax.nn.one_hot(tokens, self.vocab_size)
         if self.encoding == "embed":
             return nn.Embed(self.vocab_size, self.embed_dim, name="embed")(tokens)
+        if self.encoding == "features":
+            return tokens.astype(jnp.float32)
         raise ValueError(f"unknown encoding {self.encoding!r}; choose one of: {', '.join(ENCODINGS)}")
 
 
+def read_out(head: nn.Module, hs: jax.Array, every_step: bool) -> jax.Array:
+    """``head`` on the last step of ``hs [batch, time, H]`` (``[batch, C]``), or on every step
+    (``every_step``: ``[batch, time, C]``)."""
+    return head(hs if every_step else hs[:, -1])
+
+
 class SequenceClassifier(nn.Module):
-    """Classify a sequence from the last hidden state: ``p = h_T W_ph + b_p``.
+    """Classify a sequence from the last hidden state, ``p = h_T W_ph + b_p``, or answer after every
+    step through the same head, ``p_t = h_t W_ph + b_p`` (``every_step``).
 
     Attributes:
       cell: the recurrent cell, any ``nn.RNNCellBase`` (its state starts at ``initialize_carry``).
       num_classes: ``C``.
       vocab_size, encoding, embed_dim: see :class:`TokenEncoder`.
+      every_step: logits at every time step ``[batch, time, C]`` instead of the last ``[batch, C]``.
     """
 
     cell: nn.RNNCellBase
@@ -191,27 +203,29 @@ class SequenceClassifier(nn.Module):
     vocab_size: int
     encoding: str = "onehot"
     embed_dim: int = 16
+    every_step: bool = False
 
     @nn.compact
     def __call__(self, tokens: jax.Array, perturbations: Optional[jax.Array] = None) -> jax.Array:
-        """``tokens: [batch, time]`` ints -> logits ``[batch, C]``.
+        """``tokens: [batch, time]`` ints -> logits ``[batch, C]`` (``every_step``: ``[batch, time, C]``).
 
         ``perturbations``: optional ``[batch, time, P]`` added to each step's state (see :func:`scan_cell`).
         """
         x = TokenEncoder(self.vocab_size, self.encoding, self.embed_dim, name="encoder")(tokens)
         _, hs = scan_cell(self.cell, x, perturbations=perturbations)
-        return nn.Dense(self.num_classes, name="head")(hs[:, -1])
+        return read_out(nn.Dense(self.num_classes, name="head"), hs, self.every_step)
 
 
 class BidirectionalClassifier(nn.Module):
     """Two cells read the sequence in opposite directions; the head sees both final states.
 
     ``p = [h_T^fwd ; h_1^bwd] W_ph + b_p`` where ``h_1^bwd`` is the backward cell's state after it
-    has read the whole sequence from ``x_T`` down to ``x_1``.
+    has read the whole sequence from ``x_T`` down to ``x_1``; with ``every_step``,
+    ``p_t = [h_t^fwd ; h_t^bwd] W_ph + b_p`` at every step ``t``.
 
     Attributes:
       forward_cell, backward_cell: two cells (separate parameters).
-      num_classes, vocab_size, encoding, embed_dim: as in :class:`SequenceClassifier`.
+      num_classes, vocab_size, encoding, embed_dim, every_step: as in :class:`SequenceClassifier`.
     """
 
     forward_cell: nn.RNNCellBase
@@ -220,19 +234,24 @@ class BidirectionalClassifier(nn.Module):
     vocab_size: int
     encoding: str = "onehot"
     embed_dim: int = 16
+    every_step: bool = False
 
     @nn.compact
     def __call__(self, tokens: jax.Array, perturbations: Optional[jax.Array] = None) -> jax.Array:
-        """``tokens: [batch, time]`` -> logits ``[batch, C]``; ``perturbations`` (forward cell only)."""
+        """``tokens: [batch, time]`` -> logits ``[batch, C]`` (``every_step``: ``[batch, time, C]``);
+        ``perturbations`` (forward cell only)."""
         x = TokenEncoder(self.vocab_size, self.encoding, self.embed_dim, name="encoder")(tokens)
         _, hs_fwd = scan_cell(self.forward_cell, x, perturbations=perturbations)
         _, hs_bwd = scan_cell(self.backward_cell, x, reverse=True)
-        last = jnp.concatenate([hs_fwd[:, -1], hs_bwd[:, 0]], axis=-1)
-        return nn.Dense(self.num_classes, name="head")(last)
+        head = nn.Dense(self.num_classes, name="head")
+        if self.every_step:
+            return head(jnp.concatenate([hs_fwd, hs_bwd], axis=-1))
+        return head(jnp.concatenate([hs_fwd[:, -1], hs_bwd[:, 0]], axis=-1))
 
 
 class StackedClassifier(nn.Module):
-    """``L`` recurrent layers, then ``p = h_T W_ph + b_p`` on the last layer's final output.
+    """``L`` recurrent layers, then ``p = h_T W_ph + b_p`` on the last layer's final output (on every
+    step's output with ``every_step``).
 
     Layer 0 reads the encoded input; every later layer ``l`` is a pre-norm residual block,
     ``h^l = h^{l-1} + cell_l(LayerNorm(h^{l-1}))``, so depth adds paths without blocking the one
@@ -240,7 +259,7 @@ class StackedClassifier(nn.Module):
 
     Attributes:
       cells: the ``L`` cells, all with the same output width ``H``.
-      num_classes, vocab_size, encoding, embed_dim: as in :class:`SequenceClassifier`.
+      num_classes, vocab_size, encoding, embed_dim, every_step: as in :class:`SequenceClassifier`.
     """
 
     cells: tuple
@@ -248,14 +267,16 @@ class StackedClassifier(nn.Module):
     vocab_size: int
     encoding: str = "onehot"
     embed_dim: int = 16
+    every_step: bool = False
 
     @nn.compact
     def __call__(self, tokens: jax.Array, perturbations: Optional[jax.Array] = None) -> jax.Array:
-        """``tokens: [batch, time]`` -> logits ``[batch, C]``; ``perturbations`` go to layer 0's state."""
+        """``tokens: [batch, time]`` -> logits ``[batch, C]`` (``every_step``: ``[batch, time, C]``);
+        ``perturbations`` go to layer 0's state."""
         h = TokenEncoder(self.vocab_size, self.encoding, self.embed_dim, name="encoder")(tokens)
         for layer, cell in enumerate(self.cells):
             if layer == 0:
                 _, h = scan_cell(cell, h, perturbations=perturbations)
             else:
                 h = h + scan_cell(cell, nn.LayerNorm(name=f"norm_{layer}")(h))[1]
-        return nn.Dense(self.num_classes, name="head")(h[:, -1])
+        return read_out(nn.Dense(self.num_classes, name="head"), h, self.every_step)

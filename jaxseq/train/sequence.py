@@ -1,4 +1,4 @@
-"""Training sequence classifiers on the on-device tasks: one pure, jit-able, vmappable run.
+"""Training sequence models on the on-device tasks: one pure, jit-able, vmappable run.
 
 ``make_train(config)`` does the Python-side setup once and returns a :class:`SequenceTrainer`
 whose methods are pure functions of JAX values:
@@ -8,6 +8,10 @@ whose methods are pure functions of JAX values:
   ``lax.scan``; per-step metrics ``[chunk]`` (``loss``, ``accuracy``, ``grad_norm``,
   ``param_norm``, ``active``).
 - ``evaluate(run_state) -> metrics`` on a large fresh batch.
+
+The loss and the accuracy are means over the steps a task scores (its batch's ``mask``; the last
+step of a ``last_step_only`` task, whose model then reads out its last state only): softmax
+cross-entropy, or squared error for a regression task (:func:`jaxseq.train.losses.task_loss`).
 - ``train(rng) -> (run_state, metrics)``: the whole run (all chunks, then ``evaluate``).
 
 Several seeds train in one program with ``jax.jit(jax.vmap(trainer.train))(keys)`` on any backend
@@ -27,10 +31,10 @@ import ml_collections
 import optax
 from flax import struct
 
-from jaxseq.data.sequences import get_task
+from jaxseq.data.sequences import Batch, get_task
 from jaxseq.models.registry import make_classifier
 from jaxseq.train.batch_shards import count_params, resolve_batch_shards, shard_rows
-from jaxseq.train.losses import cross_entropy
+from jaxseq.train.losses import task_loss
 from jaxseq.train.optim import make_optimizer
 from jaxseq.train.seeds import one_seed_at_a_time, resolve_seed_strategy
 from jaxseq.train.state import TrainState, param_norm, where_tree
@@ -75,12 +79,13 @@ class SequenceTrainer:
 
     def __init__(self, config: ml_collections.ConfigDict):
         data, train = config.data, config.train
-        self.task = get_task(data.task)
+        self.task = get_task(data.task, data.get(data.task))
         self.length = data.length
         self.batch_size = data.batch_size
         self.eval_batch_size = data.get("eval_batch_size", 4096)
-        # check the data arguments once, eagerly, with clear errors
-        self.task.sample(jax.random.key(0), self.batch_size, self.length)
+        # check the data arguments once, eagerly, with clear errors (from shapes: nothing is drawn)
+        self.time_steps = self.task.time_steps(self.length)
+        jax.eval_shape(lambda: self.task.sample(jax.random.key(0), self.batch_size, self.length))
         if train.num_steps <= 0 or train.chunk_steps <= 0:
             raise ValueError("train.num_steps and train.chunk_steps must be positive")
         self.num_steps = train.num_steps
@@ -93,24 +98,28 @@ class SequenceTrainer:
         self.batch_shards = train.get("batch_shards", 1)  # resolved per run: jaxseq.train.batch_shards
         resolve_batch_shards(self.batch_shards, 2, self.batch_size)  # a bad value fails here, eagerly
         self.model = make_classifier(
-            config.model, self.task.vocab_size(self.length), self.task.num_classes(self.length)
+            config.model,
+            self.task.vocab_size(self.length),
+            self.task.num_classes(self.length),
+            every_step=not self.task.last_step_only,
+            input_features=self.task.input_features,
+            time_steps=self.time_steps,
         )
         self.tx = make_optimizer(config.optim, self.num_steps)
 
     # -- data --------------------------------------------------------------------------
-    def get_batch(self, key: jax.Array, batch_size: int | None = None):
-        """A fresh batch ``(inputs [B, time], labels [B])`` from ``key``."""
+    def get_batch(self, key: jax.Array, batch_size: int | None = None) -> Batch:
+        """A fresh :class:`~jaxseq.data.sequences.Batch` ``(inputs, targets [B, time], mask [B, time])`` from ``key``."""
         return self.task.sample(key, batch_size or self.batch_size, self.length)
 
     # -- one step ----------------------------------------------------------------------
     def gradients(self, state: TrainState, batch) -> tuple[jax.Array, jax.Array, Any]:
-        """``(loss, accuracy, grads)`` of ``state.params`` on ``batch``: mean cross-entropy,
-        accuracy and the loss's gradients (a pytree like the parameters)."""
-        inputs, labels = batch
+        """``(loss, accuracy, grads)`` of ``state.params`` on ``batch``: the task's mean loss and
+        accuracy over the scored steps, and the loss's gradients (a pytree like the parameters)."""
 
         def loss_fn(params):
-            logits = state.apply_fn({"params": params}, inputs)
-            return cross_entropy(logits, labels)
+            outputs = state.apply_fn({"params": params}, batch.inputs)
+            return task_loss(self.task, outputs, batch)
 
         (loss, accuracy), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
         return loss, accuracy, grads
@@ -155,8 +164,7 @@ class SequenceTrainer:
         under ``jax.vmap`` over seeds it never runs batched (a batched QR of an orthogonal
         initialiser can deadlock XLA's CPU runtime).
         """
-        inputs, _ = self.get_batch(jax.random.key(0), 1)
-        return self.model.init(key, inputs)["params"]
+        return self.model.init(key, self.get_batch(jax.random.key(0), 1).inputs)["params"]
 
     def num_params(self) -> int:
         """The model's parameter count (from shapes only; nothing is initialised)."""
@@ -224,9 +232,9 @@ class SequenceTrainer:
     def evaluate(self, run: RunState) -> dict[str, jax.Array]:
         """Loss and accuracy on one fresh batch of ``eval_batch_size`` sequences."""
         key = jax.random.fold_in(run.rng, _EVAL_SALT)
-        inputs, labels = self.get_batch(key, self.eval_batch_size)
-        logits = run.train_state.apply_fn({"params": run.train_state.params}, inputs)
-        loss, accuracy = cross_entropy(logits, labels)
+        batch = self.get_batch(key, self.eval_batch_size)
+        outputs = run.train_state.apply_fn({"params": run.train_state.params}, batch.inputs)
+        loss, accuracy = task_loss(self.task, outputs, batch)
         return {"eval_loss": loss, "eval_accuracy": accuracy}
 
     def train(self, rng: jax.Array) -> tuple[RunState, dict[str, Any]]:
