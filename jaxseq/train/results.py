@@ -35,7 +35,8 @@ NEVER_CHANGE_RESULTS = ("train.seed_strategy", "train.batch_shards", "train.stal
 
 # fields added to the configs after results were saved, with the value that means "as before": a
 # saved config without the field equals a config that has it at this value (a one-layer model; the
-# scan mode and the LRU's settings do not touch the classic cells)
+# scan mode and the LRU's settings do not touch the classic cells; constant gate biases; the memory
+# tasks' parameters do not touch the palindrome-family tasks)
 ADDED_FIELDS = {
     "model.num_layers": 1,
     "model.cell_kwargs": "",
@@ -44,6 +45,16 @@ ADDED_FIELDS = {
     "model.lru_r_min": 0.9,
     "model.lru_r_max": 0.999,
     "model.lru_max_phase": 6.283185307179586,
+    "model.gate_init": "constant",
+    "model.chrono_t_max": 0.0,
+    "data.copy.num_tokens": 10,
+    "data.copy.num_symbols": 8,
+    "data.selective_copy.num_tokens": 10,
+    "data.selective_copy.num_symbols": 8,
+    "data.associative_recall.num_pairs": 8,
+    "data.associative_recall.num_keys": 16,
+    "data.associative_recall.num_values": 16,
+    "data.associative_recall.num_queries": 8,
 }
 
 
