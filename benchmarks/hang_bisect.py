@@ -88,7 +88,7 @@ class ArmTrainer(sequence.SequenceTrainer):
             return self.init(rng), {}
         if self.arm == "lyapunov":
             run, metrics = super().train(rng)
-            tokens, _ = self.get_batch(jax.random.key(1), 16)
+            tokens = self.get_batch(jax.random.key(1), 16).inputs
             cell, params, inputs = classifier_cell(self.model, run.train_state.params, tokens)
             return run, {**metrics, "lyapunov": lyapunov_spectrum(cell, params, inputs, 16, warmup=2)}
         return super().train(rng)

@@ -90,7 +90,8 @@ def spectrum_fn(cfg, trainer):
     """``probe(stacked_params) -> [seed, k]``: each seed's top ``dynamics.k`` exponents averaged
     over the ``dynamics.batch_size`` probe sequences (the same sequences for every seed and stage)."""
     dyn = cfg.dynamics
-    tokens, _ = get_task(cfg.data.task).sample(jax.random.key(dyn.seed), dyn.batch_size, dyn.steps + 1)
+    task = get_task(cfg.data.task, cfg.data.get(cfg.data.task))
+    tokens = task.sample(jax.random.key(dyn.seed), dyn.batch_size, dyn.steps + 1).inputs
 
     def one_seed(params):
         cell, cell_params, inputs = classifier_cell(trainer.model, params, tokens)
