@@ -74,6 +74,15 @@ COMMON_MEANINGS = {
     "ravine.start": "the ravine's starting point (x, y)",
     "sweep.models": "comma-separated models, each trained at every length",
     "sweep.lengths": "comma-separated sequence lengths",
+    # the memory tasks' parameters (configs/palindrome.py sets them from jaxseq.data.sequences.task_params)
+    "copy.num_tokens": "copy: symbols to remember and answer in order",
+    "copy.num_symbols": "copy: size of the symbol alphabet (chance 1/num_symbols)",
+    "selective_copy.num_tokens": "selective copy: symbols scattered among the blanks, answered in order",
+    "selective_copy.num_symbols": "selective copy: size of the symbol alphabet (chance 1/num_symbols)",
+    "associative_recall.num_pairs": "associative recall: key-value pairs shown first",
+    "associative_recall.num_keys": "associative recall: size of the key alphabet",
+    "associative_recall.num_values": "associative recall: size of the value alphabet (chance 1/num_values)",
+    "associative_recall.num_queries": "associative recall: keys asked after the pairs, each answered",
 }
 
 

@@ -141,6 +141,16 @@ def test_a_frontier_with_no_solved_length_says_so():
     assert solved.axes[0].get_xscale() == "log" and figures.NO_LENGTH_SOLVED not in solved.axes[0].get_xlabel()
 
 
+def test_the_length_axis_names_input_steps_only_where_they_are_t_minus_1():
+    def label(task):
+        rows = [{"model": "rnn", "task": task, "length": t, "eval_accuracy": 0.5} for t in (5, 10)]
+        return figures.accuracy_vs_length(rows).axes[0].get_xlabel()
+
+    assert "T - 1 input steps" in label("decimal_palindrome")  # the model reads T - 1 digits
+    assert "T - 1" not in label("copy")  # copy reads T + 2 n steps
+    assert "T - 1" not in figures.length_label({"baum_sweet", "selective_copy"})
+
+
 class _Terminal(io.StringIO):
     def isatty(self) -> bool:
         return True

@@ -14,6 +14,8 @@ matplotlib.use("Agg")  # figures are files; no display is needed (or available i
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from jaxseq.data.sequences import TASKS  # noqa: E402
+
 
 NO_LENGTH_SOLVED = "no variant solved any length tried"
 
@@ -57,6 +59,15 @@ def save(fig, path: os.PathLike, close: bool = True, metadata: Optional[Mapping[
         plt.close(fig)
 
 
+def length_label(tasks: Iterable[Optional[str]]) -> str:
+    """The x-axis label of a length axis for results of ``tasks`` (names of
+    :data:`jaxseq.data.sequences.TASKS`; None for rows without a task column): the palindrome family
+    reads ``T - 1`` input steps, a memory task of the literature a number of its own."""
+    if all(task not in TASKS or TASKS[task].last_step_only for task in tasks):
+        return "sequence length T (data.length; T - 1 input steps)"
+    return "sequence length T (data.length; each task's input steps: jaxseq/data/sequences.py)"
+
+
 def accuracy_vs_length(
     rows: Iterable[Mapping[str, str]], metric: str = "eval_accuracy", group: str = "model", title: str = ""
 ):
@@ -68,6 +79,7 @@ def accuracy_vs_length(
       group: the column that names a line.
       title: figure title.
     """
+    rows = list(rows)
     by_group = collections.defaultdict(lambda: collections.defaultdict(list))
     for row in rows:
         by_group[row[group]][int(row["length"])].append(float(row[metric]))
@@ -78,7 +90,7 @@ def accuracy_vs_length(
         ys = np.array([by_length[t][:n] for t in lengths]).T
         mean_std_band(ax, lengths, ys, name, marker="o")
     ax.axhline(0.99, color="gray", linestyle=":", linewidth=1)
-    ax.set_xlabel("sequence length T (data.length; T - 1 input steps)")
+    ax.set_xlabel(length_label({row.get("task") for row in rows}))
     ax.set_ylabel("accuracy on a fresh batch")
     ax.set_ylim(-0.02, 1.02)
     ax.set_title(title or "accuracy vs sequence length (mean ± std over seeds)")
