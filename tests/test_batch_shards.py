@@ -68,6 +68,7 @@ def test_shards_cover_the_batch_and_their_mean_is_the_mean():
     chex.assert_trees_all_close(mean_of_shards(tuple(trees)), {"a": 3.0, "b": jnp.full(3, 6.0)})
 
 
+@pytest.mark.slow
 def test_the_mean_of_shard_gradients_is_the_batch_gradient():
     trainer = make_train(quick(**{"model.name": "lstm", "data.length": 6}))
     run = trainer.init(jax.random.key(3))

@@ -42,6 +42,7 @@ def benchmark_report(tmp_path, script: str, args: list, out_flag: str = "--out")
     return json.loads(out.read_text()), result
 
 
+@pytest.mark.slow
 def test_bench_scan_length_writes_rows_and_mode_ratios(tmp_path):
     out = tmp_path / "scan.json"
     variants = "lstm,lru-parallel,lru-sequential"
@@ -76,6 +77,7 @@ def test_bench_input_grad_refuses_unknown_cells(tmp_path):
     assert_refused(tmp_path, "bench_input_grad.py", "--cells=lstm,mamba", "mamba")
 
 
+@pytest.mark.slow
 def test_bench_processes_times_each_exchange(tmp_path):
     out = tmp_path / "processes.json"
     args = ["--lengths=3", "--exchanges=single,shm", "--steps=2", "--repeats=1", f"--out={out}"]
@@ -217,6 +219,7 @@ def children_of(pid: int) -> list[int]:
     return found
 
 
+@pytest.mark.slow
 def test_stress_hangs_on_ctrl_c_kills_its_run_and_keeps_what_finished(tmp_path):
     out = tmp_path / "stress.json"
     args = ["--strategies=map", "--seeds=1", "--runs=3", "--extra=train.num_steps=2", f"--out={out}"]
@@ -257,6 +260,7 @@ def test_bench_recurrent_on_ctrl_c_reports_the_repeats_that_finished(tmp_path):
     assert report["meta"]["interrupted"] is True and row["variant"] == "ours-rnn" and len(row["seconds"]) >= 1
 
 
+@pytest.mark.slow
 def test_stress_hangs_library_mode_runs_the_documented_one_line_multi_seed_call(tmp_path):
     report, _ = benchmark_report(tmp_path, "stress_hangs.py", [
         "--library", "--strategies=auto", "--seeds=2", "--runs=1", "--extra=train.num_steps=2,data.batch_size=8",
@@ -265,6 +269,7 @@ def test_stress_hangs_library_mode_runs_the_documented_one_line_multi_seed_call(
     assert report["runs"][0]["last_line"].startswith("done [")  # library_seeds.py: both seeds' accuracies
 
 
+@pytest.mark.slow
 def test_hang_bisect_arms_keep_or_take_out_the_batched_qr_as_they_say():
     """Every arm but ``as-is``, ``lyapunov`` and ``no-qr`` keeps the batched LAPACK QR (the
     deadlock's trigger) and takes out something else; ``as-is`` and ``lyapunov`` (whose spectrum's

@@ -2,9 +2,12 @@
 
 import math
 
+import pytest
+
 from test_study_scripts import assert_figure, read_csv, run  # tests/test_study_scripts.py
 
 
+@pytest.mark.slow
 def test_dynamics_script_measures_spectra_before_and_after_training_and_redraws(tmp_path):
     out = tmp_path / "dynamics"
     run("dynamics.py", "--config=configs/dynamics.py:quick", f"--out={out}")

@@ -68,6 +68,7 @@ def digests(root: pathlib.Path) -> dict[str, str]:
     return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in root.rglob("*") if p.is_file()}
 
 
+@pytest.mark.slow
 def test_every_committed_figure_redraws_with_plot_only_alone(tmp_path, capsys, monkeypatch):
     tracked = tracked_results()
     commands = redraw_commands()

@@ -2,6 +2,7 @@
 
 import csv
 import json
+import os
 import pathlib
 import shutil
 import subprocess
@@ -17,7 +18,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 def test_gpu_check_runs_every_step_on_cpu(tmp_path):
     out = tmp_path / "check"
     result = subprocess.run(["bash", "benchmarks/gpu_check.sh", "--cpu", str(out)], cwd=ROOT, capture_output=True,
-                            text=True, env={"PATH": "/usr/bin:/bin", "PYTHON": sys.executable}, timeout=600)
+                            text=True, env={"PATH": "/usr/bin:/bin", "PYTHON": sys.executable, "XLA_FLAGS": os.environ["XLA_FLAGS"]}, timeout=600)
     assert result.returncode == 0, (out / "gpu_check.log").read_text()[-3000:] if out.exists() else result.stderr
     steps = [line.split()[:2] for line in (out / "steps.txt").read_text().splitlines()]
     assert steps == [["devices", "ok"], ["tests", "ok"], ["bench", "ok"], ["palindrome", "ok"]]

@@ -101,6 +101,7 @@ def test_step_by_step_call_equals_parallel_run(name):
     np.testing.assert_allclose(carry, state, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_scans_agree_on_random_coefficients():
     """The three scans compute one recurrence, real and complex, over a long sequence."""
     key_a, key_b, key_h, key_c = jax.random.split(jax.random.key(3), 4)

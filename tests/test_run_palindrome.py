@@ -25,6 +25,7 @@ def run(*args, check=True):
     return result
 
 
+@pytest.mark.slow
 def test_sweep_writes_results_resumes_and_replots(tmp_path):
     out = tmp_path / "sweep"
     run(*TINY, "--config.sweep.lengths=4,5", f"--out={out}")

@@ -48,6 +48,7 @@ def run_with_devices(count: int) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_forced_host_devices_do_not_shard_the_seeds_and_results_match_one_device():
     one, two = run_with_devices(1), run_with_devices(2)
     assert one["devices"] == 1 and one["devices_used"] == 1

@@ -5,6 +5,8 @@ import pathlib
 import subprocess
 import sys
 
+import pytest
+
 from data_paths import needs_planetoid
 
 from jaxseq.config import load_config
@@ -31,6 +33,7 @@ def assert_figure(path: pathlib.Path):
     assert path.stat().st_size > 1000, path
 
 
+@pytest.mark.slow
 def test_grad_norms_script(tmp_path):
     out, publish = tmp_path / "norms", tmp_path / "published"
     run("grad_norms.py", "--config=configs/grad_norms.py:quick", f"--out={out}", f"--publish={publish}")
@@ -52,6 +55,7 @@ def test_grad_norms_script(tmp_path):
     assert_figure(out / "grad_norms.png")
 
 
+@pytest.mark.slow
 def test_compare_optimizers_script(tmp_path):
     out = tmp_path / "opt"
     run("compare_optimizers.py", "--config=configs/optimizers.py:quick", f"--out={out}")
@@ -67,6 +71,7 @@ def test_compare_optimizers_script(tmp_path):
     assert read_csv(out / "results.csv") == rows
 
 
+@pytest.mark.slow
 def test_frontier_script_table_and_resume(tmp_path):
     out, table = tmp_path / "frontier", tmp_path / "frontier.csv"
     args = ["--config=configs/frontier.py:quick", f"--out={out}", f"--table={table}"]

@@ -2,11 +2,14 @@
 
 import json
 
+import pytest
+
 from test_study_scripts import assert_figure, read_csv, run
 
 BOOK = "Once upon a time there was a king who had three daughters.\n" * 60
 
 
+@pytest.mark.slow
 def test_train_generate_evaluate(tmp_path):
     book, out = tmp_path / "book.txt", tmp_path / "run"
     book.write_text(BOOK, encoding="utf-8")

@@ -237,6 +237,7 @@ def test_is_time_never_skips_the_last_step():
     assert [s for s in range(1, 7) if is_time(s, 3, 6)] == [3, 6]
 
 
+@pytest.mark.slow
 def test_every_seed_strategy_gives_the_same_per_seed_results():
     """vmap, lax.map, lax.map in groups and seed groups in threads (each including a ragged last
     group) train the same seeds."""

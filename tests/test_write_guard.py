@@ -316,6 +316,7 @@ def test_two_ctrl_c_in_a_row_end_a_text_run_with_one_line_and_verified_checkpoin
 
 
 
+@pytest.mark.slow
 def test_ctrl_c_after_a_setting_keeps_its_rows_and_curves_together_and_a_rerun_completes(tmp_path):
     """Ctrl-C once the first setting's rows are written: its rows and curves stay, nothing of the
     second is written; the same command again trains the second only, and no curve is doubled."""
