@@ -30,8 +30,8 @@ from jaxseq.analysis.ravine import optimizer_trajectory, ravine_loss
 from jaxseq.train.guard import (claim_figures, claim_files, define_overwrite, expand, figure_metadata, figure_owner,
                                 make_owner, record_owner)
 from jaxseq.train.optim import OPTIMIZERS, make_optimizer
-from jaxseq.train.record import check_arguments, make_trainers, not_redrawn, saved_run_config, train_unless_plot_only
-from jaxseq.train.results import RunDir, output_dir
+from jaxseq.train.record import make_trainers, not_redrawn, open_run, train_unless_plot_only
+from jaxseq.train.results import RunDir
 from jaxseq.train.sweep import parse_names, setting_config
 
 _CONFIG = cli.define_config("configs/optimizers.py", "experiment config")
@@ -123,9 +123,8 @@ def plot_ravine(rows, condition: float):
 
 
 def main(argv):
-    check_arguments(argv, _OUT.value, _PLOT_ONLY.value)
-    run_dir, launch, plot_only = output_dir(_OUT.value, "compare_optimizers"), runner.from_flags(_LAUNCH), _PLOT_ONLY.value
-    config = saved_run_config(run_dir, _CONFIG.value) if plot_only else _CONFIG.value
+    launch, plot_only = runner.from_flags(_LAUNCH), _PLOT_ONLY.value
+    run_dir, config = open_run(argv, _OUT.value, "compare_optimizers", _CONFIG.value, plot_only)
     owner = make_owner("compare_optimizers", config, MAY_DIFFER)
     publish = expand(_PUBLISH.value)
     if publish and plot_only:  # a redraw replaces only figures drawn from this run

@@ -37,8 +37,8 @@ from jaxseq.analysis.frontier import summarize
 from jaxseq.models.registry import MODELS, model_spec
 from jaxseq.train.guard import (OVERWRITE_FLAG, claim_figures, claim_files, define_overwrite, expand, figure_metadata,
                                 figure_owner, make_owner, record_owner)
-from jaxseq.train.record import check_arguments, make_trainers, not_redrawn, saved_run_config, train_unless_plot_only
-from jaxseq.train.results import RunDir, output_dir
+from jaxseq.train.record import make_trainers, not_redrawn, open_run, train_unless_plot_only
+from jaxseq.train.results import RunDir
 from jaxseq.train.sweep import parse_lengths, parse_list, setting_config
 
 _CONFIG = cli.define_config("configs/frontier.py", "experiment config")
@@ -230,9 +230,8 @@ def draw_figures(config, run_dir: RunDir, summary: list[dict], stem: str, metada
 
 
 def main(argv):
-    check_arguments(argv, _OUT.value, _PLOT_ONLY.value)
-    run_dir, launch, plot_only = output_dir(_OUT.value, "frontier"), runner.from_flags(_LAUNCH), _PLOT_ONLY.value
-    config = saved_run_config(run_dir, _CONFIG.value) if plot_only else _CONFIG.value
+    launch, plot_only = runner.from_flags(_LAUNCH), _PLOT_ONLY.value
+    run_dir, config = open_run(argv, _OUT.value, "frontier", _CONFIG.value, plot_only)
     table, owner = expand(_TABLE.value) or str(run_dir.file("frontier.csv")), None
     stem = os.path.splitext(table)[0]
     if _TABLE.value and plot_only:  # a redraw writes the figures only, and replaces only figures of this run

@@ -29,8 +29,8 @@ from jaxseq.data.sequences import get_task
 from jaxseq.train.guard import (claim_figures, claim_file, define_overwrite, expand, figure_metadata, figure_owner,
                                 make_owner, record_owner)
 from jaxseq.train.multiseed import MultiSeedRunner, seed_keys
-from jaxseq.train.record import check_arguments, make_trainers, saved_run_config, train_unless_plot_only
-from jaxseq.train.results import RunDir, output_dir
+from jaxseq.train.record import make_trainers, open_run, rows_to_plot, train_unless_plot_only
+from jaxseq.train.results import RunDir
 from jaxseq.train.sweep import parse_models, result_rows, setting_config
 
 _CONFIG = cli.define_config("configs/grad_norms.py", "experiment config")
@@ -117,9 +117,8 @@ def plot(run_dir: RunDir, title: str, last_step_only: bool = True):
 
 
 def main(argv):
-    check_arguments(argv, _OUT.value, _PLOT_ONLY.value)
-    run_dir, plot_only = output_dir(_OUT.value, "grad_norms"), _PLOT_ONLY.value
-    config = saved_run_config(run_dir, _CONFIG.value) if plot_only else _CONFIG.value
+    plot_only = _PLOT_ONLY.value
+    run_dir, config = open_run(argv, _OUT.value, "grad_norms", _CONFIG.value, plot_only)
     owner = make_owner("grad_norms", config, MAY_DIFFER)
     publish = expand(_PUBLISH.value)
     if publish:  # a redraw replaces only a figure drawn from this run; training, only one its config wrote
@@ -130,8 +129,7 @@ def main(argv):
         else:
             publish = claim_file(publish, "--publish", owner, _OVERWRITE.value, given)
     train_unless_plot_only(lambda: probe_models(config, run_dir), run_dir, plot_only)
-    if not run_dir.read_results(NORMS_CSV):
-        raise ValueError(f"no rows in {run_dir.file(NORMS_CSV)} to plot; run without --plot_only first")
+    rows_to_plot(run_dir, NORMS_CSV)
     path = run_dir.file("grad_norms.png")
     task = get_task(config.data.task, config.data.get(config.data.task))
     length = config.data.length

@@ -21,8 +21,8 @@ from absl import flags
 from jaxseq import cli, runner
 from jaxseq.analysis import figures
 from jaxseq.train.guard import figure_metadata, figure_owner
-from jaxseq.train.record import check_arguments, make_trainers, not_redrawn, saved_run_config, train_unless_plot_only
-from jaxseq.train.results import RunDir, output_dir
+from jaxseq.train.record import make_trainers, not_redrawn, open_run, train_unless_plot_only
+from jaxseq.train.results import RunDir
 from jaxseq.train.sweep import setting_config, sweep_settings
 
 _CONFIG = cli.define_config("configs/palindrome.py", "experiment config")
@@ -85,9 +85,8 @@ def train_sweep(config, run_dir: RunDir, launch: runner.Launch) -> None:
 
 
 def main(argv):
-    check_arguments(argv, _OUT.value, _PLOT_ONLY.value)
-    launch, run_dir = runner.from_flags(_LAUNCH), output_dir(_OUT.value, "run_palindrome")
-    config = saved_run_config(run_dir, _CONFIG.value) if _PLOT_ONLY.value else _CONFIG.value
+    launch = runner.from_flags(_LAUNCH)
+    run_dir, config = open_run(argv, _OUT.value, "run_palindrome", _CONFIG.value, _PLOT_ONLY.value)
     train_unless_plot_only(lambda: train_sweep(config, run_dir, launch), run_dir, _PLOT_ONLY.value)
     paths = plot(run_dir, config.data.task)
     if not paths:

@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from jaxseq import report
 from jaxseq.train.multiseed import MultiSeedRunner, SeedResults
-from jaxseq.train.results import RunDir
+from jaxseq.train.results import RunDir, output_dir
 from jaxseq.train.sequence import SequenceTrainer, make_train
 from jaxseq.train.sweep import metric_rows, result_rows
 
@@ -85,6 +85,33 @@ def check_arguments(argv: list[str], out: Optional[str], plot_only: bool) -> Non
         raise ValueError(f"unexpected arguments: {' '.join(argv[1:])} (flags are written --name=value)")
     if plot_only and not out:
         raise ValueError("--plot_only redraws the figures of an earlier run: give its directory with --out")
+
+
+def open_run(
+    argv: list[str], out: Optional[str], tool: str, config: ml_collections.ConfigDict, plot_only: bool
+) -> tuple[RunDir, ml_collections.ConfigDict]:
+    """A study script's first lines: its arguments checked (:func:`check_arguments`), its run
+    directory (``out``, or a fresh ``runs/<tool>/<time>/``), and the config to use: ``config``, or
+    with ``plot_only`` the one the run was made with (:func:`saved_run_config`).
+
+    Raises:
+      ValueError: naming the problem and the fix.
+    """
+    check_arguments(argv, out, plot_only)
+    run_dir = output_dir(out, tool)
+    return run_dir, (saved_run_config(run_dir, config) if plot_only else config)
+
+
+def rows_to_plot(run_dir: RunDir, name: str = "results.csv") -> list[dict]:
+    """The rows of ``run_dir``'s ``name`` that a figure is drawn from.
+
+    Raises:
+      ValueError: there are none (nothing was trained there yet).
+    """
+    rows = run_dir.read_results(name)
+    if not rows:
+        raise ValueError(f"no rows in {run_dir.file(name)} to plot; run without --plot_only first")
+    return rows
 
 
 def saved_run_config(run_dir: RunDir, like: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
