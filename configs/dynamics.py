@@ -10,8 +10,9 @@ first ``dynamics.warmup`` not counted (:func:`jaxseq.analysis.lyapunov.lyapunov_
     python scripts/dynamics.py --config=configs/dynamics.py --out=results/dynamics
     python scripts/dynamics.py --out=results/dynamics --plot_only   # redraw from the CSV
 
-Expected (measured in docs/study.md, "Lyapunov spectra"): every exponent is negative; the LRU's
-top exponents sit closest to 0 and the vanilla RNN's furthest below.
+Expected (measured in docs/study.md, "Lyapunov spectra"): at initialisation every exponent is
+negative, the LRU's top exponents sit closest to 0, then the chrono-initialised LSTM's, and the
+vanilla RNN's furthest below.
 
 An entry of ``dynamics.cells`` is a label of ``config.variants`` (overrides of the ``model``
 section, e.g. ``--config.variants.lstm_fb1.model.forget_bias=3.0``), a model name, or a cell's import path ``package.module:Class`` (run in the base set-up).
@@ -37,6 +38,9 @@ def _model(**fields) -> ml_collections.ConfigDict:
 VARIANTS = {
     "rnn": _model(name="rnn"),
     "lstm_fb1": _model(name="lstm", forget_bias=1.0),  # a constant forget-gate bias of 1
+    # chrono initialisation (Tallec & Ollivier 2018): b_f = log u, b_i = -log u, u ~ U(1, T_max - 1),
+    # T_max the task's 30 input steps
+    "lstm_chrono": _model(name="lstm", gate_init="chrono"),
     "gru": _model(name="gru"),
     "lru": _model(name="lru"),
 }

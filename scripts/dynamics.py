@@ -32,8 +32,8 @@ from jaxseq.data.sequences import get_task
 from jaxseq.models.registry import cell_fields, model_spec
 from jaxseq.train.multiseed import MultiSeedRunner, seed_keys
 from jaxseq.train.guard import claim_figures, define_overwrite, figure_metadata, figure_owner
-from jaxseq.train.record import check_arguments, make_trainers, saved_run_config, train_unless_plot_only
-from jaxseq.train.results import RunDir, output_dir
+from jaxseq.train.record import make_trainers, open_run, rows_to_plot, train_unless_plot_only
+from jaxseq.train.results import RunDir
 from jaxseq.train.seeds import map_over_seeds
 from jaxseq.train.sweep import parse_list, result_rows, setting_config
 
@@ -81,9 +81,17 @@ def check_variants(config, run_dir: RunDir, labels) -> None:
                              f"now {after or 'a model name'}; give the changed cell a new label or choose another --out")
 
 
+def gate_init_of(cfg) -> str:
+    """How the model's gate biases start (``model.gate_init``), "" for a cell without gates."""
+    return cfg.model.get("gate_init", "constant") if "gate_init" in cell_fields(model_spec(cfg.model.name).cell) else ""
+
+
 def forget_bias_of(cfg) -> str:
-    """The model's forget bias as text, or "" for a cell that has none."""
-    return str(cfg.model.forget_bias) if "forget_bias" in cell_fields(model_spec(cfg.model.name).cell) else ""
+    """The model's constant forget bias as text, or "" for a cell that has none (or whose gate
+    biases chrono initialisation draws)."""
+    if "forget_bias" not in cell_fields(model_spec(cfg.model.name).cell) or gate_init_of(cfg) == "chrono":
+        return ""
+    return str(cfg.model.forget_bias)
 
 
 def spectrum_fn(cfg, trainer):
@@ -175,13 +183,16 @@ def frontier_rows(patterns: str) -> list[dict]:
     return rows
 
 
-def frontiers_of(model: str, forget_bias: str, rows: list[dict]) -> str:
+def frontiers_of(model: str, forget_bias: str, rows: list[dict], gate_init: str = "") -> str:
     """``"frontier_full_raw/lstm_raw (raw, H 128, 1 layer, 3000 steps): 30; ..."``: the longest length each
-    variant of the same model (and forget bias, where the cell has one) solved, or "none"."""
+    variant of the same model (and forget bias, where the cell has one; chrono rows for a chrono
+    cell) solved, or "none"."""
     found = {}
     for row in rows:
         if row.get("model") != model or "frontier" not in row:
             continue
+        if (gate_init == "chrono") != (row.get("gate_init") == "chrono"):
+            continue  # a chrono-initialised cell is compared with chrono rows only
         if forget_bias and row.get("forget_bias") and float(row["forget_bias"]) != float(forget_bias):
             continue
         layers = row.get("num_layers") or "1"
@@ -195,6 +206,8 @@ def summary_table(config, run_dir: RunDir) -> list[dict]:
     """Per cell and stage: the largest exponent and the mean of the top ``dynamics.top`` (mean ± std
     over seeds) beside the frontiers, from ``spectra.csv`` (``dynamics_table.csv`` holds it)."""
     tables = frontier_rows(config.dynamics.frontier_tables)
+    # (from the variants' own overrides: a redraw imports no cell)
+    gate_inits = {label: variant.get("model", {}).get("gate_init", "") for label, variant in config.variants.items()}
     table = []
     for (cell, stage), (model, forget_bias, spectra) in spectra_by_line(run_dir).items():
         top = spectra[:, : config.dynamics.top].mean(axis=1)
@@ -203,7 +216,7 @@ def summary_table(config, run_dir: RunDir) -> list[dict]:
             "largest_mean": round(float(spectra[:, 0].mean()), 4), "largest_std": round(float(spectra[:, 0].std()), 4),
             "top_k": min(config.dynamics.top, spectra.shape[1]),
             "top_mean": round(float(top.mean()), 4), "top_std": round(float(top.std()), 4),
-            "frontiers": frontiers_of(model, forget_bias, tables),
+            "frontiers": frontiers_of(model, forget_bias, tables, gate_inits.get(cell, "")),
         })
     return table
 
@@ -237,15 +250,13 @@ def plot(run_dir: RunDir, title: str):
 
 
 def main(argv):
-    check_arguments(argv, _OUT.value, _PLOT_ONLY.value)
-    run_dir, plot_only = output_dir(_OUT.value, "dynamics"), _PLOT_ONLY.value
-    config = saved_run_config(run_dir, _CONFIG.value) if plot_only else _CONFIG.value
+    plot_only = _PLOT_ONLY.value
+    run_dir, config = open_run(argv, _OUT.value, "dynamics", _CONFIG.value, plot_only)
     path = run_dir.file("dynamics.png")
     if plot_only:  # a redraw replaces only a figure drawn from this run, and writes no table
         claim_figures([path], "--out", figure_owner("dynamics", run_dir.saved_config()), _OVERWRITE.value)
     train_unless_plot_only(lambda: measure_cells(config, run_dir), run_dir, plot_only)
-    if not run_dir.read_results(SPECTRA_CSV):
-        raise ValueError(f"no rows in {run_dir.file(SPECTRA_CSV)} to plot; run without --plot_only first")
+    rows_to_plot(run_dir, SPECTRA_CSV)
     used = run_dir.saved_config() or flat_fields(config)  # the measured run's set-up, also with --plot_only
     title = (f"{used['data.task']}, trained at T = {used['data.length'] - 1}; spectra on {used['dynamics.batch_size']} "
              f"sequences of {used['dynamics.steps']} steps ({used['dynamics.warmup']} warm-up)")
