@@ -39,7 +39,7 @@ import scipy.sparse as sp
 from jax.experimental import sparse as jsparse
 
 from jaxseq.data.checksums import ChecksumError, read_verified
-from jaxseq.registry import lookup
+from jaxseq.lookup import lookup
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 DEFAULT_DATA_DIR = REPO_ROOT.parent / "shared" / "data"

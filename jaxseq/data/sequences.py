@@ -62,7 +62,7 @@ from typing import Any, Callable, Mapping, NamedTuple, Optional
 import jax
 import jax.numpy as jnp
 
-from jaxseq.registry import lookup
+from jaxseq.lookup import lookup
 
 PAD = 2  # pad token of the binary tasks
 

@@ -35,7 +35,7 @@ import numpy as np
 
 from jaxseq.config import REPO_ROOT
 from jaxseq.data.checksums import read_verified
-from jaxseq.registry import lookup
+from jaxseq.lookup import lookup
 from jaxseq.report import note
 
 # book name -> path relative to a data directory (the layout of ../shared/data)

@@ -22,7 +22,7 @@ from jax.experimental import sparse as jsparse
 
 from jaxseq.data.graphs import Graph
 from jaxseq.models.initializers import get_initializer
-from jaxseq.registry import lookup
+from jaxseq.lookup import lookup
 
 # a = [attn_dst ‖ attn_src] per head: fan-in F_out, fan-out 1, heads independent (Glorot, as the
 # reference code's 1x1 convolutions).
@@ -243,11 +243,11 @@ def _make_gat(cfg: ml_collections.ConfigDict, num_classes: int) -> nn.Module:
     )
 
 
-MODELS: dict[str, Callable[[ml_collections.ConfigDict, int], nn.Module]] = {"gcn": _make_gcn, "gat": _make_gat}
+GRAPH_MODELS: dict[str, Callable[[ml_collections.ConfigDict, int], nn.Module]] = {"gcn": _make_gcn, "gat": _make_gat}
 
 
 def make_gnn(model_cfg: ml_collections.ConfigDict, num_classes: int) -> nn.Module:
-    """The graph model named ``model_cfg.name`` (one of :data:`MODELS`).
+    """The graph model named ``model_cfg.name`` (one of :data:`GRAPH_MODELS`).
 
     Args:
       model_cfg: ``name`` and the model's fields (``hidden_size``, ``dropout``, ...).
@@ -259,4 +259,4 @@ def make_gnn(model_cfg: ml_collections.ConfigDict, num_classes: int) -> nn.Modul
         raise ValueError(f"model.hidden_size must be positive, got {model_cfg.hidden_size}")
     if not 0.0 <= model_cfg.dropout < 1.0:
         raise ValueError(f"model.dropout must be in [0, 1), got {model_cfg.dropout}")
-    return lookup(MODELS, model_cfg.name, "model")(model_cfg, num_classes)
+    return lookup(GRAPH_MODELS, model_cfg.name, "model")(model_cfg, num_classes)

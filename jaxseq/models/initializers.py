@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
-from jaxseq.registry import lookup
+from jaxseq.lookup import lookup
 
 INITIALIZERS = {
     "kaiming": nn.initializers.kaiming_normal(),

@@ -32,7 +32,7 @@ from flax import traverse_util
 
 from jaxseq.data.graphs import NodeClassification, load_planetoid
 from jaxseq.models.gnn import make_gnn
-from jaxseq.registry import lookup
+from jaxseq.lookup import lookup
 from jaxseq.train.checks import check_finite
 from jaxseq.train.optim import make_optimizer
 from jaxseq.train.seeds import SeedGroups, StallWatch, map_over_seeds, resolve_seed_strategy

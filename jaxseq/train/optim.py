@@ -5,7 +5,7 @@ from typing import Callable
 import ml_collections
 import optax
 
-from jaxseq.registry import lookup
+from jaxseq.lookup import lookup
 
 
 def _sgd(lr, cfg):

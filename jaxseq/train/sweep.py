@@ -6,7 +6,7 @@ import ml_collections
 import numpy as np
 
 from jaxseq.models.registry import model_spec
-from jaxseq.registry import lookup
+from jaxseq.lookup import lookup
 from jaxseq.train.multiseed import SeedResults
 from jaxseq.train.periodic import is_time
 
