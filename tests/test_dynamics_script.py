@@ -31,3 +31,19 @@ def test_dynamics_script_measures_spectra_before_and_after_training_and_redraws(
     run("dynamics.py", "--config=configs/dynamics.py:quick", f"--out={out}", "--plot_only")
     assert_figure(out / "dynamics.png")
     assert read_csv(out / "spectra.csv") == rows
+
+
+def test_a_chrono_cell_is_set_beside_chrono_frontier_rows_only():
+    from test_cli_errors import load_script
+
+    dynamics = load_script("dynamics")
+    rows = [
+        {"table": "t", "variant": "lstm_fb1", "model": "lstm", "forget_bias": "1.0", "frontier": "50"},
+        {"table": "t", "variant": "lstm_fb3", "model": "lstm", "forget_bias": "3.0", "frontier": "100"},
+        {"table": "t", "variant": "lstm_chrono", "model": "lstm", "forget_bias": "1.0", "gate_init": "chrono",
+         "frontier": "200"},
+    ]
+    constant = dynamics.frontiers_of("lstm", "1.0", rows)
+    assert "t/lstm_fb1" in constant and "fb3" not in constant and "chrono" not in constant
+    assert dynamics.frontiers_of("lstm", "", rows, gate_init="chrono").startswith("t/lstm_chrono (")
+    assert dynamics.frontiers_of("gru", "", rows) == ""
