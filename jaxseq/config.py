@@ -156,6 +156,9 @@ FIELD_RULES: dict[str, tuple[str, Callable[[Any], bool]]] = {
     "train.sample_length": COUNT_1,
     "frontier.threshold": UNIT_OPEN_LEFT,
     "frontier.min_seeds": COUNT_1,
+    "atlas.min_length": COUNT_2,
+    "atlas.max_length": COUNT_2,
+    "atlas.threshold": UNIT_OPEN_LEFT,
     "probe.batch_size": COUNT_1,
     "probe.seed": COUNT_0,
     "dynamics.k": COUNT_0,  # 0: every exponent

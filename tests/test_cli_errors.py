@@ -251,7 +251,7 @@ def fake_train_setting(fail_at: int, error: BaseException):
     """A stand-in for ``train_setting`` that records its settings and raises ``error`` at setting ``fail_at``."""
     calls = []
 
-    def train_setting(cfg, run_dir, progress, log_every, label, trainer, **columns):
+    def train_setting(cfg, run_dir, progress, log_every, label, trainer, extra, **columns):
         calls.append(label)
         if len(calls) == fail_at:
             raise error
@@ -284,7 +284,7 @@ def test_a_failed_run_exits_1_and_writes_nothing(call, tmp_path, monkeypatch, er
 def test_every_numeric_config_field_is_validated():
     specs = ["palindrome.py", "palindrome.py:quick", "palindrome.py:full", "frontier.py", "frontier.py:inputs",
              "frontier.py:push", "frontier.py:classic", "grad_norms.py", "optimizers.py", "textgen.py",
-             "textgen.py:grimm_long", "gcn.py", "gat.py", "dynamics.py"]
+             "textgen.py:grimm_long", "gcn.py", "gat.py", "dynamics.py", "atlas.py", "atlas.py:quick"]
     for spec in specs:
         config = load_config(f"configs/{spec}")
         validate_config(config)

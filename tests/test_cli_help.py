@@ -16,9 +16,10 @@ SCRIPT_FLAGS = {  # script -> flags its --help must show (defined in the script 
     "frontier": ["--config", "--out", "--table", "--overwrite", "--cluster", "--print_config"],
     "train_textgen": ["--config", "--out", "--resume", "--data", "--print_config", "--tensorboard"],
     "generate": ["--run", "--config", "--prompt", "--seed", "--temperature"],
+    "atlas": ["--config", "--out", "--plot_only", "--beside", "--cluster", "--print_config", "--tensorboard"],
 }
 CONFIGS = ["palindrome.py", "palindrome.py:full", "frontier.py", "frontier.py:long", "frontier.py:classic", "grad_norms.py",
-           "optimizers.py", "textgen.py", "gcn.py", "gat.py"]
+           "optimizers.py", "textgen.py", "gcn.py", "gat.py", "atlas.py"]
 
 
 @pytest.fixture

@@ -46,7 +46,7 @@ def expected(rows: list[dict], columns=()) -> dict[tuple[str, int, str], float]:
     return out
 
 
-def recorded_setting(cfg, run_dir, progress, log_every, label, trainer, **columns):
+def recorded_setting(cfg, run_dir, progress, log_every, label, trainer, extra, **columns):
     """``train_setting`` with per-step numbers drawn here instead of trained: what is tested is where the
     rows go (metrics.jsonl and the trackers), through the real recording path."""
     rng = np.random.default_rng(len(label))
@@ -55,7 +55,7 @@ def recorded_setting(cfg, run_dir, progress, log_every, label, trainer, **column
     steps["active"] = np.arange(total)[None, :] < np.array([[total], [total // 2]])  # seed 1 stops half-way
     final = {"eval_accuracy": rng.random(seeds), "eval_loss": rng.random(seeds), "steps": np.array([total, total // 2]),
              "converged_step": np.full(seeds, -1), "stopped_step": np.array([-1, total // 2])}
-    record_results(SeedResults(None, steps, final, 0.0), run_dir, log_every, label, **columns)
+    record_results(SeedResults(None, steps, final, 0.0), run_dir, log_every, label, extra, **columns)
 
 
 def test_tensorboard_events_equal_metrics_jsonl(call, tmp_path, monkeypatch):

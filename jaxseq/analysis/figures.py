@@ -209,3 +209,85 @@ def frontier_curves(rows: Iterable[Mapping], title: str = ""):
     fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def atlas_heatmap(summary: Iterable[Mapping], cells: Sequence[str], tasks: Sequence[str], title: str = "",
+                  outside: Iterable[str] = ()):
+    """The memory atlas as a grid: one row per cell, one column per task, the colour and the number
+    written in each square the longest length every seed solved (:func:`jaxseq.analysis.atlas.pair_summary`
+    rows), with "+" when that is the longest length run; "-" where nothing was solved, blank where
+    the pair was not run.
+
+    Args:
+      summary: rows with ``cell``, ``task``, ``longest_all`` and ``lengths`` (the lengths run, space-separated).
+      cells, tasks: the rows and columns, in order.
+      outside: cells whose rows come from another run (drawn with their name in italics).
+    """
+    best = {(row["cell"], row["task"]): row for row in summary}
+    values = np.full((len(cells), len(tasks)), np.nan)
+    for i, cell in enumerate(cells):
+        for j, task in enumerate(tasks):
+            if (cell, task) in best:
+                values[i, j] = float(best[(cell, task)]["longest_all"] or 0)
+    logs = np.where(values > 0, np.log2(np.where(values > 0, values, 1)), 0.0)
+    fig, ax = plt.subplots(figsize=(1.2 * len(tasks) + 2.5, 0.55 * len(cells) + 1.8))
+    shown = np.ma.masked_invalid(np.where(np.isnan(values), np.nan, logs))
+    image = ax.imshow(shown, cmap="viridis", aspect="auto", vmin=0, vmax=max(1.0, float(np.nanmax(logs, initial=1.0))))
+    for i, cell in enumerate(cells):
+        for j, task in enumerate(tasks):
+            if np.isnan(values[i, j]):
+                continue
+            row = best[(cell, task)]
+            text = str(int(values[i, j])) if values[i, j] > 0 else "-"
+            if values[i, j] > 0 and values[i, j] == max(int(t) for t in str(row["lengths"]).split()):
+                text += "+"  # every seed solved the longest length run: the frontier lies beyond it
+            ax.text(j, i, text, ha="center", va="center", fontsize=8,
+                    color="white" if logs[i, j] < 0.6 * float(image.get_clim()[1]) else "black")
+    ax.set_xticks(range(len(tasks)), [task.replace("_", "\n") for task in tasks], fontsize=8)
+    outside = set(outside)
+    ax.set_yticks(range(len(cells)), cells, fontsize=8)
+    for label, cell in zip(ax.get_yticklabels(), cells):
+        if cell in outside:
+            label.set_fontstyle("italic")
+    bar = fig.colorbar(image, ax=ax)
+    top = int(np.ceil(float(image.get_clim()[1])))
+    bar.set_ticks(range(0, top + 1), labels=["none"] + [str(2**k) for k in range(1, top + 1)])
+    bar.set_label("longest T solved by every seed")
+    ax.set_title(title or "longest length solved by every seed\n(+: the longest length run)", fontsize=9)
+    return fig
+
+
+def steps_to_solve_panels(curves: Mapping[tuple, Sequence[tuple]], tasks: Sequence[str], title: str = ""):
+    """Steps to solve against length, one panel per task, one line per cell, log-log axes.
+
+    Args:
+      curves: ``{(cell, task): [(length, mean steps to solve, seeds that solved), ...]}``
+        (:func:`jaxseq.analysis.atlas.steps_by_length`).
+      tasks: the panels, in order.
+    """
+    columns = min(4, max(1, len(tasks)))
+    rows = -(-len(tasks) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(3.6 * columns, 3.0 * rows), squeeze=False)
+    for ax, task in zip(axes.flat, tasks):
+        for (cell, of_task), points in curves.items():
+            if of_task != task or not points:
+                continue
+            lengths, steps, _ = zip(*points)
+            ax.plot(lengths, steps, marker="o", label=cell)
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())  # 16, 32, ..., not powers of 2
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        for set_formatter in (ax.yaxis.set_major_formatter, ax.yaxis.set_minor_formatter):  # 200, 300, ...
+            set_formatter(matplotlib.ticker.LogFormatter(labelOnlyBase=False))
+        ax.set_title(task, fontsize=9)
+        ax.set_xlabel("length T", fontsize=8)
+        ax.set_ylabel("steps to solve (mean of seeds that did)", fontsize=8)
+        ax.grid(alpha=0.3, which="both")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
+    for ax in list(axes.flat)[len(tasks):]:
+        ax.set_visible(False)
+    fig.suptitle(title or "the cost of memory: steps to solve against length (log-log)")
+    fig.tight_layout()
+    return fig

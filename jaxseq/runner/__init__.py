@@ -44,12 +44,15 @@ class Setting(NamedTuple):
       config: the setting's full, locked config (:func:`jaxseq.train.sweep.setting_config`).
       columns: the columns that name the setting, first in every row (model, length, ...).
       trainer: ``make_train(config)`` when it was built already (in this process only).
+      extra: ``results -> {column: value}``, columns added to every per-seed row once the setting
+        has trained (:func:`jaxseq.train.record.train_setting`); called in this process.
     """
 
     label: str
     config: ml_collections.ConfigDict
     columns: dict
     trainer: Any = None
+    extra: Optional[Callable[[Any], dict]] = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -159,5 +162,6 @@ def run_settings(
                     bar.update(setting.config.train.num_steps)
                     continue
                 cfg = setting.config
-                train_setting(cfg, run_dir, bar, log_every, setting.label, setting.trainer, **setting.columns)
+                train_setting(cfg, run_dir, bar, log_every, setting.label, setting.trainer, setting.extra,
+                              **setting.columns)
                 after_each(setting)

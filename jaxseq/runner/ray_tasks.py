@@ -152,7 +152,7 @@ def run_on_ray(
                                    f"(failed {tries} time{'s' if tries > 1 else ''}; the next run trains it again)")
                         bar.update(1 + len(rest))
                     else:
-                        record_results(results, run_dir, log_every, setting.label, **setting.columns)
+                        record_results(results, run_dir, log_every, setting.label, setting.extra, **setting.columns)
                         after_each(setting)
                         bar.update(1)
                         submit_next(index)

@@ -44,6 +44,7 @@ class SeedResults:
         ``converged_step`` and ``stopped_step`` (-1 when it never happened).
       wall_time: seconds for the whole run, compilation included.
       batch_shards: how many shards each step's batch was split into (``train.batch_shards``).
+      chunk_seconds: wall seconds of each chunk (all seeds together; the first one includes compilation).
     """
 
     run: Any
@@ -51,6 +52,7 @@ class SeedResults:
     final: dict[str, np.ndarray]
     wall_time: float
     batch_shards: int = 1
+    chunk_seconds: tuple = ()
 
 
 def seed_sharding(num_seeds: int) -> Optional[NamedSharding]:
@@ -157,12 +159,14 @@ class MultiSeedRunner:
         else:
             watch = StallWatch(self.stall_timeout_s, f"{shards.count} batch shards on {shards.mode}", SHARD_WORKAROUND)
         runs = groups(self.init, groups.split(seed_keys(key, num_seeds)), watch, "initialisation")
-        chunks = []
+        chunks, chunk_seconds = [], []
         for index in range(trainer.num_chunks):
+            chunk_start = time.perf_counter()
             outputs = self.chunk(runs, groups, shards, watch, f"chunk {index + 1} of {trainer.num_chunks}")
             runs = [run for run, _ in outputs]
             running = np.concatenate([np.asarray(run.active) for run in runs])
             metrics = groups.join(jax.device_get([metrics for _, metrics in outputs]))
+            chunk_seconds.append(time.perf_counter() - chunk_start)
             active = metrics["active"]
             check_finite(np.where(active, metrics["loss"], 0.0), first_step=index * trainer.chunk_steps + 1)
             chunks.append(metrics)
@@ -185,4 +189,4 @@ class MultiSeedRunner:
         final["stopped_step"] = np.asarray(run.stopped_step)
         jax.block_until_ready(run)
         return SeedResults(run=run, steps=steps, final=final, wall_time=time.perf_counter() - start,
-                           batch_shards=1 if shards is None else shards.count)
+                           batch_shards=1 if shards is None else shards.count, chunk_seconds=tuple(chunk_seconds))

@@ -32,6 +32,7 @@ def train_setting(
     log_every: int = 10,
     label: str | None = None,
     trainer: Optional[SequenceTrainer] = None,
+    extra: Optional[Callable[[SeedResults], dict]] = None,
     **columns,
 ) -> SeedResults:
     """Train ``cfg.train.num_seeds`` seeds of ``cfg`` in one compiled program and append their rows.
@@ -45,6 +46,8 @@ def train_setting(
       log_every: per-step metrics are written every this many steps (and the last).
       label: names the setting in progress and printed lines (default: the column values).
       trainer: ``make_train(cfg)`` if it was built already (see :func:`make_trainers`).
+      extra: ``results -> {column: value}``, columns appended to every per-seed row (the same for
+        all seeds: e.g. a timing taken from the results).
       **columns: the columns naming the setting (model, length, optimizer, ...), first in every row.
     Returns:
       The :class:`SeedResults` (its ``run`` holds the trained parameters, stacked over seeds).
@@ -57,17 +60,23 @@ def train_setting(
     )
     if progress is not None:
         progress.update(start + cfg.train.num_steps - progress.n)  # seeds that stop early skip the rest
-    record_results(results, run_dir, log_every, label, **columns)
+    record_results(results, run_dir, log_every, label, extra, **columns)
     return results
 
 
-def record_results(results: SeedResults, run_dir: RunDir, log_every: int, label: str, **columns) -> None:
+def record_results(results: SeedResults, run_dir: RunDir, log_every: int, label: str,
+                   extra: Optional[Callable[[SeedResults], dict]] = None, **columns) -> None:
     """Write one setting's per-step rows and per-seed rows to ``run_dir`` together and print its summary line.
 
     The same for a setting trained here (:func:`train_setting`) and one trained elsewhere and sent
-    back (:mod:`jaxseq.runner`): the files never depend on where a setting ran.
+    back (:mod:`jaxseq.runner`): the files never depend on where a setting ran. ``extra``: see
+    :func:`train_setting`.
     """
-    run_dir.record_setting(columns, metric_rows(results, log_every, **columns), result_rows(results, **columns))
+    rows = result_rows(results, **columns)
+    if extra is not None:
+        added = extra(results)
+        rows = [{**row, **added} for row in rows]
+    run_dir.record_setting(columns, metric_rows(results, log_every, **columns), rows)
     acc = results.final["eval_accuracy"]
     tqdm.write(
         f"{label}: accuracy {acc.mean():.4f} ± {acc.std():.4f}  steps {results.final['steps'].tolist()}  "
