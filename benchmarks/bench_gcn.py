@@ -35,7 +35,8 @@ from jaxseq.cli import run_main  # one-line errors and exit codes, as in scripts
 from jaxseq.config import load_config
 from jaxseq.data import graphs
 from jaxseq.models.gnn import GCN
-from jaxseq.train.gnn import make_train, masked_cross_entropy, train_seeds
+from jaxseq.runner.graphs import train_seeds
+from jaxseq.train.gnn import make_train, masked_cross_entropy
 
 _MAX_NODES = flags.DEFINE_integer("max_nodes", 1_000_000, "largest synthetic graph", lower_bound=1)
 _DENSE_MAX = flags.DEFINE_integer("dense_max_nodes", 10_000, "largest graph to also run with a dense Â", lower_bound=1)
@@ -162,7 +163,7 @@ def seeds_side_by_side(num_seeds: int) -> dict:
     result["lax_map_test_acc"] = float(np.mean(metrics["final"]["test_acc"]))
 
     # The CPU default: one lax.map program per core over a contiguous group of seeds, called at the
-    # same time from host threads (train.seed_strategy = "threads", jaxseq/train/seeds.py).
+    # same time from host threads (train.seed_strategy = "threads", jaxseq/runner/seeds.py).
     config.train.seed_strategy = "threads"
     runs = train_seeds(config, graphs.load_planetoid("cora"), num_seeds)
     result["threads_compile_s"], result["threads_run_s"] = runs.compile_s, runs.run_s

@@ -48,8 +48,8 @@ from flax import linen as nn
 from cell_variants import AutodiffOnly, hoisted_input  # benchmarks/cell_variants.py
 from jaxseq.config import load_config
 from jaxseq.models.registry import model_spec
-from jaxseq.train.multiseed import MultiSeedRunner, seed_keys
-from jaxseq.train.seeds import StalledRunError, StallWatch, resolve_seed_strategy
+from jaxseq.runner.multiseed import MultiSeedRunner, seed_keys
+from jaxseq.runner.seeds import StalledRunError, StallWatch, resolve_seed_strategy
 from jaxseq.train.sequence import make_train
 from jaxseq.train.sweep import setting_config
 from cli import check_arguments, check_choices, check_out, check_positive_ints, interrupted_path, write_json  # benchmarks/cli.py

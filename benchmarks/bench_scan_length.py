@@ -30,7 +30,7 @@ from absl import flags
 from cli import check_arguments, check_choices, check_out, check_positive_ints, write_json  # benchmarks/cli.py
 from jaxseq.cli import run_main  # one-line errors and exit codes, as in scripts/
 from jaxseq.config import load_config
-from jaxseq.train.multiseed import MultiSeedRunner, seed_keys
+from jaxseq.runner.multiseed import MultiSeedRunner, seed_keys
 from jaxseq.train.sequence import make_train
 from jaxseq.train.sweep import setting_config
 

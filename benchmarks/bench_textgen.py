@@ -35,8 +35,8 @@ from jaxseq.data.text import sample_batch
 from jaxseq.models.cells import LSTMCell
 from jaxseq.models.charlm import CharLSTM
 from jaxseq.train import textgen
-from jaxseq.train.batch_shards import BatchShards
-from jaxseq.train.seeds import StallWatch
+from jaxseq.runner.batch_shards import BatchShards
+from jaxseq.runner.seeds import StallWatch
 
 _BATCH = flags.DEFINE_integer("batch_size", 64, "B", lower_bound=1)
 _SEQ_LEN = flags.DEFINE_integer("seq_len", 30, "T", lower_bound=1)

@@ -5,7 +5,7 @@ throw away a long run at its end, and the report is written in one step (:func:`
 Without ``--out`` a report goes to a fresh ``runs/<benchmark>/<YYYYmmdd-HHMMSS>/<benchmark>.json``
 (never over a committed report). A report gets a sidecar ``<report>.config.json`` holding the
 command line that measured it; an existing file is replaced only by the same command line, or
-with ``--overwrite`` (:mod:`jaxseq.train.guard`).
+with ``--overwrite`` (:mod:`jaxseq.files.guard`).
 """
 
 import json
@@ -15,8 +15,8 @@ from typing import Any, Iterable, Optional
 
 from absl import app
 
-from jaxseq.train.guard import claim_files, define_overwrite, make_owner, record_owner
-from jaxseq.train.results import fresh_run_path, write_text_atomic
+from jaxseq.files.guard import claim_files, define_overwrite, make_owner, record_owner
+from jaxseq.files.results import fresh_run_path, write_text_atomic
 
 _OVERWRITE = define_overwrite()
 # flags that choose where a report goes, not what it measures

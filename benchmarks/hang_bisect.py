@@ -8,7 +8,7 @@ RMSprop, T = 10, 100 steps) as ``jax.jit(jax.vmap(train))(keys)``. ``as-is`` is 
 program, and ``lyapunov`` the same followed, in the same vmapped program, by each seed's Lyapunov
 spectrum (:mod:`jaxseq.analysis.lyapunov`: a QR written in ``jnp``, so no LAPACK call). Every
 other arm initialises the parameters batched under ``vmap``
-(:func:`jaxseq.train.seeds.one_seed_at_a_time` swapped for the identity) and takes out what its
+(:func:`jaxseq.train.state.one_seed_at_a_time` swapped for the identity) and takes out what its
 name says (:data:`ARMS`).
 ``stress_hangs.py --arms=...`` runs each arm many times and counts hangs.
 """

@@ -16,7 +16,7 @@ import ast
 import jax
 
 from jaxseq.config import load_config
-from jaxseq.train.seeds import map_over_seeds
+from jaxseq.runner.seeds import map_over_seeds
 from jaxseq.train.sequence import make_train
 from jaxseq.train.sweep import setting_config
 

@@ -26,7 +26,7 @@ from absl import flags
 
 from cli import check_arguments, check_choices, check_out, write_json  # benchmarks/cli.py
 from jaxseq.cli import run_main  # one-line errors and exit codes, as in scripts/
-from jaxseq.train.seeds import resolve_seed_strategy
+from jaxseq.runner.seeds import resolve_seed_strategy
 import bench_recurrent  # its flags: --chunk
 
 _VARIANTS = flags.DEFINE_list(

@@ -32,7 +32,7 @@ from absl import app, flags
 from cli import check_arguments, check_out, check_positive_ints, interrupted_path, write_json  # benchmarks/cli.py, beside this script
 from hang_bisect import ARMS  # benchmarks/hang_bisect.py, beside this script
 from jaxseq.cli import run_main  # one-line errors and exit codes, as in scripts/
-from jaxseq.train.seeds import resolve_seed_strategy
+from jaxseq.runner.seeds import resolve_seed_strategy
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 REPRODUCER_STRATEGIES = ("vmap", "map")  # what benchmarks/hang_reproducer.py --strategy takes

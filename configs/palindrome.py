@@ -80,12 +80,12 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     # how seeds share compiled programs: auto | vmap | map | map:K (K vmapped seeds at a time) |
     # threads | threads:G (G lax.map programs at once, one per host thread; threads: one per core);
     # auto = threads on CPU (about 2x one vmapped program on 2 cores), vmap on GPU/TPU. Results do
-    # not depend on it. See jaxseq/train/seeds.py and benchmarks/README.md.
+    # not depend on it. See jaxseq/runner/seeds.py and benchmarks/README.md.
     config.train.seed_strategy = "auto"
     # one seed's batch rows split over host threads that average their gradients every step: auto |
     # n (n divides data.batch_size); auto = one shard per core for a run of one seed on CPU whose
     # step is big enough and model small enough to gain (else 1). Changes results by float rounding
-    # only. See jaxseq/train/batch_shards.py.
+    # only. See jaxseq/runner/batch_shards.py.
     config.train.batch_shards = "auto"
     config.train.stall_timeout_s = 300.0  # a chunk slower than max(this, 10x the slowest so far) stops the run
 

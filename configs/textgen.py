@@ -54,7 +54,7 @@ def get_config(arg=None) -> ml_collections.ConfigDict:
             sample_length=30,
             # the batch split into shards (one per CPU device) that average their gradients: auto |
             # n (n divides batch_size); auto = one shard per core on CPU for a model of at most 1e6
-            # parameters, the default 2 x 256 stack included (jaxseq/train/batch_shards.py). With dropout every shard draws its own masks.
+            # parameters, the default 2 x 256 stack included (jaxseq/runner/batch_shards.py). With dropout every shard draws its own masks.
             batch_shards="auto",
             stall_timeout_s=300.0,  # a chunk slower than max(this, 10x the slowest so far) stops the run
         )

@@ -10,7 +10,7 @@ Layout (data flows one way, config -> data -> model -> train -> results):
 - ``jaxseq.analysis``: gradient-norm inspection and figures.
 
 Importing jaxseq changes nothing in jax and prints nothing. Batch shards on CPU want one XLA device
-per core: call :func:`jaxseq.cpu_devices.request_cpu_devices` before your first jax computation
+per core: call :func:`jaxseq.runner.cpu_devices.request_cpu_devices` before your first jax computation
 (the scripts do it in :func:`jaxseq.cli.run_main`); without it they run on host threads instead.
 """
 

@@ -38,13 +38,13 @@ from ml_collections import config_flags
 from jaxseq import report, tracking
 from jaxseq.config import REPO_ROOT, find_config, flat_fields, load_config, packaged_dir, validate_config
 from jaxseq.config_docs import describe_config
-from jaxseq.cpu_devices import request_cpu_devices
-from jaxseq.train.seeds import StalledRunError
+from jaxseq.runner.cpu_devices import request_cpu_devices
+from jaxseq.runner.seeds import StalledRunError
 
 # errors that say the command line asked for something that cannot be done as asked
 USAGE_ERRORS = (ValueError, KeyError, FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError,
                 PermissionError, app.UsageError, flags.Error)
-# errors that say a well-formed run did not succeed (jaxseq.train.seeds.StalledRunError is a RuntimeError)
+# errors that say a well-formed run did not succeed (jaxseq.runner.seeds.StalledRunError is a RuntimeError)
 RUN_ERRORS = (RuntimeError, FloatingPointError, OSError)
 EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
 HELP_FLAGS = {"--help", "-help", "-h", "-?", "--helpshort", "--helpfull", "--helpxml"}
@@ -370,7 +370,7 @@ def run_main(main: Callable[[list[str]], Any], argv: Optional[Sequence[str]] = N
 
 
 def start_cpu_devices() -> None:
-    """Ask jax for one CPU device per core (:func:`jaxseq.cpu_devices.request_cpu_devices`) before
+    """Ask jax for one CPU device per core (:func:`jaxseq.runner.cpu_devices.request_cpu_devices`) before
     its backend starts, for batch shards; a bad ``JAXSEQ_CPU_DEVICES`` is one warning line and
     jax's default of one device. Scripts do this in :func:`run_main`; importing jaxseq never does."""
     try:

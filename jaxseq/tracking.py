@@ -3,7 +3,7 @@
 A script that writes ``metrics.jsonl`` defines ``--tensorboard`` and ``--wandb`` with
 :func:`jaxseq.cli.define_tracking`; :func:`jaxseq.cli.run_main` starts the trackers they ask for
 (:func:`start`) and closes them at the end. Every row a run directory adds to ``metrics.jsonl``
-(:meth:`jaxseq.train.results.RunDir.append_metrics` and ``record_setting``) then goes to each
+(:meth:`jaxseq.files.results.RunDir.append_metrics` and ``record_setting``) then goes to each
 tracker as well (:func:`log`), so the three never disagree:
 
 - a row's *run* is named by its setting: its text fields and its seed (``model=rnn,task=...,length=5,seed=0``;

@@ -14,16 +14,16 @@ setting's parameter count and compiled step time) together, as soon as it finish
 interrupted atlas resumes where it stopped (same ``--out``; the cell and task lists and
 ``atlas.max_length`` may grow, nothing else may change). Ctrl-C keeps what finished (exit code 130).
 
-Writes in ``OUT``: ``atlas.csv`` (one row per setting and seed, with ``solved`` and
-``steps_to_solve``), ``atlas_summary.csv`` (one row per cell and task: longest length solved by
-every seed and by the mean, the log-log slope of steps to solve against length, the step time),
+Writes in ``OUT``, after every setting: ``atlas.csv`` (one row per setting and seed, with ``solved``
+and ``steps_to_solve``) and ``atlas_summary.csv`` (one row per cell and task: longest length solved
+by every seed and by the mean, the log-log slope of steps to solve against length, the step time);
+at the end (and with ``--plot_only``, which writes nothing else)
 ``atlas.png`` (cells x tasks, the longest length every seed solved written in each square) and
 ``atlas_steps.png`` (steps to solve against length, one panel per task, log-log). The rows of
 ``--beside`` (default: the published ``results/atlas``) for cells this run does not train are read,
 never retrained or written, and drawn beside this run's (their names in italics).
 """
 
-import os
 import pathlib
 import statistics
 from typing import Optional
@@ -36,9 +36,9 @@ from jaxseq.analysis import atlas, figures
 from jaxseq.data.sequences import TASKS
 from jaxseq.lookup import lookup
 from jaxseq.models.registry import model_spec
-from jaxseq.train.guard import figure_metadata, figure_owner
-from jaxseq.train.record import make_trainers, open_run, rows_to_plot, train_unless_plot_only
-from jaxseq.train.results import RunDir
+from jaxseq.files.guard import figure_metadata, figure_owner
+from jaxseq.runner.record import make_trainers, open_run, rows_to_plot, train_unless_plot_only
+from jaxseq.files.results import RunDir
 from jaxseq.train.sequence import make_train
 from jaxseq.train.sweep import parse_list, setting_config
 
@@ -131,8 +131,11 @@ def train_atlas(config: ml_collections.ConfigDict, run_dir: RunDir, launch: runn
             return ""
         return None
 
-    runner.run_settings(chains, run_dir, launch, _LOG_EVERY.value, lambda _: run_dir.add_config(config, MAY_DIFFER),
-                        skip)
+    def after_each(_):  # the tables follow the rows, so an interrupted atlas leaves them whole
+        run_dir.add_config(config, MAY_DIFFER)
+        write_tables(config, run_dir, run_dir.read_results())
+
+    runner.run_settings(chains, run_dir, launch, _LOG_EVERY.value, after_each, skip)
 
 
 def beside_rows(run_dir: RunDir, own_cells: set) -> list[dict]:
@@ -184,7 +187,8 @@ def main(argv):
     run_dir, config = open_run(argv, _OUT.value, "atlas", _CONFIG.value, plot_only)
     train_unless_plot_only(lambda: train_atlas(config, run_dir, launch), run_dir, plot_only)
     rows = rows_to_plot(run_dir)
-    summary = write_tables(config, run_dir, rows)
+    # a redraw writes figures only; a run writes the tables too
+    summary = atlas.pair_summary(rows, config.atlas.threshold) if plot_only else write_tables(config, run_dir, rows)
     others = beside_rows(run_dir, {row["cell"] for row in rows})
     drawn = draw(config, run_dir, rows, others)
     for row in summary:
@@ -193,7 +197,8 @@ def main(argv):
               f"lengths {row['lengths']}")
     if others:
         print(f"drawn beside: {', '.join(dict.fromkeys(row['cell'] for row in others))} (from {_BESIDE.value})")
-    print("tables:", run_dir.file("atlas.csv"), run_dir.file("atlas_summary.csv"))
+    if not plot_only:
+        print("tables:", run_dir.file("atlas.csv"), run_dir.file("atlas_summary.csv"))
     print("figures:", *drawn)
 
 

@@ -27,11 +27,11 @@ from absl import flags
 from jaxseq import cli, runner
 from jaxseq.analysis import figures
 from jaxseq.analysis.ravine import optimizer_trajectory, ravine_loss
-from jaxseq.train.guard import (claim_figures, claim_files, define_overwrite, expand, figure_metadata, figure_owner,
+from jaxseq.files.guard import (claim_figures, claim_files, define_overwrite, expand, figure_metadata, figure_owner,
                                 make_owner, record_owner)
 from jaxseq.train.optim import OPTIMIZERS, make_optimizer
-from jaxseq.train.record import make_trainers, not_redrawn, open_run, train_unless_plot_only
-from jaxseq.train.results import RunDir
+from jaxseq.runner.record import make_trainers, not_redrawn, open_run, train_unless_plot_only
+from jaxseq.files.results import RunDir
 from jaxseq.train.sweep import parse_names, setting_config
 
 _CONFIG = cli.define_config("configs/optimizers.py", "experiment config")

@@ -30,12 +30,13 @@ from jaxseq.analysis.lyapunov import classifier_cell, lyapunov_spectrum
 from jaxseq.config import REPO_ROOT, flat_fields
 from jaxseq.data.sequences import get_task
 from jaxseq.models.registry import cell_fields, model_spec
-from jaxseq.train.multiseed import MultiSeedRunner, seed_keys
-from jaxseq.train.guard import claim_figures, define_overwrite, figure_metadata, figure_owner
-from jaxseq.train.record import make_trainers, open_run, rows_to_plot, train_unless_plot_only
-from jaxseq.train.results import RunDir
-from jaxseq.train.seeds import map_over_seeds
-from jaxseq.train.sweep import parse_list, result_rows, setting_config
+from jaxseq.runner.multiseed import MultiSeedRunner, seed_keys
+from jaxseq.files.guard import claim_figures, define_overwrite, figure_metadata, figure_owner
+from jaxseq.runner.record import make_trainers, open_run, rows_to_plot, train_unless_plot_only
+from jaxseq.files.results import RunDir
+from jaxseq.runner.seeds import map_over_seeds, resolve_seed_strategy
+from jaxseq.runner.record import result_rows
+from jaxseq.train.sweep import parse_list, setting_config
 
 _CONFIG = cli.define_config("configs/dynamics.py", "experiment config")
 _OUT = flags.DEFINE_string("out", None, "output directory (default: a fresh runs/dynamics/<YYYYmmdd-HHMMSS>/)")
@@ -107,7 +108,7 @@ def spectrum_fn(cfg, trainer):
                                     reortho_every=dyn.reortho_every)
         return spectra.mean(axis=0)
 
-    return jax.jit(map_over_seeds(one_seed, trainer.seed_strategy))
+    return jax.jit(map_over_seeds(one_seed, resolve_seed_strategy(cfg.train.seed_strategy)))
 
 
 def spectrum_rows(spectra: np.ndarray, **columns) -> list[dict]:
@@ -121,7 +122,7 @@ def spectrum_rows(spectra: np.ndarray, **columns) -> list[dict]:
 
 def measure_cell(label, cfg, trainer, run_dir: RunDir, bar) -> None:
     """Train one cell's seeds, measuring the spectrum before and after; append the rows."""
-    runner = MultiSeedRunner(trainer)
+    runner = MultiSeedRunner(trainer, cfg.train)
     key, num_seeds = jax.random.key(cfg.train.seed), cfg.train.num_seeds
     probe = spectrum_fn(cfg, trainer)
     columns = dict(cell=label, model=cfg.model.name, forget_bias=forget_bias_of(cfg))

@@ -19,9 +19,9 @@ from absl import flags
 
 from jaxseq import cli
 from jaxseq.data.text import corpus_for_config, find_book, sequential_windows
-from jaxseq.train.guard import expand
-from jaxseq.train.results import write_json_atomic
-from jaxseq.train.text_runs import load_run, load_run_config
+from jaxseq.files.guard import expand
+from jaxseq.files.results import write_json_atomic
+from jaxseq.files.text_runs import load_run, load_run_config
 from jaxseq.train.textgen import evaluate, evaluate_carried
 
 _RUN = flags.DEFINE_string("run", "results/textgen/grimm", "run directory written by train_textgen.py")

@@ -35,10 +35,10 @@ from jaxseq import cli, runner
 from jaxseq.analysis import figures
 from jaxseq.analysis.frontier import summarize
 from jaxseq.models.registry import MODELS, model_spec
-from jaxseq.train.guard import (OVERWRITE_FLAG, claim_figures, claim_files, define_overwrite, expand, figure_metadata,
+from jaxseq.files.guard import (OVERWRITE_FLAG, claim_figures, claim_files, define_overwrite, expand, figure_metadata,
                                 figure_owner, make_owner, record_owner)
-from jaxseq.train.record import make_trainers, not_redrawn, open_run, train_unless_plot_only
-from jaxseq.train.results import RunDir
+from jaxseq.runner.record import make_trainers, not_redrawn, open_run, train_unless_plot_only
+from jaxseq.files.results import RunDir
 from jaxseq.train.sweep import parse_lengths, parse_list, setting_config
 
 _CONFIG = cli.define_config("configs/frontier.py", "experiment config")
@@ -205,7 +205,7 @@ def check_table_of_run(table: str, summary: list[dict], run_dir: RunDir) -> None
 
 
 def drawn_by(run_dir: RunDir) -> dict:
-    """What this tool's figures from ``run_dir`` say of themselves (:func:`jaxseq.train.guard.figure_owner`)."""
+    """What this tool's figures from ``run_dir`` say of themselves (:func:`jaxseq.files.guard.figure_owner`)."""
     return figure_owner("frontier", run_dir.saved_config())
 
 

@@ -16,9 +16,9 @@ from absl import flags
 
 from jaxseq import cli
 from jaxseq.models.charlm import make_char_lstm
-from jaxseq.train.guard import expand
+from jaxseq.files.guard import expand
 from jaxseq.train.sampling import GREEDY_BELOW, check_fits_in_memory, check_sampling_args, complete, is_greedy
-from jaxseq.train.text_runs import load_run, load_run_config, load_vocab
+from jaxseq.files.text_runs import load_run, load_run_config, load_vocab
 
 _RUN = flags.DEFINE_string("run", "results/textgen/grimm", "run directory written by train_textgen.py")
 _CHECKPOINT = flags.DEFINE_string("checkpoint", None, "a checkpoint file (default: the run's newest that verifies)")

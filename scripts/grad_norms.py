@@ -26,12 +26,13 @@ from jaxseq.report import progress
 from jaxseq.analysis import figures
 from jaxseq.analysis.grad_norms import seed_grad_norms_fn
 from jaxseq.data.sequences import get_task
-from jaxseq.train.guard import (claim_figures, claim_file, define_overwrite, expand, figure_metadata, figure_owner,
+from jaxseq.files.guard import (claim_figures, claim_file, define_overwrite, expand, figure_metadata, figure_owner,
                                 make_owner, record_owner)
-from jaxseq.train.multiseed import MultiSeedRunner, seed_keys
-from jaxseq.train.record import make_trainers, open_run, rows_to_plot, train_unless_plot_only
-from jaxseq.train.results import RunDir
-from jaxseq.train.sweep import parse_models, result_rows, setting_config
+from jaxseq.runner.multiseed import MultiSeedRunner, seed_keys
+from jaxseq.runner.record import make_trainers, open_run, rows_to_plot, train_unless_plot_only
+from jaxseq.files.results import RunDir
+from jaxseq.runner.record import result_rows
+from jaxseq.train.sweep import parse_models, setting_config
 
 _CONFIG = cli.define_config("configs/grad_norms.py", "experiment config")
 _OUT = flags.DEFINE_string("out", None, "output directory (default: a fresh runs/grad_norms/<YYYYmmdd-HHMMSS>/)")
@@ -56,9 +57,9 @@ def norm_rows(norms: np.ndarray, **columns) -> list[dict]:
 def probe_model(cfg, trainer, run_dir: RunDir, bar) -> None:
     """Train one model's seeds, probing the gradient norms before and after; append the rows."""
     model = cfg.model.name
-    runner = MultiSeedRunner(trainer)
+    runner = MultiSeedRunner(trainer, cfg.train)
     key, num_seeds = jax.random.key(cfg.train.seed), cfg.train.num_seeds
-    probe = seed_grad_norms_fn(trainer.model, strategy=trainer.seed_strategy, regression=trainer.task.regression)
+    probe = seed_grad_norms_fn(trainer.model, strategy=runner.strategy, regression=trainer.task.regression)
     batch = trainer.get_batch(jax.random.key(cfg.probe.seed), cfg.probe.batch_size)
     # a task that answers once is probed through the model's last-step read-out, as it trains
     answers = (batch.targets[:, -1], None) if trainer.task.last_step_only else (batch.targets, batch.mask)

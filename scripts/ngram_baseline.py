@@ -25,9 +25,9 @@ from absl import flags
 from jaxseq import cli
 from jaxseq.data.text import corpus_for_config, find_book
 from jaxseq.models.ngram import NGramModel
-from jaxseq.train.guard import claim_file, define_overwrite, make_owner, record_owner
-from jaxseq.train.record import check_arguments
-from jaxseq.train.results import write_json_atomic
+from jaxseq.files.guard import claim_file, define_overwrite, make_owner, record_owner
+from jaxseq.runner.record import check_arguments
+from jaxseq.files.results import write_json_atomic
 from jaxseq.train.sweep import parse_list
 
 _CONFIG = cli.define_config("configs/textgen.py", "textgen config (its data block)")

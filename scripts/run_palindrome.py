@@ -20,9 +20,9 @@ from absl import flags
 
 from jaxseq import cli, runner
 from jaxseq.analysis import figures
-from jaxseq.train.guard import figure_metadata, figure_owner
-from jaxseq.train.record import make_trainers, not_redrawn, open_run, train_unless_plot_only
-from jaxseq.train.results import RunDir
+from jaxseq.files.guard import figure_metadata, figure_owner
+from jaxseq.runner.record import make_trainers, not_redrawn, open_run, train_unless_plot_only
+from jaxseq.files.results import RunDir
 from jaxseq.train.sweep import setting_config, sweep_settings
 
 _CONFIG = cli.define_config("configs/palindrome.py", "experiment config")

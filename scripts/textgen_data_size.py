@@ -40,12 +40,12 @@ from jaxseq import cli
 from jaxseq.analysis.figures import save
 from jaxseq.data.text import corpus_for_config, find_book
 from jaxseq.models.ngram import NGramModel
-from jaxseq.train.guard import (claim_figures, claim_files, define_overwrite, expand, figure_metadata, figure_owner,
+from jaxseq.files.guard import (claim_figures, claim_files, define_overwrite, expand, figure_metadata, figure_owner,
                                 make_owner, record_owner)
-from jaxseq.train.record import check_arguments
-from jaxseq.train.results import RunDir, fresh_run_path, write_json_atomic
+from jaxseq.runner.record import check_arguments
+from jaxseq.files.results import RunDir, fresh_run_path, write_json_atomic
 from jaxseq.train.sweep import parse_list
-from jaxseq.train.text_runs import load_run_config
+from jaxseq.files.text_runs import load_run_config
 
 _RUNS = flags.DEFINE_list("runs", [f"results/textgen/grimm_long_train{f}" for f in ("0.25", "0.5")]
                           + ["results/textgen/grimm_long"], "evaluated train_textgen.py run directories")

@@ -26,10 +26,11 @@ from absl import flags
 from jaxseq import cli
 from jaxseq.data.graphs import load_planetoid
 from jaxseq.models.gnn import make_gnn
-from jaxseq.train.gnn import make_train, train_seeds
+from jaxseq.runner.graphs import train_seeds
+from jaxseq.train.gnn import make_train
 from jaxseq.train.periodic import is_time
-from jaxseq.train.record import check_arguments, not_redrawn, saved_run_config
-from jaxseq.train.results import RunDir, output_dir
+from jaxseq.runner.record import check_arguments, not_redrawn, saved_run_config
+from jaxseq.files.results import RunDir, output_dir
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 

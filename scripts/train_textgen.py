@@ -32,11 +32,11 @@ from jaxseq.analysis.figures import save
 from jaxseq.data.text import corpus_for_config, find_book
 from jaxseq.models.charlm import make_char_lstm
 from jaxseq.report import progress
-from jaxseq.train.guard import figure_metadata, figure_owner
-from jaxseq.train.record import check_arguments, saved_run_config
-from jaxseq.train.results import output_dir
+from jaxseq.files.guard import figure_metadata, figure_owner
+from jaxseq.runner.record import check_arguments, saved_run_config
+from jaxseq.files.results import output_dir
 from jaxseq.train.sampling import complete, random_first_chars
-from jaxseq.train.text_runs import Callbacks, append_samples, fit
+from jaxseq.files.text_runs import Callbacks, append_samples, fit
 
 _CONFIG = cli.define_config("configs/textgen.py", "experiment config")
 cli.define_tracking()  # --tensorboard, --wandb

@@ -6,7 +6,7 @@ import sys
 sys.path.insert(0, os.path.dirname(__file__))
 
 # before any test module runs a jax computation, as the scripts do (jaxseq.cli.run_main): one jax CPU
-# device per core (jaxseq/cpu_devices.py), and at least two even on a one-core machine, so the
+# device per core (jaxseq/runner/cpu_devices.py), and at least two even on a one-core machine, so the
 # batch-shard tests on devices always run.
 # XLA compiles the suite's many small programs at LLVM optimisation level 0 (inherited by every script
 # a test starts): most of the suite's time is compilation, and the tests check what a program computes,
@@ -18,7 +18,7 @@ if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
 _cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 os.environ["JAXSEQ_CPU_DEVICES"] = str(max(2, min(_cores, 16)))
 from jaxseq import report  # noqa: E402
-from jaxseq.cpu_devices import request_cpu_devices  # noqa: E402
+from jaxseq.runner.cpu_devices import request_cpu_devices  # noqa: E402
 
 request_cpu_devices()
 report.to_stderr()  # jaxseq's warnings and notes as the scripts show them: "warning: ..." lines on stderr

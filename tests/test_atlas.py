@@ -105,6 +105,14 @@ def test_atlas_script_trains_by_the_rule_resumes_and_draws_a_new_cell_beside_a_p
     assert again[: len(rows)] == rows and {r["task"] for r in again[len(rows):]} == {"copy"}
     trained_as_the_rule_says(again, 4, 8, 0.99)
 
+    # a redraw draws the figures again and writes nothing else
+    before = digest(out)
+    (out / "atlas.png").unlink()
+    run("atlas.py", f"--out={out}", "--plot_only", "--beside=")
+    assert_figure(out / "atlas.png")
+    assert {k: v for k, v in digest(out).items() if not k.endswith(".png")} == {
+        k: v for k, v in before.items() if not k.endswith(".png")}
+
     # a new cell into its own directory, drawn beside that atlas, which is read and never written
     before = digest(out)
     result = run("atlas.py", *quick[:-1], f"--beside={out}", "--config.cells=gru", "--config.tasks=copy",

@@ -11,18 +11,13 @@ import numpy as np
 import pytest
 
 from jaxseq.config import load_config
-from jaxseq.train import batch_shards
-from jaxseq.train.batch_shards import (
-    MIN_SHARD_ROWS,
-    BatchShards,
-    count_params,
-    mean_of_shards,
-    resolve_batch_shards,
-    shard_rows,
-)
-from jaxseq.train.multiseed import MultiSeedRunner, seed_keys
-from jaxseq.train.seeds import StalledRunError, StallWatch
+from jaxseq.runner import batch_shards
+from jaxseq.runner.batch_shards import MIN_SHARD_ROWS, BatchShards, mean_of_shards, resolve_batch_shards
+from jaxseq.runner.multiseed import MultiSeedRunner, seed_keys
+from jaxseq.runner.record import make_trainers
+from jaxseq.runner.seeds import StalledRunError, StallWatch
 from jaxseq.train.sequence import make_train
+from jaxseq.train.state import count_params, shard_rows
 from jaxseq.train.sweep import setting_config
 
 
@@ -54,7 +49,7 @@ def test_an_explicit_shard_count_must_divide_the_batch():
     assert resolve_batch_shards("2", 1, 128) == 2  # the config field is a string: "auto" or digits
     assert resolve_batch_shards(1, 1, 7) == 1
     with pytest.raises(ValueError, match="does not divide data.batch_size=64"):
-        make_train(quick(**{"train.batch_shards": "3"}))
+        make_trainers([quick(**{"train.batch_shards": "3"})])  # a study script's plan: before anything trains
     for bad in [0, -2, "two", "0", True, 1.5]:
         with pytest.raises(ValueError, match="batch_shards"):
             resolve_batch_shards(bad, 1, 64)
@@ -112,13 +107,14 @@ def test_auto_shards_a_single_seed_and_not_several(monkeypatch):
     a step, enough to pay for the handoff, so on two cores one seed's batch goes in two shards of 32 rows;
     on one core, for several seeds, or for a tiny RNN step (1.2e6 FLOPs) there are no shards."""
     monkeypatch.setattr(batch_shards, "available_cores", lambda: 2)
-    runner = MultiSeedRunner(make_train(quick(**{"train.batch_shards": "auto", "model.hidden_size": 128, "data.length": 30})))
+    config = quick(**{"train.batch_shards": "auto", "model.hidden_size": 128, "data.length": 30})
+    runner = MultiSeedRunner(make_train(config), config.train)
     assert runner.trainer.num_params() == 72_458
     assert runner.shards(2) is None
     with runner.shards(1) as single:
         assert single.count == 2
-    tiny = MultiSeedRunner(make_train(quick(**{"train.batch_shards": "auto", "model.name": "rnn", "model.hidden_size": 16,
-                                               "data.length": 5})))
+    tiny_config = quick(**{"train.batch_shards": "auto", "model.name": "rnn", "model.hidden_size": 16, "data.length": 5})
+    tiny = MultiSeedRunner(make_train(tiny_config), tiny_config.train)
     assert tiny.shards(1) is None
     monkeypatch.setattr(batch_shards, "available_cores", lambda: 1)
     assert runner.shards(1) is None

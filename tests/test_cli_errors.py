@@ -18,8 +18,8 @@ from absl import app, flags
 
 from jaxseq import cli, runner
 from jaxseq.config import field_rule, flat_fields, load_config, validate_config
-from jaxseq.train.results import RunDir, check_writable, check_writable_file
-from jaxseq.train.multiseed import StalledRunError
+from jaxseq.files.results import RunDir, check_writable, check_writable_file
+from jaxseq.runner.multiseed import StalledRunError
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 QUICK = ["--config=configs/palindrome.py:quick", "--config.sweep.models=rnn", "--config.sweep.lengths=4,5"]
@@ -312,7 +312,7 @@ def test_train_gnn_leaves_a_finished_run_of_the_same_config_alone(call, tmp_path
 STALLED_PROGRAM = """
 import threading
 from jaxseq import cli
-from jaxseq.train.seeds import StalledRunError
+from jaxseq.runner.seeds import StalledRunError
 
 def main(argv):
     # a thread that never ends stands in for XLA's deadlocked workers: a normal exit would wait for it

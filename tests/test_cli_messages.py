@@ -15,7 +15,7 @@ import pytest
 
 from jaxseq.config import load_config
 from jaxseq.models.charlm import CharLSTM
-from jaxseq.train.results import RunDir
+from jaxseq.files.results import RunDir
 from jaxseq.train.sampling import check_fits_in_memory, sample_bytes
 from test_cli_errors import ROOT, assert_one_line, call, load_script  # noqa: F401 (call: the fixture)
 

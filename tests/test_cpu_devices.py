@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from jaxseq import cpu_devices
+from jaxseq.runner import cpu_devices
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 START = "from jaxseq import cli; cli.start_cpu_devices()"  # what every script's run_main does first

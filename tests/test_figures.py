@@ -21,7 +21,7 @@ from absl import flags
 
 from jaxseq import cli, report
 from jaxseq.analysis import figures
-from jaxseq.train.guard import claim_files, png_owner
+from jaxseq.files.guard import claim_files, png_owner
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 FIGURES_PAGE = ROOT / "docs" / "figures.md"

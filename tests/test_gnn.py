@@ -13,6 +13,7 @@ import pytest
 from jaxseq.config import load_config
 from jaxseq.data import graphs
 from jaxseq.models.gnn import make_gnn
+from jaxseq.runner import graphs as graph_seeds
 from jaxseq.train import gnn
 
 from data_paths import needs_planetoid as needs_data
@@ -91,7 +92,7 @@ def test_non_finite_loss_names_epoch_and_seed():
     losses = np.ones((3, 10))
     losses[2, 6] = np.nan
     with pytest.raises(FloatingPointError, match="step 7 in seed 2"):
-        gnn.check_run({"epoch": {"loss": losses}})
+        graph_seeds.check_run({"epoch": {"loss": losses}})
 
 
 def test_vmapped_seed_equals_single_run(tiny_runs):
@@ -125,7 +126,7 @@ def test_jit_and_no_jit_agree(tiny_problem, tiny_runs):
 @pytest.mark.slow
 def test_short_gcn_run_on_cora_is_well_above_chance():
     config = load_config("configs/gcn.py:quick")  # 30 epochs, 2 seeds
-    runs = gnn.train_seeds(config)
+    runs = graph_seeds.train_seeds(config)
     test_acc = runs.metrics["final"]["test_acc"]
     assert test_acc.shape == (2,)
     assert (test_acc > 0.45).all(), test_acc  # chance is ~0.14-0.32 (majority class)
@@ -144,7 +145,7 @@ def test_train_seeds_gives_the_same_seeds_under_every_strategy(tiny_problem):
         config = tiny_config("gcn")
         config.train.num_seeds = 3
         config.train.seed_strategy = strategy
-        runs[strategy] = gnn.train_seeds(config, tiny_problem)
+        runs[strategy] = graph_seeds.train_seeds(config, tiny_problem)
     reference = runs["vmap"].metrics
     for strategy, run in runs.items():
         for name in ("loss", "val_loss", "grad_norm"):

@@ -20,7 +20,7 @@ import pytest
 
 from jaxseq import runner
 from jaxseq.config import load_config
-from jaxseq.train.results import RunDir
+from jaxseq.files.results import RunDir
 from jaxseq.train.sweep import setting_config
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent

@@ -19,7 +19,7 @@ from jaxseq.data import checksums, graphs
 from jaxseq.data.checksums import ChecksumError, read_sha256sums
 from jaxseq.data.text import find_book, load_corpus
 from jaxseq.models.charlm import make_char_lstm
-from jaxseq.train.checkpoints import (
+from jaxseq.files.checkpoints import (
     CheckpointError,
     checksum_path,
     interrupts_deferred,
@@ -28,10 +28,10 @@ from jaxseq.train.checkpoints import (
     restore_checkpoint,
     save_checkpoint,
 )
-from jaxseq.train.results import ADDED_FIELDS, RunDir
+from jaxseq.files.results import ADDED_FIELDS, RunDir
 from jaxseq.train.sampling import check_sampling_args, complete
-from jaxseq.train import text_runs
-from jaxseq.train.text_runs import Callbacks, append_samples, fit, load_run
+from jaxseq.files import text_runs
+from jaxseq.files.text_runs import Callbacks, append_samples, fit, load_run
 from jaxseq.train.textgen import create_train_state
 
 
@@ -215,7 +215,7 @@ def test_kill_during_checkpoint_write_leaves_a_readable_latest(straight, corpus,
             raise Killed
         real_replace(src, dst)
 
-    monkeypatch.setattr("jaxseq.train.checkpoints.os.replace", killed_at_rename)
+    monkeypatch.setattr("jaxseq.files.checkpoints.os.replace", killed_at_rename)
     with pytest.raises(Killed):
         save_checkpoint(path, resumed.replace(step=40))
     monkeypatch.undo()

@@ -15,20 +15,20 @@ import jax
 import pytest
 from jax.sharding import PartitionSpec
 
-from jaxseq.train import multiseed
+from jaxseq.runner import multiseed
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 PROGRAM = """
 import json, jax, numpy as np
 from jaxseq.config import load_config
-from jaxseq.train.multiseed import MultiSeedRunner
+from jaxseq.runner.multiseed import MultiSeedRunner
 from jaxseq.train.sequence import make_train
 from jaxseq.train.sweep import setting_config
 
 config = setting_config(load_config("configs/palindrome.py:quick"), **{
     "model.name": "lstm", "data.length": 5, "train.num_steps": 20, "train.chunk_steps": 10})
-results = MultiSeedRunner(make_train(config)).run(jax.random.key(0), 4)
+results = MultiSeedRunner(make_train(config), config.train).run(jax.random.key(0), 4)
 leaves = jax.tree.leaves(results.run)
 print(json.dumps(dict(
     devices=jax.device_count(),

@@ -25,10 +25,10 @@ from jaxseq.data.text import (
     strip_gutenberg,
 )
 from jaxseq.models.charlm import CharLSTM, make_char_lstm
-from jaxseq.train.results import RunDir
+from jaxseq.files.results import RunDir
 from jaxseq.train.sampling import GREEDY_BELOW, complete, generate, is_greedy
-from jaxseq.train.checkpoints import latest_checkpoint, restore_checkpoint, save_checkpoint
-from jaxseq.train.text_runs import Callbacks, fit, load_run
+from jaxseq.files.checkpoints import latest_checkpoint, restore_checkpoint, save_checkpoint
+from jaxseq.files.text_runs import Callbacks, fit, load_run
 from jaxseq.train.textgen import create_train_state, evaluate, evaluate_carried
 
 TEXT = "the cat sat on the mat.\nthe dog sat on the log.\n" * 40

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from jaxseq import runner, tracking
-from jaxseq.train.multiseed import SeedResults
-from jaxseq.train.record import record_results
-from jaxseq.train.results import RunDir
+from jaxseq.runner.multiseed import SeedResults
+from jaxseq.runner.record import record_results
+from jaxseq.files.results import RunDir
 from test_cli_errors import QUICK, call  # noqa: F401 (call: the fixture)
 
 

@@ -21,9 +21,10 @@ from data_paths import needs_planetoid
 from jaxseq.config import load_config
 from jaxseq.data.text import corpus_for_config
 from jaxseq.models.charlm import make_char_lstm
-from jaxseq.train.batch_shards import count_params, resolve_batch_shards
-from jaxseq.train.results import RunDir
-from jaxseq.train.text_runs import fit
+from jaxseq.runner.batch_shards import resolve_batch_shards
+from jaxseq.train.state import count_params
+from jaxseq.files.results import RunDir
+from jaxseq.files.text_runs import fit
 from jaxseq.train.textgen import init_params
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent

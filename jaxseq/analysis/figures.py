@@ -50,7 +50,7 @@ def mean_std_band(ax, x: Sequence[float], ys: np.ndarray, label: str, geometric:
 def save(fig, path: os.PathLike, close: bool = True, metadata: Optional[Mapping[str, str]] = None) -> None:
     """Write ``fig`` as a PNG (directories created); close it unless ``close=False`` (to save it again).
 
-    ``metadata``: PNG text entries to embed (:func:`jaxseq.train.guard.figure_metadata` names the
+    ``metadata``: PNG text entries to embed (:func:`jaxseq.files.guard.figure_metadata` names the
     tool and run that drew the figure, so a redraw knows the file is its own).
     """
     os.makedirs(os.path.dirname(os.fspath(path)) or ".", exist_ok=True)

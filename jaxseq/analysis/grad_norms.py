@@ -27,7 +27,7 @@ from flax import linen as nn
 
 from jaxseq.models.sequence import TokenEncoder, probe_size
 from jaxseq.train.losses import example_losses
-from jaxseq.train.seeds import map_over_seeds
+from jaxseq.runner.seeds import map_over_seeds
 
 
 def hidden_size_of(model: nn.Module) -> int:
@@ -90,7 +90,7 @@ def hidden_grad_norms(
 def seed_grad_norms_fn(model: nn.Module, per_example: bool = False, strategy: str = "auto", regression: bool = False):
     """:func:`hidden_grad_norms` mapped over a leading seed axis of the parameters, and jitted.
 
-    ``strategy`` is a ``train.seed_strategy`` value (:func:`jaxseq.train.seeds.map_over_seeds`;
+    ``strategy`` is a ``train.seed_strategy`` value (:func:`jaxseq.runner.seeds.map_over_seeds`;
     ``threads`` probes the seeds under one ``lax.map``): the same numbers whatever it is.
     Returns ``probe(stacked_params, tokens, labels, mask=None) -> [seed, time]`` (``[seed, batch,
     time]`` with ``per_example``; ``mask`` and ``regression`` as in :func:`hidden_grad_norms`); every

@@ -11,7 +11,7 @@ before it (a frontier's lengths of one variant); a plain sweep gives every setti
     runner.run_settings([[s] for s in settings], run_dir, launch, log_every, after_each=save_config)
 
 ``--cluster=local`` (the default) trains each setting here with
-:func:`jaxseq.train.record.train_setting`, with a progress bar over steps, and never imports Ray.
+:func:`jaxseq.runner.record.train_setting`, with a progress bar over steps, and never imports Ray.
 ``--cluster=ray`` makes each setting one Ray task (:mod:`jaxseq.runner.ray_tasks`): its seeds still
 train as one compiled program on the worker, which sends back the per-step and per-seed metrics;
 the script's process stays the only writer of the run directory, so resume, ``--plot_only`` and
@@ -27,10 +27,9 @@ import ml_collections
 from absl import flags
 from tqdm import tqdm
 
-from jaxseq.cli import UsageError
 from jaxseq.report import progress
-from jaxseq.train.record import train_setting
-from jaxseq.train.results import RunDir
+from jaxseq.runner.record import train_setting
+from jaxseq.files.results import RunDir
 
 CLUSTERS = ("local", "ray")
 CLUSTER_EXTRA = "pip install -e '.[cluster]'"
@@ -45,7 +44,7 @@ class Setting(NamedTuple):
       columns: the columns that name the setting, first in every row (model, length, ...).
       trainer: ``make_train(config)`` when it was built already (in this process only).
       extra: ``results -> {column: value}``, columns added to every per-seed row once the setting
-        has trained (:func:`jaxseq.train.record.train_setting`); called in this process.
+        has trained (:func:`jaxseq.runner.record.train_setting`); called in this process.
     """
 
     label: str
@@ -105,6 +104,8 @@ def from_flags(holders: dict[str, flags.FlagHolder]) -> Launch:
       UsageError: a Ray flag without ``--cluster=ray``, ``--ray_workers`` with ``--ray_address``, or
         ``--cluster=ray`` where Ray is not installed (naming the extra that installs it).
     """
+    from jaxseq.cli import UsageError  # (jaxseq.cli imports this package's cpu_devices and seeds)
+
     launch = Launch(**{name: holder.value for name, holder in holders.items()})
     given = [f"--{holder.name}" for name, holder in holders.items() if name != "cluster" and holder.present]
     if launch.cluster == "local":
@@ -134,7 +135,7 @@ def run_settings(
     Args:
       chains: settings in chains; a chain's settings run in order, different chains may run at
         once (with Ray). In this process chains run one after another.
-      run_dir: receives each setting's rows (:func:`jaxseq.train.record.record_results`).
+      run_dir: receives each setting's rows (:func:`jaxseq.runner.record.record_results`).
       launch: where the settings train (:func:`from_flags`).
       log_every: per-step metrics are written every this many steps (and the last).
       after_each: called in this process once a setting's rows are written (the scripts save

@@ -2,7 +2,7 @@
 
 Imported only with ``--cluster=ray`` (:func:`jaxseq.runner.run_settings`). The task
 (:func:`train_seeds`) builds the setting's trainer from its config, trains its seeds with
-:class:`jaxseq.train.multiseed.MultiSeedRunner` exactly as in-process training does, and returns the
+:class:`jaxseq.runner.multiseed.MultiSeedRunner` exactly as in-process training does, and returns the
 :class:`SeedResults` without the trained parameters. This process writes the rows as each task
 finishes and submits the next setting of its chain. A task takes ``cpus_per_task`` CPUs, and one
 GPU where the cluster has GPUs.
@@ -26,12 +26,12 @@ import ray
 from tqdm import tqdm
 
 import jaxseq
-from jaxseq.cpu_devices import ENV as CPU_DEVICES_ENV
-from jaxseq.cpu_devices import available_cores, request_cpu_devices
+from jaxseq.runner.cpu_devices import ENV as CPU_DEVICES_ENV
+from jaxseq.runner.cpu_devices import available_cores, request_cpu_devices
 from jaxseq.report import progress
-from jaxseq.train.multiseed import MultiSeedRunner, SeedResults
-from jaxseq.train.record import record_results
-from jaxseq.train.results import RunDir
+from jaxseq.runner.multiseed import MultiSeedRunner, SeedResults
+from jaxseq.runner.record import record_results
+from jaxseq.files.results import RunDir
 from jaxseq.train.sequence import make_train
 
 # how often the wait for finished tasks returns to Python, so Ctrl-C is seen at once
@@ -42,7 +42,7 @@ def train_seeds(config: ml_collections.ConfigDict) -> SeedResults:
     """One setting's seeds trained together (the body of a Ray task); ``run`` is dropped (not sent back)."""
     request_cpu_devices()  # the worker's own jax backend: one CPU device per CPU of the task
     trainer = make_train(config)
-    results = MultiSeedRunner(trainer).run(jax.random.key(config.train.seed), config.train.num_seeds)
+    results = MultiSeedRunner(trainer, config.train).run(jax.random.key(config.train.seed), config.train.num_seeds)
     return dataclasses.replace(results, run=None)
 
 

@@ -3,8 +3,8 @@
 ``trainer = make_train(config)``, then ``trainer.train(rng) -> (state, metrics)``, as for the
 sequence trainer: the whole run — initialisation, a ``lax.scan`` over epochs, early stopping, the
 final evaluation — is one compiled program, so ten seeds are
-``jax.jit(map_over_seeds(trainer.train, "auto"))(jax.random.split(key, 10))`` (``jax.vmap`` or
-``lax.map``, by backend or ``train.seed_strategy``: :mod:`jaxseq.train.seeds`). Early stopping is per seed and
+``jax.jit(jax.vmap(trainer.train))(jax.random.split(key, 10))`` (:func:`jaxseq.runner.graphs.train_seeds`
+maps the seed axis by backend or ``train.seed_strategy``). Early stopping is per seed and
 lives inside the program: once a seed has stopped, its updates are masked out (its parameters and
 optimiser state are carried unchanged) while the other seeds keep training.
 
@@ -20,22 +20,18 @@ The L2 penalty ``optim.l2 * Σ w² / 2`` is added to the loss (not weight decay)
 ``optim.l2_scope`` names: ``first_layer`` (GCN) or ``all`` (GAT; biases are never penalised).
 """
 
-import time
 from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import ml_collections
-import numpy as np
 import optax
 from flax import traverse_util
 
 from jaxseq.data.graphs import NodeClassification, load_planetoid
 from jaxseq.models.gnn import make_gnn
 from jaxseq.lookup import lookup
-from jaxseq.train.checks import check_finite
 from jaxseq.train.optim import make_optimizer
-from jaxseq.train.seeds import SeedGroups, StallWatch, map_over_seeds, resolve_seed_strategy
 from jaxseq.train.state import TrainState
 
 Params = Any
@@ -236,60 +232,3 @@ def make_train(config: ml_collections.ConfigDict, data: NodeClassification | Non
         return state, {"epoch": per_epoch, "final": final}
 
     return GraphTrainer(model=model, data=data, train_step=train_step, train=train)
-
-
-class SeedRuns(NamedTuple):
-    """Several seeds trained in one compiled program (host NumPy arrays).
-
-    Attributes:
-      state: the final :class:`GNNTrainState`, every leaf stacked ``[seed, ...]``.
-      metrics: ``{"epoch": {name: [seed, epoch]}, "final": {name: [seed]}}``.
-      compile_s: seconds to trace and compile the program.
-      run_s: seconds to run it (all seeds together).
-    """
-
-    state: GNNTrainState
-    metrics: dict[str, Any]
-    compile_s: float
-    run_s: float
-
-
-def train_seeds(
-    config: ml_collections.ConfigDict, data: NodeClassification | None = None, num_seeds: int | None = None
-) -> SeedRuns:
-    """Train ``num_seeds`` (default ``config.train.num_seeds``) seeds at once in one compiled program.
-
-    Seed ``i`` uses ``jax.random.split(jax.random.key(config.train.seed), num_seeds)[i]``; the seeds
-    are mapped by ``config.train.seed_strategy`` (:mod:`jaxseq.train.seeds`).
-
-    Raises:
-      FloatingPointError: naming the first epoch and seed with a non-finite training loss.
-      StalledRunError: the run did not finish within ``train.stall_timeout_s``.
-    """
-    num_seeds = config.train.num_seeds if num_seeds is None else num_seeds
-    keys = jax.random.split(jax.random.key(config.train.seed), num_seeds)
-    strategy = resolve_seed_strategy(config.train.get("seed_strategy", "auto"))
-    groups = SeedGroups(strategy)
-    parts = groups.split(keys)  # one part unless the strategy is threads:G
-    start = time.perf_counter()
-    train = jax.jit(map_over_seeds(make_train(config, data).train, strategy))
-    compiled = {}
-    for part in parts:  # parts differ in size by at most one seed: at most two programs
-        if part.shape[0] not in compiled:
-            compiled[part.shape[0]] = train.lower(part).compile()
-    compiled_at = time.perf_counter()
-    watch = StallWatch(config.train.get("stall_timeout_s", None), f"seed strategy {strategy}")
-    try:
-        outputs = groups(lambda part: compiled[part.shape[0]](part), parts, watch, f"training {num_seeds} seeds")
-    finally:
-        groups.close()
-    state, metrics = groups.join(jax.device_get(outputs))
-    finished = time.perf_counter()
-    metrics = jax.tree.map(np.asarray, metrics)
-    check_run(metrics)
-    return SeedRuns(state, metrics, compiled_at - start, finished - compiled_at)
-
-
-def check_run(metrics: dict[str, Any]) -> None:
-    """Raise if any seed's training loss went non-finite (one optimiser step per epoch, so step = epoch)."""
-    check_finite(metrics["epoch"]["loss"], first_step=1, what="training loss (step = epoch)")

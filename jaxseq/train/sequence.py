@@ -16,8 +16,8 @@ cross-entropy, or squared error for a regression task (:func:`jaxseq.train.losse
 
 Several seeds train in one program with ``jax.jit(jax.vmap(trainer.train))(keys)`` on any backend
 (the parameters are initialised one seed at a time under ``vmap``:
-:func:`jaxseq.train.seeds.one_seed_at_a_time`), or with another mapping through
-:func:`jaxseq.train.seeds.map_over_seeds`; seed ``i`` computes the same numbers either way, up to
+:func:`jaxseq.train.state.one_seed_at_a_time`), or with another mapping through
+:func:`jaxseq.runner.seeds.map_over_seeds`; seed ``i`` computes the same numbers either way, up to
 float rounding. Each seed stops by itself, inside the compiled program, by masking its updates
 once it has converged (windowed accuracy >= ``stop_accuracy``) or once its windowed loss has not
 improved for ``patience`` steps; it then records the step it stopped at.
@@ -33,11 +33,9 @@ from flax import struct
 
 from jaxseq.data.sequences import Batch, get_task
 from jaxseq.models.registry import make_classifier
-from jaxseq.train.batch_shards import count_params, resolve_batch_shards, shard_rows
 from jaxseq.train.losses import task_loss
 from jaxseq.train.optim import make_optimizer
-from jaxseq.train.seeds import one_seed_at_a_time, resolve_seed_strategy
-from jaxseq.train.state import TrainState, param_norm, where_tree
+from jaxseq.train.state import TrainState, count_params, one_seed_at_a_time, param_norm, shard_rows, where_tree
 
 _EVAL_SALT = 0x5EED  # folded into the run key for the evaluation batch, apart from all step keys
 
@@ -93,10 +91,6 @@ class SequenceTrainer:
         self.window = train.get("window", 50)
         self.stop_accuracy = train.get("stop_accuracy", 1.1)  # > 1 disables
         self.patience = train.get("patience", 0)  # 0 disables
-        self.seed_strategy = resolve_seed_strategy(train.get("seed_strategy", "auto"))
-        self.stall_timeout_s = train.get("stall_timeout_s", None)
-        self.batch_shards = train.get("batch_shards", 1)  # resolved per run: jaxseq.train.batch_shards
-        resolve_batch_shards(self.batch_shards, 2, self.batch_size)  # a bad value fails here, eagerly
         self.model = make_classifier(
             config.model,
             self.task.vocab_size(self.length),
@@ -160,7 +154,7 @@ class SequenceTrainer:
     def init_params(self, key: jax.Array) -> Any:
         """Fresh parameters of the model from ``key`` (a pytree like ``model.init(...)["params"]``).
 
-        :meth:`init` calls it through :func:`~jaxseq.train.seeds.one_seed_at_a_time`, so that
+        :meth:`init` calls it through :func:`~jaxseq.train.state.one_seed_at_a_time`, so that
         under ``jax.vmap`` over seeds it never runs batched (a batched QR of an orthogonal
         initialiser can deadlock XLA's CPU runtime).
         """
@@ -177,7 +171,7 @@ class SequenceTrainer:
 
     def shard_gradients(self, run: RunState, index: jax.Array, count: int) -> tuple[jax.Array, jax.Array, Any]:
         """``(loss, accuracy, grads)`` of the next step on rows ``[index*B/count, (index+1)*B/count)``
-        of its batch (:mod:`jaxseq.train.batch_shards`); the mean over all ``count`` shards is what
+        of its batch (:mod:`jaxseq.runner.batch_shards`); the mean over all ``count`` shards is what
         the unsharded step computes, up to float rounding."""
         batch = shard_rows(self._step_batch(run), index, count)
         return self.gradients(run.train_state, batch)

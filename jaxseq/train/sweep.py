@@ -1,14 +1,11 @@
-"""Sweeps over (model, sequence length) settings: configs per setting and result rows."""
+"""Sweeps over (model, sequence length) settings: the lists a sweep names, checked, and one config per setting."""
 
 from typing import Any
 
 import ml_collections
-import numpy as np
 
 from jaxseq.models.registry import model_spec
 from jaxseq.lookup import lookup
-from jaxseq.train.multiseed import SeedResults
-from jaxseq.train.periodic import is_time
 
 
 def parse_list(text: str, cast=str, what: str = "value", field: str = "") -> list:
@@ -83,48 +80,3 @@ def setting_config(config: ml_collections.ConfigDict, **fields: Any) -> ml_colle
         target[name] = value
     copy.lock()
     return copy
-
-
-def result_rows(results: SeedResults, **columns: Any) -> list[dict[str, Any]]:
-    """One summary row per seed: the given columns, then the final metrics and wall time.
-
-    ``final_train_loss`` is the loss of the last step whose update was applied.
-    """
-    steps, final = results.steps, results.final
-    num_seeds = len(final["steps"])
-    last = np.maximum(final["steps"] - 1, 0)
-    rows = []
-    for seed in range(num_seeds):
-        rows.append(
-            {
-                **columns,
-                "seed": seed,
-                "eval_accuracy": float(final["eval_accuracy"][seed]),
-                "eval_loss": float(final["eval_loss"][seed]),
-                "final_train_loss": float(steps["loss"][seed, last[seed]]),
-                "steps": int(final["steps"][seed]),
-                "converged_step": int(final["converged_step"][seed]),
-                "wall_time_s": round(results.wall_time, 2),
-            }
-        )
-    return rows
-
-
-def metric_rows(results: SeedResults, every: int, keys=("loss", "accuracy", "grad_norm", "param_norm"), **columns):
-    """Per-step rows (every ``every`` steps and the last) for ``metrics.jsonl``, all seeds.
-
-    Steps after a seed stopped are included with ``active: False`` (the frozen model's metrics on
-    fresh batches), so curves of all seeds cover the same steps.
-    """
-    steps = results.steps
-    num_seeds, total = steps["loss"].shape
-    rows = []
-    for index in range(total):
-        step = index + 1
-        if not is_time(step, every, total):
-            continue
-        for seed in range(num_seeds):
-            row = {**columns, "seed": seed, "step": step, "active": bool(steps["active"][seed, index])}
-            row.update({k: float(steps[k][seed, index]) for k in keys})
-            rows.append(row)
-    return rows

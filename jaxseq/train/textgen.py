@@ -2,7 +2,7 @@
 
 A run is a sequence of compiled chunks: :func:`train_chunk` ``lax.scan``s ``train.steps_per_call``
 steps of :func:`make_train_step` in one call, so Python (progress bar, logging, validation,
-checkpoints: :mod:`jaxseq.train.text_runs`) runs only between chunks. Every random number of step
+checkpoints: :mod:`jaxseq.files.text_runs`) runs only between chunks. Every random number of step
 ``s`` (the batch offsets and the dropout masks) is derived from the run's seed and ``s`` with
 ``jax.random.fold_in``, so a run resumed from a checkpoint gives exactly the parameters of an
 uninterrupted run. The state is the common :class:`jaxseq.train.state.TrainState`.
@@ -24,10 +24,9 @@ import optax
 
 from jaxseq.data.text import sample_batch
 from jaxseq.models.charlm import CharLSTM
-from jaxseq.train.batch_shards import shard_rows
 from jaxseq.train.losses import cross_entropy
 from jaxseq.train.optim import make_optimizer
-from jaxseq.train.state import TrainState
+from jaxseq.train.state import TrainState, shard_rows
 
 
 # a chunk whose mean loss exceeds this many times the loss of a uniform guess (ln V) has diverged
@@ -92,7 +91,7 @@ def make_train_step(model: CharLSTM) -> Callable:
 
 
 class ShardedTextSteps:
-    """The training step of :func:`train_chunk`, split for :class:`jaxseq.train.batch_shards.BatchShards`
+    """The training step of :func:`train_chunk`, split for :class:`jaxseq.runner.batch_shards.BatchShards`
     (``train.batch_shards``; one run, no seed axis).
 
     Shard ``i`` of step ``s`` trains on its rows of the batch :func:`train_chunk` draws at step

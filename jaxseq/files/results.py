@@ -10,7 +10,7 @@ leaves nothing behind.
 A run directory belongs to the config in its ``config.json`` (:meth:`RunDir.check_config`): another
 config, another tool's results, or files without a ``config.json`` are refused with one line naming
 the directory; a damaged ``config.json`` or ``results.csv`` is named with what to do. Files outside a
-run directory are guarded by :mod:`jaxseq.train.guard`.
+run directory are guarded by :mod:`jaxseq.files.guard`.
 """
 
 import csv

@@ -3,7 +3,7 @@
 Two kinds of output, one rule each:
 
 * A **run directory** (``--out`` of a training script) belongs to the one config in its
-  ``config.json``: :meth:`jaxseq.train.results.RunDir.check_config` refuses another config, another
+  ``config.json``: :meth:`jaxseq.files.results.RunDir.check_config` refuses another config, another
   tool's results, and a non-empty directory without a ``config.json``.
 * A **file** named by a flag (``--out=FILE``, ``--table``, ``--publish``, a benchmark's report) is
   claimed with :func:`claim_file` before anything runs and, once written, gets a sidecar
@@ -30,7 +30,7 @@ from typing import Any, Iterable, Optional, Sequence
 from absl import flags
 
 from jaxseq.config import flat_fields
-from jaxseq.train.results import _plain, check_writable_file, write_json_atomic
+from jaxseq.files.results import _plain, check_writable_file, write_json_atomic
 
 OWNER_SUFFIX = ".config.json"
 OVERWRITE_FLAG = "--overwrite"
@@ -63,7 +63,7 @@ def make_owner(tool: str, config: Any, may_differ: Sequence[str] = ()) -> dict:
     """The owner record of a file: the tool's name and its config (a ConfigDict, dict or flag values).
 
     ``may_differ``: dotted fields or ``fnmatch`` patterns of a ConfigDict left out (the sweep lists a
-    rerun into the same run directory may extend, as in :meth:`jaxseq.train.results.RunDir.check_config`).
+    rerun into the same run directory may extend, as in :meth:`jaxseq.files.results.RunDir.check_config`).
     """
     if hasattr(config, "to_dict"):
         config = {k: v for k, v in flat_fields(config).items() if not any(fnmatch.fnmatchcase(k, p) for p in may_differ)}
@@ -91,7 +91,7 @@ def claim_file(path: os.PathLike, flag: str, owner: dict, overwrite: bool, given
     ``given``: the flag's value as typed, when ``path`` is derived from it (a table's figures).
 
     Raises:
-      ValueError: ``path`` cannot be written (see :func:`jaxseq.train.results.check_writable_file`),
+      ValueError: ``path`` cannot be written (see :func:`jaxseq.files.results.check_writable_file`),
         or it exists and its sidecar does not name ``owner`` (a file the user has, another tool's or
         another config's), unless ``overwrite``.
     """
@@ -110,7 +110,7 @@ def claim_files(paths: Iterable[os.PathLike], flag: str, owner: dict, overwrite:
 
 def figure_owner(tool: str, source: Any) -> dict:
     """What a figure drawn by ``tool`` says of itself: the tool and the SHA-256 of what it was drawn
-    from (a run's saved config, :meth:`jaxseq.train.results.RunDir.saved_config`, or a summary's JSON)."""
+    from (a run's saved config, :meth:`jaxseq.files.results.RunDir.saved_config`, or a summary's JSON)."""
     digest = hashlib.sha256(json.dumps(_normal(source), sort_keys=True).encode()).hexdigest()
     return {"tool": tool, "source_sha256": digest}
 

@@ -33,7 +33,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxseq.cpu_devices import available_cores
+from jaxseq.runner.cpu_devices import available_cores
 
 SEED_STRATEGIES = ("auto", "vmap", "map", "map:K", "threads", "threads:G")
 AUTO_STRATEGY = {"cpu": "threads", "gpu": "vmap", "cuda": "vmap", "rocm": "vmap", "tpu": "vmap"}
@@ -95,26 +95,6 @@ def map_over_seeds(fn: Callable[[Any], Any], strategy: str) -> Callable[[Any], A
     kind, _, size = strategy.partition(":")
     batch_size = int(size) if kind == "map" and size else None  # a threads group is a plain lax.map
     return lambda stacked: jax.lax.map(fn, stacked, batch_size=batch_size)
-
-
-def one_seed_at_a_time(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """``fn`` unchanged, except that under ``jax.vmap`` it runs as a loop over the batch
-    (``jax.lax.map``) instead of as one batched computation.
-
-    Parameter initialisation goes through this. Orthogonal initialisers (jaxseq's recurrent
-    default, and Flax's ``LSTMCell`` and ``GRUCell``) take a QR; vmapped over seeds, each becomes a
-    batched LAPACK QR. With jax/jaxlib 0.10.2 on CPU, a batched QR splits its batch into tasks on
-    XLA's intra-op thread pool and waits for them from a thread of that same pool, so independent
-    batched QRs running at once can hold every pool thread and wait forever
-    (``benchmarks/hang_reproducer.py``; benchmarks/README.md, "Multi-seed runs on CPU: hangs").
-    Seed ``i`` gets the same values either way, and a run of one seed is not changed at all.
-
-    Args:
-      fn: a pure function (its arguments and outputs pytrees of arrays).
-    Returns:
-      ``fn`` wrapped with ``jax.custom_batching.sequential_vmap``.
-    """
-    return jax.custom_batching.sequential_vmap(fn)
 
 
 def split_seeds(tree: Any, groups: int) -> list[Any]:

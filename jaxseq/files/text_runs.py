@@ -1,9 +1,9 @@
 """A character LM's run directory: training with checkpoints and resume, its files, loading it back.
 
 :func:`fit` trains a :class:`jaxseq.models.charlm.CharLSTM` chunk by chunk with the step of
-:mod:`jaxseq.train.textgen`, writing into a run directory (:class:`jaxseq.train.results.RunDir`)
+:mod:`jaxseq.train.textgen`, writing into a run directory (:class:`jaxseq.files.results.RunDir`)
 ``config.json``, ``vocab.json`` (the characters and the SHA-256 of the encoded text),
-``metrics.jsonl``, ``samples.txt`` and verified checkpoints (:mod:`jaxseq.train.checkpoints`);
+``metrics.jsonl``, ``samples.txt`` and verified checkpoints (:mod:`jaxseq.files.checkpoints`);
 ``--resume`` continues from the newest checkpoint that verifies, after checking the config, the
 text and the vocabulary. :func:`load_run` reads a finished run back for evaluation and generation.
 """
@@ -27,8 +27,8 @@ from flax import traverse_util
 from jaxseq.data.text import CharVocab, TextCorpus, sequential_windows
 from jaxseq.models.charlm import CharLSTM, make_char_lstm
 from jaxseq.report import note
-from jaxseq.train.batch_shards import BatchShards, count_params, resolve_batch_shards
-from jaxseq.train.checkpoints import (
+from jaxseq.runner.batch_shards import BatchShards, resolve_batch_shards
+from jaxseq.files.checkpoints import (
     checkpoint_meta,
     interrupts_deferred,
     latest_checkpoint,
@@ -39,9 +39,9 @@ from jaxseq.train.checkpoints import (
 from jaxseq.train.checks import check_bounded, check_finite
 from jaxseq.train.optim import make_schedule
 from jaxseq.train.periodic import is_time
-from jaxseq.train.results import RunDir, write_json_atomic
-from jaxseq.train.seeds import SHARD_WORKAROUND, StallWatch
-from jaxseq.train.state import TrainState
+from jaxseq.files.results import RunDir, write_json_atomic
+from jaxseq.runner.seeds import SHARD_WORKAROUND, StallWatch
+from jaxseq.train.state import TrainState, count_params
 from jaxseq.train.textgen import DIVERGED_FACTOR, ShardedTextSteps, create_train_state, evaluate, train_chunk
 
 SAMPLE_FRACTIONS = (1 / 3, 2 / 3, 1.0)
@@ -143,7 +143,7 @@ _ADDED_LATER = {"data.train_fraction": 1.0}
 
 def _check_same_training(run: RunDir, config: ml_collections.ConfigDict) -> None:
     """Raise ValueError if ``config`` trains differently from the run's saved ``config.json``, or the
-    directory holds another tool's files (see :meth:`jaxseq.train.results.RunDir.saved_config`)."""
+    directory holds another tool's files (see :meth:`jaxseq.files.results.RunDir.saved_config`)."""
     path = run.file("config.json")
     run.config_differences(config, ("*",))  # only whose the files are: another tool's, or none says whose
     if not path.is_file():
@@ -209,7 +209,7 @@ for it), then re-raises; before any chunk finished it saves nothing and says so.
     resumed run drops the rows and ``samples.txt`` blocks after the step it restores (they are
     redone), so a kill at any point followed by ``resume`` leaves every row and block exactly once
     and the parameters bit-identical to an uninterrupted run. ``resume`` restores the newest
-    checkpoint that verifies (:func:`jaxseq.train.checkpoints.restore_newest_verified`), saying so
+    checkpoint that verifies (:func:`jaxseq.files.checkpoints.restore_newest_verified`), saying so
     on stderr when it skips a corrupt or truncated one, and says on stderr from which step it
     continues. Once the first chunk has trained, a ``results.csv`` summary of the run's end is
     dropped (the end is trained again; the script writes the one summary row when it is reached).

@@ -1,6 +1,6 @@
 """One XLA CPU device per core, asked for by the scripts before jax's backend starts.
 
-jax starts its CPU backend with one device. :mod:`jaxseq.train.batch_shards` splits one seed's
+jax starts its CPU backend with one device. :mod:`jaxseq.runner.batch_shards` splits one seed's
 training batch over several CPU devices, one shard per device, in a single compiled program per
 chunk of steps (``jax.shard_map`` with the shards' gradients averaged by ``pmean``). That needs the
 devices to exist, and their number can only be set before jax's backend starts. The scripts
@@ -14,7 +14,7 @@ available core unless
 - ``JAXSEQ_CPU_DEVICES`` is set: that many devices (``1`` keeps jax's default of one).
 
 Extra CPU devices change nothing else: arrays and programs stay on the first device unless placed
-elsewhere, and the seed axis is never sharded over CPU devices (``jaxseq.train.multiseed``).
+elsewhere, and the seed axis is never sharded over CPU devices (``jaxseq.runner.multiseed``).
 """
 
 import os

@@ -4,11 +4,11 @@ one per seed group).
 The trainer (for example :class:`jaxseq.train.sequence.SequenceTrainer`) provides pure
 ``init(rng)``, ``run_chunk(run) -> (run, metrics[chunk])`` and ``evaluate(run)``; here they are
 mapped over a leading seed axis by the config's ``train.seed_strategy`` (see
-:mod:`jaxseq.train.seeds`) and ``jax.jit``-ed once. On accelerators with more than one device and
+:mod:`jaxseq.runner.seeds`) and ``jax.jit``-ed once. On accelerators with more than one device and
 a seed count that divides evenly, the seed axis is sharded across devices with ``jax.sharding``.
 
 A chunk that does not finish within a generous bound stops the run with :class:`StalledRunError`
-instead of freezing silently (see :class:`jaxseq.train.seeds.StallWatch`).
+instead of freezing silently (see :class:`jaxseq.runner.seeds.StallWatch`).
 """
 
 import dataclasses
@@ -19,9 +19,9 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from jaxseq.train.batch_shards import BatchShards, resolve_batch_shards
+from jaxseq.runner.batch_shards import BatchShards, resolve_batch_shards
 from jaxseq.train.checks import check_finite
-from jaxseq.train.seeds import (
+from jaxseq.runner.seeds import (
     SHARD_WORKAROUND,
     SeedGroups,
     StalledRunError,
@@ -84,30 +84,38 @@ class MultiSeedRunner:
 
     Args:
       trainer: an object with pure ``init``, ``run_chunk``, ``evaluate``, ``num_chunks`` and
-        ``chunk_steps``, and optionally ``seed_strategy`` (a ``train.seed_strategy`` value) and
-        ``stall_timeout_s`` (the least time a chunk may take before the run is called stalled).
-      strategy: overrides the trainer's ``seed_strategy`` (``"auto"``, ``"vmap"``, ``"map"``,
+        ``chunk_steps`` (and ``batch_size``; ``length`` and ``num_params`` let ``"auto"`` size shards).
+      options: how the seeds run, the ``train`` section of the setting's config: its
+        ``seed_strategy``, ``batch_shards`` and ``stall_timeout_s`` (each optional; None: the defaults
+        ``"auto"``, ``1`` and :data:`jaxseq.runner.seeds.DEFAULT_STALL_TIMEOUT_S`). Trainers know nothing of them.
+      strategy: overrides ``options.seed_strategy`` (``"auto"``, ``"vmap"``, ``"map"``,
         ``"map:<K>"``, ``"threads"``, ``"threads:<G>"``); per-seed results do not depend on it.
-      batch_shards: overrides the trainer's ``batch_shards`` (``"auto"`` or a count; see
-        :mod:`jaxseq.train.batch_shards`). With more than one shard a chunk runs through
+      batch_shards: overrides ``options.batch_shards`` (``"auto"`` or a count; see
+        :mod:`jaxseq.runner.batch_shards`). With more than one shard a chunk runs through
         :meth:`shards` (the trainer then needs ``shard_gradients`` and ``finish_step``), and the
         seeds run under ``lax.map`` in every shard.
       shard_mode: where the shards run: ``"auto"`` (CPU devices when jax has enough, else host
-        threads), ``"devices"`` or ``"threads"`` (:class:`jaxseq.train.batch_shards.BatchShards`).
+        threads), ``"devices"`` or ``"threads"`` (:class:`jaxseq.runner.batch_shards.BatchShards`).
 
     ``init``, ``run_chunk`` and ``evaluate`` are the compiled functions of one seed group (all
     seeds unless the strategy is ``"threads:G"``, whose ``G`` groups :meth:`run` calls at once).
+
+    Raises:
+      ValueError: an unknown seed strategy, or a batch-shard count that does not divide the batch.
     """
 
-    def __init__(self, trainer, strategy: Optional[str] = None, batch_shards: Any = None, shard_mode: str = "auto"):
+    def __init__(self, trainer, options=None, strategy: Optional[str] = None, batch_shards: Any = None,
+                 shard_mode: str = "auto"):
+        options = options if options is not None else {}
         self.trainer = trainer
         self.shard_mode = shard_mode
-        self.strategy = resolve_seed_strategy(strategy or getattr(trainer, "seed_strategy", "auto"))
-        self.batch_shards = getattr(trainer, "batch_shards", 1) if batch_shards is None else batch_shards
+        self.strategy = resolve_seed_strategy(strategy or options.get("seed_strategy", "auto"))
+        self.batch_shards = options.get("batch_shards", 1) if batch_shards is None else batch_shards
+        resolve_batch_shards(self.batch_shards, 2, trainer.batch_size)  # a bad value fails here, eagerly
         self.init = jax.jit(map_over_seeds(trainer.init, self.strategy))
         self.run_chunk = jax.jit(map_over_seeds(trainer.run_chunk, self.strategy))
         self.evaluate = jax.jit(map_over_seeds(trainer.evaluate, self.strategy))
-        self.stall_timeout_s = getattr(trainer, "stall_timeout_s", None)
+        self.stall_timeout_s = options.get("stall_timeout_s", None)
 
     def run(self, key: jax.Array, num_seeds: int, progress=None, description: str = "") -> SeedResults:
         """Train ``num_seeds`` seeds from ``key`` until every seed stops or the budget ends.

@@ -10,7 +10,7 @@ trajectory to rounding, not bit for bit (tests/test_batch_shards.py). :class:`Ba
 it in one of two ways:
 
 - ``devices`` (the default when jax has ``n`` CPU devices, which the scripts ask for: see
-  :mod:`jaxseq.cpu_devices`): a chunk of steps is **one compiled program**, a ``lax.scan`` over the
+  :mod:`jaxseq.runner.cpu_devices`): a chunk of steps is **one compiled program**, a ``lax.scan`` over the
   steps inside ``jax.shard_map`` over ``n`` CPU devices. Each device computes its shard's gradients,
   ``lax.pmean`` averages them, and every device applies the same update to its copy of the run.
   Nothing returns to Python between steps.
@@ -43,7 +43,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from jaxseq.train.seeds import StallWatch, available_cores, map_over_seeds
+from jaxseq.runner.seeds import StallWatch, available_cores, map_over_seeds
 
 SHARD_MODES = ("auto", "devices", "threads")
 
@@ -59,11 +59,6 @@ MIN_SHARD_FLOPS = 4e8
 # 1.26x.
 # Larger models were never measured, so they are not sharded.
 MAX_SHARD_PARAMS = 1e6
-
-
-def count_params(params: Any) -> int:
-    """The number of parameters in a pytree of arrays or shape structs."""
-    return sum(int(np.prod(leaf.shape)) for leaf in jax.tree.leaves(params))
 
 
 def resolve_batch_shards(
@@ -86,7 +81,7 @@ def resolve_batch_shards(
         (``6 x B x T x num_params``) and a model of at most :data:`MAX_SHARD_PARAMS` parameters.
       backend: the platform ``"auto"`` is resolved for (default ``jax.default_backend()``); only
         ``"cpu"`` is sharded.
-      cores: CPU cores to use (default :func:`jaxseq.train.seeds.available_cores`).
+      cores: CPU cores to use (default :func:`jaxseq.runner.seeds.available_cores`).
     Returns:
       ``n >= 1``. ``"auto"``: for one seed of a small model on CPU with a large enough step, the
       most shards, at most one per core, that divide ``B`` into shards of at least
@@ -113,17 +108,6 @@ def resolve_batch_shards(
     raise ValueError(f"train.batch_shards must be auto or a positive integer, got {value!r}")
 
 
-def shard_rows(batch: Any, index: jax.Array, count: int) -> Any:
-    """Rows ``[index * B/count, (index + 1) * B/count)`` of every array in ``batch`` (leading axis
-    ``[B]``; ``index`` may be traced)."""
-
-    def rows(x):
-        size = x.shape[0] // count
-        return jax.lax.dynamic_slice_in_dim(x, index * size, size, axis=0)
-
-    return jax.tree.map(rows, batch)
-
-
 def mean_of_shards(parts: tuple) -> Any:
     """The mean of equally structured pytrees, summed in the order given (so it is deterministic)."""
     total = parts[0]
@@ -134,7 +118,7 @@ def mean_of_shards(parts: tuple) -> Any:
 
 def shard_devices(count: int) -> Optional[list]:
     """``count`` CPU devices to put one shard on each (jax's first ``count``), or None: jax has
-    fewer (its backend started before jaxseq could ask for more: :mod:`jaxseq.cpu_devices`), or its
+    fewer (its backend started before jaxseq could ask for more: :mod:`jaxseq.runner.cpu_devices`), or its
     default backend is not the CPU (a run on an accelerator stays there, its shards on threads)."""
     if jax.default_backend() != "cpu":
         return None

@@ -7,22 +7,30 @@ and rows together (after ``config.json``) as soon as it finishes. Ctrl-C keeps w
 """
 
 import json
-from typing import Callable, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import jax
+import numpy as np
 import ml_collections
 from tqdm import tqdm
 
 from jaxseq import report
-from jaxseq.train.multiseed import MultiSeedRunner, SeedResults
-from jaxseq.train.results import RunDir, output_dir
+from jaxseq.runner.batch_shards import resolve_batch_shards
+from jaxseq.runner.multiseed import MultiSeedRunner, SeedResults
+from jaxseq.runner.seeds import resolve_seed_strategy
+from jaxseq.files.results import RunDir, output_dir
 from jaxseq.train.sequence import SequenceTrainer, make_train
-from jaxseq.train.sweep import metric_rows, result_rows
+from jaxseq.train.periodic import is_time
 
 
 def make_trainers(configs: Sequence[ml_collections.ConfigDict]) -> list[SequenceTrainer]:
-    """Every setting's trainer, built before any trains: unknown names and bad values fail at once."""
-    return [make_train(cfg) for cfg in configs]
+    """Every setting's trainer, built before any trains, with how its seeds will run (the ``train``
+    section's ``seed_strategy`` and ``batch_shards``): unknown names and bad values fail at once."""
+    trainers = [make_train(cfg) for cfg in configs]
+    for cfg in configs:
+        resolve_seed_strategy(cfg.train.get("seed_strategy", "auto"))
+        resolve_batch_shards(cfg.train.get("batch_shards", 1), 2, cfg.data.batch_size)
+    return trainers
 
 
 def train_setting(
@@ -41,7 +49,7 @@ def train_setting(
       cfg: a full experiment config (one setting, see :func:`jaxseq.train.sweep.setting_config`).
       run_dir: receives per-step rows in ``metrics.jsonl`` and one row per seed in ``results.csv``
         (together, replacing rows an earlier attempt at the same setting left: see
-        :meth:`jaxseq.train.results.RunDir.record_setting`).
+        :meth:`jaxseq.files.results.RunDir.record_setting`).
       progress: an optional tqdm bar, advanced by ``cfg.train.num_steps`` in all.
       log_every: per-step metrics are written every this many steps (and the last).
       label: names the setting in progress and printed lines (default: the column values).
@@ -55,7 +63,7 @@ def train_setting(
     trainer = trainer or make_train(cfg)
     label = label or " ".join(f"{v}" for v in columns.values())
     start = progress.n if progress is not None else 0
-    results = MultiSeedRunner(trainer).run(
+    results = MultiSeedRunner(trainer, cfg.train).run(
         jax.random.key(cfg.train.seed), cfg.train.num_seeds, progress=progress, description=label
     )
     if progress is not None:
@@ -166,3 +174,48 @@ def train_unless_plot_only(train: Callable[[], None], run_dir: RunDir, plot_only
             f"finished settings are in {run_dir.path}; run the same command again to continue "
             "(add --plot_only to draw them now)"
         ) from None
+
+
+def result_rows(results: SeedResults, **columns: Any) -> list[dict[str, Any]]:
+    """One summary row per seed: the given columns, then the final metrics and wall time.
+
+    ``final_train_loss`` is the loss of the last step whose update was applied.
+    """
+    steps, final = results.steps, results.final
+    num_seeds = len(final["steps"])
+    last = np.maximum(final["steps"] - 1, 0)
+    rows = []
+    for seed in range(num_seeds):
+        rows.append(
+            {
+                **columns,
+                "seed": seed,
+                "eval_accuracy": float(final["eval_accuracy"][seed]),
+                "eval_loss": float(final["eval_loss"][seed]),
+                "final_train_loss": float(steps["loss"][seed, last[seed]]),
+                "steps": int(final["steps"][seed]),
+                "converged_step": int(final["converged_step"][seed]),
+                "wall_time_s": round(results.wall_time, 2),
+            }
+        )
+    return rows
+
+
+def metric_rows(results: SeedResults, every: int, keys=("loss", "accuracy", "grad_norm", "param_norm"), **columns):
+    """Per-step rows (every ``every`` steps and the last) for ``metrics.jsonl``, all seeds.
+
+    Steps after a seed stopped are included with ``active: False`` (the frozen model's metrics on
+    fresh batches), so curves of all seeds cover the same steps.
+    """
+    steps = results.steps
+    num_seeds, total = steps["loss"].shape
+    rows = []
+    for index in range(total):
+        step = index + 1
+        if not is_time(step, every, total):
+            continue
+        for seed in range(num_seeds):
+            row = {**columns, "seed": seed, "step": step, "active": bool(steps["active"][seed, index])}
+            row.update({k: float(steps[k][seed, index]) for k in keys})
+            rows.append(row)
+    return rows
