@@ -19,12 +19,11 @@ import time
 from typing import Any, Callable, Optional
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 from flax import traverse_util
 
-from jaxseq.data.text import CharVocab, TextCorpus, sequential_windows
+from jaxseq.data.text import CharVocab, TextCorpus
 from jaxseq.models.charlm import CharLSTM, make_char_lstm
 from jaxseq.report import note
 from jaxseq.runner.batch_shards import BatchShards, resolve_batch_shards
@@ -42,7 +41,7 @@ from jaxseq.train.periodic import is_time
 from jaxseq.files.results import RunDir, write_json_atomic
 from jaxseq.runner.seeds import SHARD_WORKAROUND, StallWatch
 from jaxseq.train.state import TrainState, count_params
-from jaxseq.train.textgen import DIVERGED_FACTOR, ShardedTextSteps, create_train_state, evaluate, train_chunk
+from jaxseq.train.textgen import DIVERGED_FACTOR, ShardedTextSteps, create_train_state, make_train
 
 SAMPLE_FRACTIONS = (1 / 3, 2 / 3, 1.0)
 SAMPLES_FILE = "samples.txt"
@@ -231,9 +230,9 @@ for it), then re-raises; before any chunk finished it saves nothing and says so.
     callbacks = callbacks or Callbacks()
     cfg = config.train
     batch_size, seq_len, total = config.data.batch_size, config.data.seq_len, cfg.num_steps
-    model = make_char_lstm(config.model, corpus.vocab.size)
-    init_key, train_rng = jax.random.split(jax.random.key(config.seed))
-    state = create_train_state(model, config, init_key)
+    trainer = make_train(config, corpus)
+    text_run = trainer.init(jax.random.key(config.seed))
+    state = text_run.state
     if run is not None:
         _check_same_training(run, config)
         if not resume and latest_checkpoint(run.path) is not None:
@@ -241,6 +240,7 @@ for it), then re-raises; before any chunk finished it saves nothing and says so.
         if resume and latest_checkpoint(run.path) is not None:
             _check_resumed_data(run, corpus)
             state, path = restore_newest_verified(run.path, state)
+            text_run = text_run.replace(state=state)
             note(f"resuming {run.path} from step {int(state.step)} of {total} ({path.name})")
         elif resume:
             note(f"nothing to resume in {run.path} (no checkpoint); training from scratch, replacing its "
@@ -258,15 +258,11 @@ for it), then re-raises; before any chunk finished it saves nothing and says so.
     shards = resolve_batch_shards(cfg.get("batch_shards", 1), 1, batch_size, seq_len, count_params(state.params))
     sharded, watch = None, None
     if shards > 1:
-        sharded = BatchShards(shards, ShardedTextSteps(model, batch_size, seq_len), per_seed=False)
+        sharded = BatchShards(shards, ShardedTextSteps(trainer.model, batch_size, seq_len), per_seed=False)
         watch = StallWatch(cfg.get("stall_timeout_s", None), f"{shards} batch shards on {sharded.mode}", f"{SHARD_WORKAROUND} --resume")
     restored_step = int(state.step)
     meta = {"vocab_sha256": vocab_sha256(corpus.vocab)}
-    val_windows = None
-    if len(corpus.val) > seq_len:
-        val_windows = tuple(jnp.asarray(a) for a in sequential_windows(corpus.val, seq_len))
     schedule = make_schedule(config.optim, total)
-    data = jnp.asarray(corpus.train)
     rows = []
     step = int(state.step)
     recorded = state  # the newest state whose metrics and samples are all written
@@ -277,21 +273,22 @@ for it), then re-raises; before any chunk finished it saves nothing and says so.
             num_steps = min(cfg.steps_per_call, total - step)
             start = time.perf_counter()
             if sharded is None:
-                new_state, metrics = train_chunk(model, state, data, train_rng, batch_size, seq_len, num_steps)
+                new_run, metrics = trainer.run_chunk(text_run, num_steps)
             else:
                 what = f"steps {step + 1}-{step + num_steps}"
-                new_state, metrics = sharded(state, watch, what, steps=num_steps, args=(data, train_rng))
+                new_state, metrics = sharded(state, watch, what, steps=num_steps, args=(trainer.data, text_run.rng))
+                new_run = text_run.replace(state=new_state)
             metrics = jax.device_get(metrics)
             seconds = time.perf_counter() - start
             check_finite(metrics["loss"], first_step=step + 1)
             check_bounded(metrics["loss"], DIVERGED_FACTOR * max(math.log(corpus.vocab.size), 1.0), step + 1)
             if run is not None and step == restored_step:
                 prepare_run_dir()
-            state, first, step = new_state, step + 1, step + num_steps
+            text_run, state, first, step = new_run, new_run.state, step + 1, step + num_steps
             row = {"step": step, **{k: float(np.mean(v)) for k, v in metrics.items()}}
             row.update(lr=float(schedule(step - 1)), chars_per_s=num_steps * batch_size * seq_len / seconds)
-            if val_windows is not None and _due(cfg.eval_every, first, step, total):
-                row.update({f"val_{k}": float(v) for k, v in evaluate(model, state.params, *val_windows).items()})
+            if trainer.val_windows is not None and _due(cfg.eval_every, first, step, total):
+                row.update({f"val_{k}": float(v) for k, v in trainer.evaluate(text_run).items()})
             rows.append(row)
             if run is not None:
                 run.append_metrics([row])

@@ -44,11 +44,13 @@ class GNNTrainState(TrainState):
       stopper: the stopping rule's state (a pytree; see :data:`STOPPERS`).
       done: bool scalar, True once this seed has stopped.
       epochs: int32 scalar, epochs actually trained.
+      rng: the run's dropout key (epoch ``e`` draws its masks from ``fold_in(rng, e)``).
     """
 
     stopper: Any
     done: jax.Array
     epochs: jax.Array
+    rng: jax.Array
 
 
 # --------------------------------------------------------------------------------------------
@@ -140,18 +142,27 @@ STOPPERS: dict[str, Callable[[int], Stopper]] = {"window": window_stopper, "pati
 
 
 class GraphTrainer(NamedTuple):
-    """The pure functions of one graph experiment (see :func:`make_train`).
+    """The pure functions of one graph experiment (see :func:`make_train`), the members every
+    jaxseq trainer has.
 
     Attributes:
       model: the Flax module (:func:`jaxseq.models.gnn.make_gnn`).
       data: the node-classification problem every run trains on.
-      train_step: ``(state, data, rng) -> (state, metrics)``, one full-batch epoch.
+      train_step: ``(state, data) -> (state, metrics)``, one full-batch epoch.
+      init: ``rng -> state``, fresh parameters, optimiser and stopping state of one seed.
+      run_chunk: ``(state, num_epochs) -> (state, metrics [num_epochs])``, epochs as one scan (a
+        stopped seed's updates are masked).
+      evaluate: ``state -> metrics``: loss and accuracy on every split of the parameters the
+        stopping rule keeps (the restored best for ``patience``), and ``epochs``.
       train: ``rng -> (state, metrics)``, the whole run of one seed.
     """
 
     model: Any
     data: NodeClassification
     train_step: Callable
+    init: Callable[[jax.Array], GNNTrainState]
+    run_chunk: Callable[[GNNTrainState, int], tuple[GNNTrainState, dict[str, jax.Array]]]
+    evaluate: Callable[[GNNTrainState], dict[str, jax.Array]]
     train: Callable[[jax.Array], tuple[GNNTrainState, dict[str, Any]]]
 
 
@@ -182,9 +193,9 @@ def make_train(config: ml_collections.ConfigDict, data: NodeClassification | Non
         rngs = None if deterministic else {"dropout": rng}
         return model.apply({"params": params}, data.graph, deterministic=deterministic, rngs=rngs)
 
-    def train_step(state: GNNTrainState, batch: NodeClassification, rng: jax.Array):
+    def train_step(state: GNNTrainState, batch: NodeClassification):
         def loss_fn(params):
-            logits = logits_of(params, batch, deterministic=False, rng=jax.random.fold_in(rng, state.step))
+            logits = logits_of(params, batch, deterministic=False, rng=jax.random.fold_in(state.rng, state.step))
             cross_entropy = masked_cross_entropy(logits, batch.labels, batch.train_mask)
             return cross_entropy + l2 * l2_penalty(params, l2_scope), cross_entropy
 
@@ -208,27 +219,42 @@ def make_train(config: ml_collections.ConfigDict, data: NodeClassification | Non
         )
         return state, metrics
 
-    def train(rng: jax.Array) -> tuple[GNNTrainState, dict[str, Any]]:
-        # The dataset is a constant of the compiled program; the barrier stops XLA from
-        # constant-folding expressions of it (seconds of compile time, nothing saved at run time).
-        batch = jax.lax.optimization_barrier(data)
+    # The dataset is a constant of the compiled program; the barrier stops XLA from constant-folding
+    # expressions of it (seconds of compile time, nothing saved at run time).
+    def start(rng: jax.Array, batch: NodeClassification) -> GNNTrainState:
         init_rng, dropout_rng = jax.random.split(rng)
         params = model.init(init_rng, batch.graph)["params"]
-        state = GNNTrainState.create(
+        return GNNTrainState.create(
             apply_fn=model.apply,
             params=params,
             tx=tx,
             stopper=stopper.init(params),
             done=jnp.zeros((), bool),
             epochs=jnp.zeros((), jnp.int32),
+            rng=dropout_rng,
         )
 
-        def epoch(state, _):
-            return train_step(state, batch, dropout_rng)
+    def epochs(state: GNNTrainState, batch: NodeClassification, count: int):
+        return jax.lax.scan(lambda state, _: train_step(state, batch), state, None, length=count)
 
-        state, per_epoch = jax.lax.scan(epoch, state, None, length=num_epochs)
+    def finish(state: GNNTrainState, batch: NodeClassification):
         state = state.replace(params=stopper.final_params(state.stopper, state.params))
-        final = dict(evaluate(logits_of(state.params, batch), batch), epochs=state.epochs)
+        return state, dict(evaluate(logits_of(state.params, batch), batch), epochs=state.epochs)
+
+    def init(rng: jax.Array) -> GNNTrainState:
+        return start(rng, jax.lax.optimization_barrier(data))
+
+    def run_chunk(state: GNNTrainState, count: int = num_epochs):
+        return epochs(state, jax.lax.optimization_barrier(data), count)
+
+    def evaluate_state(state: GNNTrainState) -> dict[str, jax.Array]:
+        return finish(state, jax.lax.optimization_barrier(data))[1]
+
+    def train(rng: jax.Array) -> tuple[GNNTrainState, dict[str, Any]]:
+        batch = jax.lax.optimization_barrier(data)
+        state, per_epoch = epochs(start(rng, batch), batch, num_epochs)
+        state, final = finish(state, batch)
         return state, {"epoch": per_epoch, "final": final}
 
-    return GraphTrainer(model=model, data=data, train_step=train_step, train=train)
+    return GraphTrainer(model=model, data=data, train_step=train_step, init=init, run_chunk=run_chunk,
+                        evaluate=evaluate_state, train=train)

@@ -1,8 +1,12 @@
-"""The training step of a :class:`jaxseq.models.charlm.CharLSTM` on a text corpus, and its evaluation.
+"""Training a :class:`jaxseq.models.charlm.CharLSTM` on a text corpus: the trainer, its step and its evaluation.
+
+``make_train(config, corpus)`` returns a :class:`TextTrainer` with the members every jaxseq trainer
+has: ``init(rng)``, ``run_chunk(run, num_steps)``, ``evaluate(run)`` and ``train(rng)`` (one seed's
+whole run, pure: ``jax.jit(jax.vmap(trainer.train))(keys)`` trains several).
 
 A run is a sequence of compiled chunks: :func:`train_chunk` ``lax.scan``s ``train.steps_per_call``
 steps of :func:`make_train_step` in one call, so Python (progress bar, logging, validation,
-checkpoints: :mod:`jaxseq.files.text_runs`) runs only between chunks. Every random number of step
+checkpoints: :func:`jaxseq.files.text_runs.fit`, a driver around the trainer) runs only between chunks. Every random number of step
 ``s`` (the batch offsets and the dropout masks) is derived from the run's seed and ``s`` with
 ``jax.random.fold_in``, so a run resumed from a checkpoint gives exactly the parameters of an
 uninterrupted run. The state is the common :class:`jaxseq.train.state.TrainState`.
@@ -15,15 +19,16 @@ fraction of next characters that are the model's argmax.
 import functools
 import json
 import math
-from typing import Callable
+from typing import Any, Callable, Optional
 
 import jax
 import jax.numpy as jnp
 import ml_collections
 import optax
+from flax import struct
 
-from jaxseq.data.text import sample_batch
-from jaxseq.models.charlm import CharLSTM
+from jaxseq.data.text import TextCorpus, sample_batch, sequential_windows
+from jaxseq.models.charlm import CharLSTM, make_char_lstm
 from jaxseq.train.losses import cross_entropy
 from jaxseq.train.optim import make_optimizer
 from jaxseq.train.state import TrainState, shard_rows
@@ -163,3 +168,75 @@ def evaluate_carried(model: CharLSTM, params, ids: jax.Array, num_streams: int =
     _, logits = model.apply({"params": params}, ids[index])
     loss, accuracy = cross_entropy(logits, ids[index + 1])
     return {"loss": loss, "bpc": loss / math.log(2.0), "accuracy": accuracy}
+
+
+@struct.dataclass
+class TextRun:
+    """What one character-LM run carries between chunks.
+
+    Attributes:
+      state: parameters, optimiser state and step (:class:`jaxseq.train.state.TrainState`; what a
+        checkpoint holds).
+      rng: the run's training key: step ``s`` draws its batch and dropout masks from it and ``s``.
+    """
+
+    state: TrainState
+    rng: jax.Array
+
+
+class TextTrainer:
+    """Pure training functions of one character-LM experiment (see the module docstring).
+
+    Args:
+      config: ``model``, ``optim``, ``data`` (``batch_size``, ``seq_len``) and ``train``
+        (``num_steps``, ``steps_per_call``) sections. Read, never modified.
+      corpus: the encoded text; training windows are drawn from ``corpus.train``, and ``evaluate``
+        reads ``corpus.val`` cut into consecutive windows (nothing when it is shorter than one).
+    """
+
+    def __init__(self, config: ml_collections.ConfigDict, corpus: TextCorpus):
+        self.config = config
+        self.model = make_char_lstm(config.model, corpus.vocab.size)
+        self.batch_size, self.seq_len = config.data.batch_size, config.data.seq_len
+        self.num_steps, self.chunk_steps = config.train.num_steps, config.train.steps_per_call
+        self.data = jnp.asarray(corpus.train)
+        self.val_windows: Optional[tuple] = None
+        if len(corpus.val) > self.seq_len:
+            self.val_windows = tuple(jnp.asarray(a) for a in sequential_windows(corpus.val, self.seq_len))
+
+    def init(self, rng: jax.Array) -> TextRun:
+        """Fresh parameters and optimiser state from ``rng`` (split into the initialisation key and the run's key)."""
+        init_key, train_rng = jax.random.split(rng)
+        return TextRun(state=create_train_state(self.model, self.config, init_key), rng=train_rng)
+
+    def run_chunk(self, run: TextRun, num_steps: Optional[int] = None) -> tuple[TextRun, dict[str, jax.Array]]:
+        """``num_steps`` (default ``train.steps_per_call``) steps as one compiled scan; metrics ``[num_steps]``
+        (``loss``, ``accuracy``, ``grad_norm``, ``param_norm``)."""
+        steps = num_steps or self.chunk_steps
+        state, metrics = train_chunk(self.model, run.state, self.data, run.rng, self.batch_size, self.seq_len, steps)
+        return run.replace(state=state), metrics
+
+    def evaluate(self, run: TextRun) -> dict[str, jax.Array]:
+        """``{loss, bpc, accuracy}`` on the validation windows (``{}`` without a validation text)."""
+        if self.val_windows is None:
+            return {}
+        return evaluate(self.model, run.state.params, *self.val_windows)
+
+    def chunk_sizes(self, start: int = 0) -> list[int]:
+        """The steps of each chunk from step ``start`` to ``train.num_steps`` (the last one may be shorter)."""
+        return [min(self.chunk_steps, self.num_steps - s) for s in range(start, self.num_steps, self.chunk_steps)]
+
+    def train(self, rng: jax.Array) -> tuple[TextRun, dict[str, Any]]:
+        """The whole run as one pure function: ``rng -> (final run, metrics)``; ``metrics`` holds the
+        per-step arrays ``[num_steps]`` and the validation scalars (``val_loss``, ``val_bpc``, ``val_accuracy``)."""
+        run, chunks = self.init(rng), []
+        for steps in self.chunk_sizes():
+            run, metrics = self.run_chunk(run, steps)
+            chunks.append(metrics)
+        per_step = {k: jnp.concatenate([c[k] for c in chunks]) for k in chunks[0]}
+        return run, {**per_step, **{f"val_{k}": v for k, v in self.evaluate(run).items()}}
+
+
+def make_train(config: ml_collections.ConfigDict, corpus: TextCorpus) -> TextTrainer:
+    """Set up a character-LM run once (model, optimiser, data on device); see :class:`TextTrainer`."""
+    return TextTrainer(config, corpus)
