@@ -25,6 +25,7 @@ EXPERIMENTS = {
     "frontier": "frontier",
     "grad_norms": "grad_norms",
     "dynamics": "dynamics",
+    "atlas": "atlas",
     "optimizers": "compare_optimizers",
     "gnn": "train_gnn",
     "textgen": "train_textgen",

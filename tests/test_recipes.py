@@ -1,0 +1,39 @@
+"""CONTRIBUTING.md's recipes, done as they are written: a task registered in ``TASKS`` is
+``--config.data.task=<name>`` in a sequence experiment, and every script of ``scripts/`` is an
+experiment of ``jaxseq/run.py`` ending in ``cli.run_main(main)``."""
+
+import ast
+
+import jax
+import jax.numpy as jnp
+
+from jaxseq.data import sequences
+from jaxseq.files.results import RunDir
+from jaxseq.run import EXPERIMENTS
+from test_cli_errors import ROOT, call  # noqa: F401  (the in-process script runner fixture)
+
+
+def first_token(key, batch_size, length):
+    """A task of the recipe's shape: ``length - 1`` tokens from 4, the label is the first one."""
+    inputs = jax.random.randint(key, (batch_size, length - 1), 0, 4)
+    return inputs, inputs[:, 0].astype(jnp.int32)
+
+
+def test_a_task_registered_in_tasks_runs_in_the_sweep(call, tmp_path, monkeypatch):
+    monkeypatch.setitem(sequences.TASKS, "first_token", sequences.Task(first_token, lambda t: 4, lambda t: 4))
+    out = tmp_path / "sweep"
+    code, err = call("run_palindrome", "--config=configs/palindrome.py:quick", "--config.data.task=first_token",
+                     "--config.sweep.models=rnn", "--config.sweep.lengths=4", "--config.train.num_steps=20",
+                     "--config.train.chunk_steps=10", f"--out={out}", files_change=True)
+    assert code in (0, None), err
+    rows = RunDir(out).read_results()
+    assert {(r["model"], r["task"], r["length"]) for r in rows} == {("rnn", "first_token", "4")}
+
+
+def test_every_script_is_an_experiment_that_ends_in_run_main():
+    scripts = sorted(p.stem for p in (ROOT / "scripts").glob("*.py"))
+    assert sorted(EXPERIMENTS.values()) == scripts
+    for name in scripts:
+        tree = ast.parse((ROOT / "scripts" / f"{name}.py").read_text())
+        last = tree.body[-1]
+        assert isinstance(last, ast.If) and ast.unparse(last.body[-1]) == "cli.run_main(main)", name
