@@ -17,16 +17,17 @@ jaxseq/data/sequences.py, with their parameters under ``data.<task>`` (the libra
 copy 10 symbols of 8, as in Arjovsky et al. 2016 and expRNN; associative recall 8 pairs).
 
 The budget. Published cells copy at T = 1,000-2,000 with batch 128 and up to 4,000+ steps at
-width 128 or more. On this project's 2-core CPU a step of the LSTM with 3 seeds at B = 64, H = 64
-costs 50 ms at T = 64 and 180 ms at T = 256 (palindrome; copy 65 and 207 ms; RNN 16 and 61 ms,
-GRU 54 and 229 ms, minGRU 23 and 114 ms, LRU 76 and 419 ms, sequential scans; measured 2026-12-07,
-three seeds vmapped, one chunk of 20 steps each, while nothing else ran). So a setting no seed
-solves costs ``num_steps x`` that: 2,000 steps of the LSTM at T = 256 are about 6 minutes. The
+width 128 or more. On this project's 2-core CPU a step of 3 seeds in this set-up costs, on copy
+at T = 64 and 256 (benchmarks/bench_atlas_cost.py, 2026-12-07, nothing else running; table in
+benchmarks/README.md): RNN 23 and 89 ms, LSTM 68 and 231, chrono LSTM 71 and 237, GRU 81 and 310,
+chrono GRU 84 and 308, minGRU (two layers) 84 and 315, LRU (two layers) 229 and 981. A setting no
+seed solves costs ``num_steps x`` that: at T = 256, 8 minutes for the LSTM, 33 for the LRU. The
 budget here, 2,000 steps of batch 64 at width 64 with Adam 2e-3 (a quarter of the published
-samples), is what lets 7 cells x 8 tasks up to T = 256 fit in roughly six hours of this machine
-(pairs that fail early cost little; solved settings stop as soon as a seed's windowed accuracy
-reaches the criterion). Longer budgets are one field away (``train.num_steps``); the atlas's page
-(docs/atlas.md) says what ran, what did not, and the measured cost per step.
+samples at half their width), keeps a failing setting at T <= 256 within that; a solved setting
+stops as soon as a seed's windowed accuracy reaches the criterion, so what the whole atlas costs
+depends on where each pair fails. Its page (docs/atlas.md) gives the wall time the published rows
+took (the sum of ``wall_time_s``), what was not run, and the cost per step it measured in each
+row (``step_ms``). Longer budgets are one field away (``train.num_steps``).
 """
 
 import ml_collections

@@ -59,6 +59,19 @@ def test_bench_scan_length_writes_rows_and_mode_ratios(tmp_path):
     assert abs(ratio["parallel_over_sequential"] - parallel / sequential) < 0.01 * parallel / sequential + 0.006
 
 
+@pytest.mark.slow
+def test_bench_atlas_cost_times_each_cell_in_the_atlas_set_up(tmp_path):
+    out = tmp_path / "cost.json"
+    run_benchmark("bench_atlas_cost.py", ["--cells=rnn,lru", "--tasks=copy", "--lengths=4", "--chunk=2", "--repeats=2",
+                                          f"--out={out}"])
+    report = json.loads(out.read_text())
+    assert [(r["cell"], r["task"], r["length"]) for r in report["rows"]] == [("rnn", "copy", 4), ("lru", "copy", 4)]
+    for row in report["rows"]:
+        assert len(row["seconds"]) == 2 and row["ms_per_step"] > 0
+        assert abs(row["failing_setting_min"] - row["ms_per_step"] * 2000 / 60000) < 0.06
+    assert report["meta"]["seeds"] == 3 and report["meta"]["hidden_size"] == 64
+
+
 def test_bench_scan_length_refuses_unknown_variants(tmp_path):
     assert_refused(tmp_path, "bench_scan_length.py", "--variants=lstm,mamba", "mamba")
 
@@ -184,7 +197,7 @@ def test_benchmarks_refuse_a_count_below_one(tmp_path, script, flag):
     assert_refused(tmp_path, script, flag, flag.removeprefix("--"))
 
 
-BENCHMARKS = ["bench_gcn.py", "bench_input_grad.py", "bench_matmul.py", "bench_processes.py", "bench_recurrent.py",
+BENCHMARKS = ["bench_atlas_cost.py", "bench_gcn.py", "bench_input_grad.py", "bench_matmul.py", "bench_processes.py", "bench_recurrent.py",
               "bench_scan_length.py", "bench_textgen.py", "stress_hangs.py"]
 
 
