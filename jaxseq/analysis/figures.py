@@ -286,6 +286,11 @@ def steps_to_solve_panels(curves: Mapping[tuple, Sequence[tuple]], tasks: Sequen
         ax.grid(alpha=0.3, which="both")
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7)
+        else:  # an empty panel says why
+            ax.text(0.5, 0.5, "no seed solved\nany length run", ha="center", va="center", transform=ax.transAxes)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.minorticks_off()
     for ax in list(axes.flat)[len(tasks):]:
         ax.set_visible(False)
     fig.suptitle(title or "the cost of memory: steps to solve against length (log-log)")
