@@ -167,7 +167,7 @@ def seeds_side_by_side(num_seeds: int) -> dict:
     config.train.seed_strategy = "threads"
     runs = train_seeds(config, graphs.load_planetoid("cora"), num_seeds)
     result["threads_compile_s"], result["threads_run_s"] = runs.compile_s, runs.run_s
-    result["threads_test_acc"] = float(np.mean(runs.metrics["final"]["test_acc"]))
+    result["threads_test_acc"] = float(np.mean(runs.final["test_acc"]))
     print(f"\nCora GCN, {num_seeds} seeds x up to {config.train.num_epochs} epochs")
     print(f"{'mode':>10} {'compile s':>10} {'run s':>8} {'mean test acc':>14}")
     for mode in ("vmap", "sequential", "lax_map", "threads"):

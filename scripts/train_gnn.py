@@ -89,7 +89,7 @@ def plot_embedding(hidden: np.ndarray, labels: np.ndarray, labelled: np.ndarray,
 def write_results(config, run_dir: RunDir, runs) -> None:
     """``config.json``, ``metrics.jsonl`` and ``results.csv`` of a finished multi-seed run, replacing
     the curves and rows of an earlier, torn one (the directory holds one run)."""
-    per_epoch, final = runs.metrics["epoch"], runs.metrics["final"]
+    per_epoch, final = runs.steps, runs.final
     run_dir.add_config(config)
     # no columns: every curve in metrics.jsonl belongs to the one run, and is replaced
     run_dir.record_setting({}, metric_rows(per_epoch, final["epochs"], config.train.log_every), [])
@@ -129,10 +129,10 @@ def main(argv):
 
     runs = train_seeds(config, data)
     write_results(config, run_dir, runs)
-    per_epoch, final = runs.metrics["epoch"], runs.metrics["final"]
+    per_epoch, final = runs.steps, runs.final
     plot_curves(per_epoch, name, run_dir.file("curves.png"))
     model = make_gnn(config.model, data.num_classes)
-    seed0 = jax.tree.map(lambda leaf: leaf[0], runs.state.params)
+    seed0 = jax.tree.map(lambda leaf: leaf[0], runs.run.params)
     _, inter = model.apply({"params": seed0}, data.graph, mutable=["intermediates"])
     labels = np.asarray(data.labels)
     plot_embedding(

@@ -127,12 +127,12 @@ def test_jit_and_no_jit_agree(tiny_problem, tiny_runs):
 def test_short_gcn_run_on_cora_is_well_above_chance():
     config = load_config("configs/gcn.py:quick")  # 30 epochs, 2 seeds
     runs = graph_seeds.train_seeds(config)
-    test_acc = runs.metrics["final"]["test_acc"]
+    test_acc = runs.final["test_acc"]
     assert test_acc.shape == (2,)
     assert (test_acc > 0.45).all(), test_acc  # chance is ~0.14-0.32 (majority class)
-    assert runs.metrics["epoch"]["loss"].shape == (2, 30)
+    assert runs.steps["loss"].shape == (2, 30)
     model = make_gnn(config.model, 7)
-    assert jax.tree.map(np.shape, runs.state.params) == jax.tree.map(
+    assert jax.tree.map(np.shape, runs.run.params) == jax.tree.map(
         lambda p: (2,) + p.shape, model.init(jax.random.key(0), graphs.load_planetoid("cora").graph)["params"]
     )
 
@@ -146,13 +146,12 @@ def test_train_seeds_gives_the_same_seeds_under_every_strategy(tiny_problem):
         config.train.num_seeds = 3
         config.train.seed_strategy = strategy
         runs[strategy] = graph_seeds.train_seeds(config, tiny_problem)
-    reference = runs["vmap"].metrics
+    reference = runs["vmap"]
     for strategy, run in runs.items():
         for name in ("loss", "val_loss", "grad_norm"):
-            np.testing.assert_allclose(run.metrics["epoch"][name], reference["epoch"][name], rtol=1e-5, atol=1e-6,
-                                       err_msg=strategy)
-        np.testing.assert_array_equal(run.metrics["final"]["epochs"], reference["final"]["epochs"])
-        np.testing.assert_allclose(run.metrics["final"]["test_acc"], reference["final"]["test_acc"], atol=1e-6)
+            np.testing.assert_allclose(run.steps[name], reference.steps[name], rtol=1e-5, atol=1e-6, err_msg=strategy)
+        np.testing.assert_array_equal(run.final["epochs"], reference.final["epochs"])
+        np.testing.assert_allclose(run.final["test_acc"], reference.final["test_acc"], atol=1e-6)
 
 
 @pytest.mark.parametrize("name", ["gcn", "gat"])

@@ -2,38 +2,29 @@
 the config's ``train.seed_strategy`` asks (:mod:`jaxseq.runner.seeds`), watched for stalls."""
 
 import time
-from typing import Any, NamedTuple
+from typing import Any
 
 import jax
 import ml_collections
 import numpy as np
 
 from jaxseq.data.graphs import NodeClassification
+from jaxseq.runner.multiseed import SeedResults
 from jaxseq.runner.seeds import SeedGroups, StallWatch, map_over_seeds, resolve_seed_strategy
 from jaxseq.train.checks import check_finite
-from jaxseq.train.gnn import GNNTrainState, make_train
-
-
-class SeedRuns(NamedTuple):
-    """Several seeds trained in one compiled program (host NumPy arrays).
-
-    Attributes:
-      state: the final :class:`GNNTrainState`, every leaf stacked ``[seed, ...]``.
-      metrics: ``{"epoch": {name: [seed, epoch]}, "final": {name: [seed]}}``.
-      compile_s: seconds to trace and compile the program.
-      run_s: seconds to run it (all seeds together).
-    """
-
-    state: GNNTrainState
-    metrics: dict[str, Any]
-    compile_s: float
-    run_s: float
+from jaxseq.train.gnn import make_train
 
 
 def train_seeds(
     config: ml_collections.ConfigDict, data: NodeClassification | None = None, num_seeds: int | None = None
-) -> SeedRuns:
+) -> SeedResults:
     """Train ``num_seeds`` (default ``config.train.num_seeds``) seeds at once in one compiled program.
+
+    Returns:
+      :class:`SeedResults` (host NumPy arrays): ``run`` the final
+      :class:`jaxseq.train.gnn.GNNTrainState` stacked ``[seed, ...]``, ``steps`` the per-epoch
+      metrics ``[seed, epoch]``, ``final`` the evaluation of the kept parameters ``[seed]``, and
+      ``compile_s`` apart from the run (``run_s``).
 
     Seed ``i`` uses ``jax.random.split(jax.random.key(config.train.seed), num_seeds)[i]``; the seeds
     are mapped by ``config.train.seed_strategy`` (:mod:`jaxseq.runner.seeds`).
@@ -63,7 +54,8 @@ def train_seeds(
     finished = time.perf_counter()
     metrics = jax.tree.map(np.asarray, metrics)
     check_run(metrics)
-    return SeedRuns(state, metrics, compiled_at - start, finished - compiled_at)
+    return SeedResults(run=state, steps=metrics["epoch"], final=metrics["final"], wall_time=finished - start,
+                       compile_s=compiled_at - start)
 
 
 def check_run(metrics: dict[str, Any]) -> None:

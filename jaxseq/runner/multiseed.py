@@ -35,16 +35,19 @@ __all__ = ["MultiSeedRunner", "SeedResults", "StalledRunError", "seed_keys", "se
 
 @dataclasses.dataclass
 class SeedResults:
-    """What a multi-seed run returns.
+    """What a multi-seed run returns, for every experiment (sequences here, graphs in
+    :func:`jaxseq.runner.graphs.train_seeds`).
 
     Attributes:
-      run: the final vmapped run state (leading axis ``[seed]``).
-      steps: per-step metrics, numpy arrays ``[seed, steps_run]``.
-      final: per-seed numpy arrays ``[seed]``: evaluation metrics, ``steps`` (updates applied),
-        ``converged_step`` and ``stopped_step`` (-1 when it never happened).
+      run: the final run state, every leaf stacked ``[seed, ...]``.
+      steps: per-step (per-epoch for graphs) metrics, numpy arrays ``[seed, steps_run]``.
+      final: per-seed numpy arrays ``[seed]``: evaluation metrics; for sequences also ``steps``
+        (updates applied), ``converged_step`` and ``stopped_step`` (-1 when it never happened), for
+        graphs ``epochs``.
       wall_time: seconds for the whole run, compilation included.
       batch_shards: how many shards each step's batch was split into (``train.batch_shards``).
       chunk_seconds: wall seconds of each chunk (all seeds together; the first one includes compilation).
+      compile_s: seconds to trace and compile, where that was timed apart (graph runs); else None.
     """
 
     run: Any
@@ -53,6 +56,12 @@ class SeedResults:
     wall_time: float
     batch_shards: int = 1
     chunk_seconds: tuple = ()
+    compile_s: Optional[float] = None
+
+    @property
+    def run_s(self) -> float:
+        """Seconds of running, without the compilation timed apart (:attr:`compile_s`)."""
+        return self.wall_time - (self.compile_s or 0.0)
 
 
 def seed_sharding(num_seeds: int) -> Optional[NamedSharding]:
