@@ -15,15 +15,14 @@ setting no seed solves costs at the atlas's budget (``train.num_steps``). Writes
 import os
 import platform
 import statistics
-import time
 
 import jax
 from absl import flags
 
-from cli import check_arguments, check_choices, check_out, check_positive_ints, write_json  # benchmarks/cli.py
+from cli import check_arguments, check_choices, check_out, check_positive_ints, chunk_timer, write_json  # benchmarks/cli.py
 from jaxseq.cli import run_main
 from jaxseq.config import load_config
-from jaxseq.runner.multiseed import MultiSeedRunner, seed_keys
+from jaxseq.runner.multiseed import MultiSeedRunner
 from jaxseq.train.sequence import make_train
 from jaxseq.train.sweep import setting_config
 
@@ -41,17 +40,7 @@ def make_timer(cell: str, task: str, length: int):
     fields = {f"model.{k}": v for k, v in ATLAS.variants[cell].model.items()}
     config = setting_config(ATLAS, **fields, **{"data.task": task, "data.length": length, "train.num_steps": 10**6,
                                                 "train.chunk_steps": _CHUNK.value, "train.stop_accuracy": 2.0})
-    runner = MultiSeedRunner(make_train(config), config.train)
-    state = {"run": runner.init(seed_keys(jax.random.key(0), config.train.num_seeds))}
-
-    def timed() -> float:
-        start = time.perf_counter()
-        state["run"], metrics = runner.run_chunk(state["run"])
-        jax.block_until_ready((state["run"], metrics))
-        return time.perf_counter() - start
-
-    timed()
-    return timed
+    return chunk_timer(MultiSeedRunner(make_train(config), config.train), config.train.num_seeds)
 
 
 def main(argv):

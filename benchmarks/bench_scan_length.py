@@ -21,16 +21,15 @@ and length. Writes ``--out`` (JSON).
 import os
 import platform
 import statistics
-import time
 
 
 import jax
 from absl import flags
 
-from cli import check_arguments, check_choices, check_out, check_positive_ints, write_json  # benchmarks/cli.py
+from cli import check_arguments, check_choices, check_out, check_positive_ints, chunk_timer, write_json  # benchmarks/cli.py
 from jaxseq.cli import run_main  # one-line errors and exit codes, as in scripts/
 from jaxseq.config import load_config
-from jaxseq.runner.multiseed import MultiSeedRunner, seed_keys
+from jaxseq.runner.multiseed import MultiSeedRunner
 from jaxseq.train.sequence import make_train
 from jaxseq.train.sweep import setting_config
 
@@ -64,17 +63,7 @@ def make_timer(variant: str, length: int, chunk: int):
             "train.stop_accuracy": 2.0,  # never stop: every step does real work
         },
     )
-    runner = MultiSeedRunner(make_train(config), strategy="map")
-    state = {"run": runner.init(seed_keys(jax.random.key(0), 1))}
-
-    def timed() -> float:
-        start = time.perf_counter()
-        state["run"], metrics = runner.run_chunk(state["run"])
-        jax.block_until_ready((state["run"], metrics))
-        return time.perf_counter() - start
-
-    timed()
-    return timed
+    return chunk_timer(MultiSeedRunner(make_train(config), config.train, strategy="map"), 1)
 
 
 def measure(lengths: list[int], variants: list[str]) -> list[dict]:

@@ -1,4 +1,5 @@
-"""Command-line checks shared by the benchmark scripts: a bad flag is one line, never a traceback.
+"""Command-line checks shared by the benchmark scripts (a bad flag is one line, never a traceback),
+and the chunk timer of the scripts that time training steps (:func:`chunk_timer`).
 
 ``--out`` is checked before anything is measured (:func:`check_out`), so a mistyped path does not
 throw away a long run at its end, and the report is written in one step (:func:`write_json`).
@@ -11,7 +12,8 @@ with ``--overwrite`` (:mod:`jaxseq.files.guard`).
 import json
 import pathlib
 import sys
-from typing import Any, Iterable, Optional
+import time
+from typing import Any, Callable, Iterable, Optional
 
 from absl import app
 
@@ -91,3 +93,23 @@ def write_json(path: pathlib.Path, report: Any, indent: int = 1) -> None:
     write_text_atomic(path, json.dumps(report, indent=indent) + "\n")
     record_owner(path, owner())
     print(f"wrote {path}")
+
+
+def chunk_timer(runner, num_seeds: int) -> Callable[[], float]:
+    """A function that trains one chunk of ``runner`` (a :class:`jaxseq.runner.multiseed.MultiSeedRunner`)
+    for ``num_seeds`` seeds from key 0 and returns its wall seconds; it has run once (compiled,
+    warmed up) before it is returned, and each call continues the same run."""
+    import jax
+
+    from jaxseq.runner.multiseed import seed_keys
+
+    state = {"run": runner.init(seed_keys(jax.random.key(0), num_seeds))}
+
+    def timed() -> float:
+        start = time.perf_counter()
+        state["run"], metrics = runner.run_chunk(state["run"])
+        jax.block_until_ready((state["run"], metrics))
+        return time.perf_counter() - start
+
+    timed()
+    return timed
