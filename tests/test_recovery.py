@@ -32,7 +32,7 @@ from jaxseq.files.results import ADDED_FIELDS, RunDir
 from jaxseq.train.sampling import check_sampling_args, complete
 from jaxseq.files import text_runs
 from jaxseq.files.text_runs import Callbacks, append_samples, fit, load_run
-from jaxseq.train.textgen import create_train_state
+from jaxseq.train.textgen import TextTrainer, create_train_state
 
 
 class Killed(BaseException):
@@ -335,7 +335,7 @@ def test_ctrl_c_before_the_first_chunk_saves_nothing_and_says_so(straight, corpu
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(text_runs, "train_chunk", interrupted)
+    monkeypatch.setattr(TextTrainer, "run_chunk", interrupted)  # the chunk fit's trainer runs
     with pytest.raises(KeyboardInterrupt, match="nothing was saved") as err:
         fit(quick_config(), corpus, RunDir(tmp_path / "run"))
     assert not (tmp_path / "run").exists() and "checkpoint" not in str(err.value)
