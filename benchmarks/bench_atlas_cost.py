@@ -19,12 +19,9 @@ import statistics
 import jax
 from absl import flags
 
-from cli import check_arguments, check_choices, check_out, check_positive_ints, chunk_timer, write_json  # benchmarks/cli.py
+from cli import atlas_timer, check_arguments, check_choices, check_out, check_positive_ints, write_json  # benchmarks/cli.py
 from jaxseq.cli import run_main
 from jaxseq.config import load_config
-from jaxseq.runner.multiseed import MultiSeedRunner
-from jaxseq.train.sequence import make_train
-from jaxseq.train.sweep import setting_config
 
 ATLAS = load_config("configs/atlas.py")
 _CELLS = flags.DEFINE_list("cells", ATLAS.cells.split(","), "cells of configs/atlas.py's variants")
@@ -37,10 +34,7 @@ _OUT = flags.DEFINE_string("out", None, "JSON output (default: a fresh runs/benc
 
 def make_timer(cell: str, task: str, length: int):
     """A function that runs one chunk of the atlas's setting and returns its wall seconds (compiled, warmed up)."""
-    fields = {f"model.{k}": v for k, v in ATLAS.variants[cell].model.items()}
-    config = setting_config(ATLAS, **fields, **{"data.task": task, "data.length": length, "train.num_steps": 10**6,
-                                                "train.chunk_steps": _CHUNK.value, "train.stop_accuracy": 2.0})
-    return chunk_timer(MultiSeedRunner(make_train(config), config.train), config.train.num_seeds)
+    return atlas_timer(cell, task, length, _CHUNK.value)[0]
 
 
 def main(argv):

@@ -1,5 +1,6 @@
 """Command-line checks shared by the benchmark scripts (a bad flag is one line, never a traceback),
-and the chunk timer of the scripts that time training steps (:func:`chunk_timer`).
+and the chunk timer of the scripts that time training steps (:func:`chunk_timer`, and
+:func:`atlas_timer` for a cell in the memory atlas's set-up).
 
 ``--out`` is checked before anything is measured (:func:`check_out`), so a mistyped path does not
 throw away a long run at its end, and the report is written in one step (:func:`write_json`).
@@ -113,3 +114,21 @@ def chunk_timer(runner, num_seeds: int) -> Callable[[], float]:
 
     timed()
     return timed
+
+
+def atlas_timer(cell: str, task: str, length: int, chunk: int) -> tuple[Callable[[], float], int]:
+    """A :func:`chunk_timer` for one setting of the memory atlas: ``cell`` (an entry of
+    ``configs/atlas.py``'s variants) on ``task`` at length ``length``, ``chunk`` steps per call, the
+    atlas's ``train.num_seeds`` seeds together, never stopping early. Returns the timer and the
+    number of time steps a sequence of that setting has."""
+    from jaxseq.config import load_config
+    from jaxseq.runner.multiseed import MultiSeedRunner
+    from jaxseq.train.sequence import make_train
+    from jaxseq.train.sweep import setting_config
+
+    atlas = load_config("configs/atlas.py")
+    fields = {f"model.{k}": v for k, v in atlas.variants[cell].model.items()}
+    config = setting_config(atlas, **fields, **{"data.task": task, "data.length": length, "train.num_steps": 10**6,
+                                                "train.chunk_steps": chunk, "train.stop_accuracy": 2.0})
+    trainer = make_train(config)
+    return chunk_timer(MultiSeedRunner(trainer, config.train), config.train.num_seeds), trainer.time_steps

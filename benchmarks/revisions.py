@@ -12,10 +12,11 @@ LAYOUTS = {
 
 
 def rates(report: dict) -> dict[tuple, float]:
-    """``{row name: rate}`` of one benchmark report (either layout of :data:`LAYOUTS`)."""
+    """``{row name: rate}`` of one benchmark report (either layout of :data:`LAYOUTS`; a naming column a
+    report lacks, as ``bench_scan_length.py``'s seeds and strategy, reads ``-``)."""
     for key, (names, rate) in LAYOUTS.items():
         if key in report:
-            return {tuple(row[n] for n in names): float(row[rate]) for row in report[key]}
+            return {tuple(row.get(n, "-") for n in names): float(row[rate]) for row in report[key]}
     raise ValueError(f"a report with none of {sorted(LAYOUTS)}: not a benchmark this script knows")
 
 

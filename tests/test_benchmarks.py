@@ -182,9 +182,9 @@ def test_bench_textgen_writes_chars_per_second_and_ratios(tmp_path):
 def test_profile_step_writes_cpu_time_by_kind_of_op(tmp_path):
     args = ["--profile_variants=ours-lstm", "--length=2", "--chunks=1", "--chunk=1"]
     report, result = benchmark_report(tmp_path, "profile_step.py", args, out_flag="--profile_out")
-    assert (report["length"], report["chunks"]) == (2, 1)
+    assert (report["lengths"], report["chunks"]) == ([2], 1)
     [row] = report["results"]
-    assert row["variant"] == "ours-lstm" and row["wall_ms_per_step"] > 0
+    assert (row["variant"], row["length"], row["time_steps"]) == ("ours-lstm", 2, 2) and row["wall_ms_per_step"] > 0
     kinds = row["cpu_ms_per_step_by_kind"]
     assert kinds and set(kinds) <= {"matmul", "stack/slice", "copy", "wait", "loop control", "elementwise", "other"}
     assert kinds.get("matmul", 0) > 0 and all(v >= 0 for v in kinds.values()) and row["top_ops"]
@@ -212,6 +212,7 @@ def test_benchmarks_refuse_an_out_they_could_not_write_before_measuring(tmp_path
                                                ("bench_recurrent.py", "--out=-x.json", "mistyped flag"),
                                                ("bench_recurrent.py", "--variants=ours-lstm,torch-lsmt", "torch-lsmt"),
                                                ("profile_step.py", "--profile_variants=torch-lstm", "torch-lstm"),
+                                               ("profile_step.py", "--profile_variants=atlas:lsmt", "atlas:lsmt"),
                                                ("stress_hangs.py", "--strategies=auto,vmpa", "vmpa"),
                                                ("stress_hangs.py", "--arms=as-is,no-evall", "no-evall"),
                                                ("bench_textgen.py", "--shards=2,x", "--shards")])
