@@ -1,4 +1,4 @@
-"""Training GCN/GAT: masked losses and metrics, stopping rules, seeds under vmap, jit vs no-jit, a short
+"""Training GCN/GAT: masked losses and metrics, seeds under vmap, jit vs no-jit, a short
 real run on Cora, and the accuracies the configs state."""
 
 import csv
@@ -41,30 +41,6 @@ def tiny_runs(tiny_problem):
     _, batched = jax.jit(jax.vmap(train))(keys)
     _, single = jax.jit(train)(keys[1])
     return keys, batched, single
-
-
-def run_stopper(stopper, val_losses, val_accs):
-    state, stops = stopper.init({"w": jnp.zeros(())}), []
-    for epoch, (loss, acc) in enumerate(zip(val_losses, val_accs)):
-        state, stop = stopper.update(state, jnp.float32(loss), jnp.float32(acc), {"w": jnp.float32(epoch)})
-        stops.append(bool(stop))
-    return state, stops
-
-
-def test_window_stopper_stops_when_val_loss_rises_above_window_mean():
-    losses = [5.0, 4.0, 3.0, 2.9, 3.5, 2.0]
-    _, stops = run_stopper(gnn.window_stopper(3), losses, [0.0] * 6)
-    # epoch 4 (3.5) > mean(4, 3, 2.9); epoch 3 (2.9) < mean(5, 4, 3)
-    assert stops == [False, False, False, False, True, False]
-
-
-def test_patience_stopper_restores_params_where_loss_and_accuracy_were_best():
-    losses = [3.0, 2.0, 2.5, 1.9, 2.2, 2.3, 2.4]
-    accs = [0.1, 0.5, 0.6, 0.4, 0.3, 0.3, 0.3]
-    stopper = gnn.patience_stopper(3)
-    state, stops = run_stopper(stopper, losses, accs)
-    assert stops == [False, False, False, False, False, False, True]  # 3 epochs without either improving
-    assert float(stopper.final_params(state, None)["w"]) == 1.0  # epoch 1: both best at once
 
 
 def test_l2_penalty_scopes():

@@ -10,6 +10,7 @@ from jaxseq.data import graphs
 from jaxseq.data.text import corpus_from_text
 from jaxseq.files.text_runs import fit
 from jaxseq.train import gnn, sequence, textgen
+from jaxseq.train import state as state_module
 from jaxseq.train.sweep import setting_config
 
 TEXT = "the quick brown fox jumps over the lazy dog. " * 40
@@ -60,3 +61,23 @@ def test_the_character_lm_driver_trains_what_its_trainer_trains():
                            state.params)
     assert int(run.state.step) == int(state.step) == 25
     np.testing.assert_allclose(float(metrics["val_loss"]), rows[-1]["val_loss"], rtol=1e-5)
+
+
+def test_one_train_state_class_carries_every_trainers_parameters():
+    """Every trainer keeps its parameters and optimiser in jaxseq.train.state.TrainState (the one
+    subclass of Flax's); what a run carries besides (stopping, keys) sits in its own run record."""
+    import ast
+    import pathlib
+
+    subclasses = []
+    for path in sorted(pathlib.Path("jaxseq").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ClassDef) and any("TrainState" in ast.unparse(base) for base in node.bases):
+                subclasses.append(f"{path}:{node.name}")
+    assert subclasses == ["jaxseq/train/state.py:TrainState"]
+    keys = jax.random.split(jax.random.key(0), 2)
+    for name, trainer in trainers().items():
+        run = jax.eval_shape(trainer.init, keys[0])
+        states = [leaf for leaf in jax.tree.leaves(run, is_leaf=lambda x: isinstance(x, state_module.TrainState))
+                  if isinstance(leaf, state_module.TrainState)]
+        assert len(states) == 1, name

@@ -22,7 +22,7 @@ def train_seeds(
 
     Returns:
       :class:`SeedResults` (host NumPy arrays): ``run`` the final
-      :class:`jaxseq.train.gnn.GNNTrainState` stacked ``[seed, ...]``, ``steps`` the per-epoch
+      :class:`jaxseq.train.gnn.GraphRun` stacked ``[seed, ...]``, ``steps`` the per-epoch
       metrics ``[seed, epoch]``, ``final`` the evaluation of the kept parameters ``[seed]``, and
       ``compile_s`` apart from the run (``run_s``).
 

@@ -8,7 +8,8 @@ maps the seed axis by backend or ``train.seed_strategy``). Early stopping is per
 lives inside the program: once a seed has stopped, its updates are masked out (its parameters and
 optimiser state are carried unchanged) while the other seeds keep training.
 
-Two stopping rules, as in the papers' reference code (``config.train.early_stopping``):
+Two stopping rules, as in the papers' reference code (``config.train.early_stopping``, checked on
+the validation loss and accuracy after every epoch; :mod:`jaxseq.train.stopping`):
 
 - ``window`` (Kipf & Welling): stop after the first epoch whose validation loss is above the
   mean of the previous ``patience`` epochs' validation losses; keep the last parameters.
@@ -26,31 +27,40 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import optax
-from flax import traverse_util
+from flax import struct, traverse_util
 
 from jaxseq.data.graphs import NodeClassification, load_planetoid
 from jaxseq.models.gnn import make_gnn
 from jaxseq.lookup import lookup
 from jaxseq.train.optim import make_optimizer
 from jaxseq.train.state import TrainState
+from jaxseq.train.stopping import STOPPERS
 
 Params = Any
 
 
-class GNNTrainState(TrainState):
-    """A TrainState that also carries per-seed early stopping.
+@struct.dataclass
+class GraphRun:
+    """Everything one seed's graph run carries from epoch to epoch.
 
     Attributes:
+      train_state: parameters and optimiser state (:class:`jaxseq.train.state.TrainState`).
       stopper: the stopping rule's state (a pytree; see :data:`STOPPERS`).
       done: bool scalar, True once this seed has stopped.
       epochs: int32 scalar, epochs actually trained.
       rng: the run's dropout key (epoch ``e`` draws its masks from ``fold_in(rng, e)``).
     """
 
+    train_state: TrainState
     stopper: Any
     done: jax.Array
     epochs: jax.Array
     rng: jax.Array
+
+    @property
+    def params(self) -> Params:
+        """The parameters (``train_state.params``)."""
+        return self.train_state.params
 
 
 # --------------------------------------------------------------------------------------------
@@ -88,56 +98,6 @@ def evaluate(logits: jax.Array, data: NodeClassification) -> dict[str, jax.Array
 
 
 # --------------------------------------------------------------------------------------------
-# Early stopping rules: init(params) -> state; update(state, val_loss, val_acc, params) ->
-# (state, stop); final_params(state, params) -> params to evaluate.
-
-
-class Stopper(NamedTuple):
-    """A stopping rule as three pure functions (see the module docstring)."""
-
-    init: Callable[[Params], Any]
-    update: Callable[[Any, jax.Array, jax.Array, Params], tuple[Any, jax.Array]]
-    final_params: Callable[[Any, Params], Params]
-
-
-def window_stopper(window: int) -> Stopper:
-    """Kipf & Welling: stop when the val loss exceeds the mean of the previous ``window``."""
-
-    def init(params):
-        return {"history": jnp.zeros(window), "seen": jnp.zeros((), jnp.int32)}
-
-    def update(state, val_loss, val_acc, params):
-        stop = (state["seen"] >= window) & (val_loss > state["history"].mean())
-        history = jnp.roll(state["history"], -1).at[-1].set(val_loss)
-        return {"history": history, "seen": state["seen"] + 1}, stop
-
-    return Stopper(init, update, lambda state, params: params)
-
-
-def patience_stopper(patience: int) -> Stopper:
-    """Veličković et al.: patience on val loss and accuracy, restoring the best parameters."""
-
-    def init(params):
-        return {"best_loss": jnp.inf, "best_acc": jnp.zeros(()), "wait": jnp.zeros((), jnp.int32), "params": params}
-
-    def update(state, val_loss, val_acc, params):
-        loss_ok, acc_ok = val_loss <= state["best_loss"], val_acc >= state["best_acc"]
-        both = loss_ok & acc_ok
-        new = {
-            "best_loss": jnp.minimum(val_loss, state["best_loss"]),
-            "best_acc": jnp.maximum(val_acc, state["best_acc"]),
-            "wait": jnp.where(loss_ok | acc_ok, 0, state["wait"] + 1),
-            "params": jax.tree.map(lambda p, b: jnp.where(both, p, b), params, state["params"]),
-        }
-        return new, new["wait"] >= patience
-
-    return Stopper(init, update, lambda state, params: state["params"])
-
-
-STOPPERS: dict[str, Callable[[int], Stopper]] = {"window": window_stopper, "patience": patience_stopper}
-
-
-# --------------------------------------------------------------------------------------------
 # The run.
 
 
@@ -160,10 +120,10 @@ class GraphTrainer(NamedTuple):
     model: Any
     data: NodeClassification
     train_step: Callable
-    init: Callable[[jax.Array], GNNTrainState]
-    run_chunk: Callable[[GNNTrainState, int], tuple[GNNTrainState, dict[str, jax.Array]]]
-    evaluate: Callable[[GNNTrainState], dict[str, jax.Array]]
-    train: Callable[[jax.Array], tuple[GNNTrainState, dict[str, Any]]]
+    init: Callable[[jax.Array], GraphRun]
+    run_chunk: Callable[[GraphRun, int], tuple[GraphRun, dict[str, jax.Array]]]
+    evaluate: Callable[[GraphRun], dict[str, jax.Array]]
+    train: Callable[[jax.Array], tuple[GraphRun, dict[str, Any]]]
 
 
 def make_train(config: ml_collections.ConfigDict, data: NodeClassification | None = None) -> GraphTrainer:
@@ -193,15 +153,15 @@ def make_train(config: ml_collections.ConfigDict, data: NodeClassification | Non
         rngs = None if deterministic else {"dropout": rng}
         return model.apply({"params": params}, data.graph, deterministic=deterministic, rngs=rngs)
 
-    def train_step(state: GNNTrainState, batch: NodeClassification):
+    def train_step(state: GraphRun, batch: NodeClassification):
         def loss_fn(params):
-            logits = logits_of(params, batch, deterministic=False, rng=jax.random.fold_in(state.rng, state.step))
+            logits = logits_of(params, batch, deterministic=False, rng=jax.random.fold_in(state.rng, state.train_state.step))
             cross_entropy = masked_cross_entropy(logits, batch.labels, batch.train_mask)
             return cross_entropy + l2 * l2_penalty(params, l2_scope), cross_entropy
 
         (loss, cross_entropy), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
         active = ~state.done
-        updated = state.apply_gradients(grads=grads).replace(epochs=state.epochs + 1)
+        updated = state.replace(train_state=state.train_state.apply_gradients(grads=grads), epochs=state.epochs + 1)
         state = jax.tree.map(lambda new, old: jnp.where(active, new, old), updated, state)
         scores = evaluate(logits_of(state.params, batch), batch)
         stop_state, stop = stopper.update(state.stopper, scores["val_loss"], scores["val_acc"], state.params)
@@ -221,36 +181,34 @@ def make_train(config: ml_collections.ConfigDict, data: NodeClassification | Non
 
     # The dataset is a constant of the compiled program; the barrier stops XLA from constant-folding
     # expressions of it (seconds of compile time, nothing saved at run time).
-    def start(rng: jax.Array, batch: NodeClassification) -> GNNTrainState:
+    def start(rng: jax.Array, batch: NodeClassification) -> GraphRun:
         init_rng, dropout_rng = jax.random.split(rng)
         params = model.init(init_rng, batch.graph)["params"]
-        return GNNTrainState.create(
-            apply_fn=model.apply,
-            params=params,
-            tx=tx,
+        return GraphRun(
+            train_state=TrainState.create(apply_fn=model.apply, params=params, tx=tx),
             stopper=stopper.init(params),
             done=jnp.zeros((), bool),
             epochs=jnp.zeros((), jnp.int32),
             rng=dropout_rng,
         )
 
-    def epochs(state: GNNTrainState, batch: NodeClassification, count: int):
+    def epochs(state: GraphRun, batch: NodeClassification, count: int):
         return jax.lax.scan(lambda state, _: train_step(state, batch), state, None, length=count)
 
-    def finish(state: GNNTrainState, batch: NodeClassification):
-        state = state.replace(params=stopper.final_params(state.stopper, state.params))
+    def finish(state: GraphRun, batch: NodeClassification):
+        state = state.replace(train_state=state.train_state.replace(params=stopper.final_params(state.stopper, state.params)))
         return state, dict(evaluate(logits_of(state.params, batch), batch), epochs=state.epochs)
 
-    def init(rng: jax.Array) -> GNNTrainState:
+    def init(rng: jax.Array) -> GraphRun:
         return start(rng, jax.lax.optimization_barrier(data))
 
-    def run_chunk(state: GNNTrainState, count: int = num_epochs):
+    def run_chunk(state: GraphRun, count: int = num_epochs):
         return epochs(state, jax.lax.optimization_barrier(data), count)
 
-    def evaluate_state(state: GNNTrainState) -> dict[str, jax.Array]:
+    def evaluate_state(state: GraphRun) -> dict[str, jax.Array]:
         return finish(state, jax.lax.optimization_barrier(data))[1]
 
-    def train(rng: jax.Array) -> tuple[GNNTrainState, dict[str, Any]]:
+    def train(rng: jax.Array) -> tuple[GraphRun, dict[str, Any]]:
         batch = jax.lax.optimization_barrier(data)
         state, per_epoch = epochs(start(rng, batch), batch, num_epochs)
         state, final = finish(state, batch)

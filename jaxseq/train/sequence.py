@@ -36,6 +36,7 @@ from jaxseq.models.registry import make_classifier
 from jaxseq.train.losses import task_loss
 from jaxseq.train.optim import make_optimizer
 from jaxseq.train.state import TrainState, count_params, one_seed_at_a_time, param_norm, shard_rows, where_tree
+from jaxseq.train.stopping import windowed_stopper
 
 _EVAL_SALT = 0x5EED  # folded into the run key for the evaluation batch, apart from all step keys
 
@@ -51,8 +52,7 @@ class RunState:
       active: False once the seed has stopped.
       converged_step: step at which the windowed accuracy reached the target, -1 if never.
       stopped_step: step at which the seed stopped updating, -1 while active.
-      recent_acc, recent_loss: ring buffers ``[window]`` of the last accuracies and losses.
-      best_loss: best windowed loss so far; since_best: steps since it improved.
+      stopper: the state of the stopping rule (:func:`jaxseq.train.stopping.windowed_stopper`).
     """
 
     train_state: TrainState
@@ -61,10 +61,7 @@ class RunState:
     active: jax.Array
     converged_step: jax.Array
     stopped_step: jax.Array
-    recent_acc: jax.Array
-    recent_loss: jax.Array
-    best_loss: jax.Array
-    since_best: jax.Array
+    stopper: Any
 
 
 class SequenceTrainer:
@@ -88,9 +85,8 @@ class SequenceTrainer:
             raise ValueError("train.num_steps and train.chunk_steps must be positive")
         self.num_steps = train.num_steps
         self.chunk_steps = min(train.chunk_steps, train.num_steps)
-        self.window = train.get("window", 50)
-        self.stop_accuracy = train.get("stop_accuracy", 1.1)  # > 1 disables
-        self.patience = train.get("patience", 0)  # 0 disables
+        # windowed accuracy >= stop_accuracy (> 1: never), or no better windowed loss in patience steps (0: never)
+        self.stopper = windowed_stopper(train.get("window", 50), train.get("stop_accuracy", 1.1), train.get("patience", 0))
         self.model = make_classifier(
             config.model,
             self.task.vocab_size(self.length),
@@ -145,10 +141,7 @@ class SequenceTrainer:
             active=jnp.bool_(True),
             converged_step=jnp.int32(-1),
             stopped_step=jnp.int32(-1),
-            recent_acc=jnp.zeros(self.window),
-            recent_loss=jnp.full(self.window, jnp.inf),
-            best_loss=jnp.float32(jnp.inf),
-            since_best=jnp.int32(0),
+            stopper=self.stopper.init(params),
         )
 
     def init_params(self, key: jax.Array) -> Any:
@@ -184,19 +177,13 @@ class SequenceTrainer:
         active = run.active & (step <= self.num_steps)
         new_state, metrics = self.apply_gradients(run.train_state, loss, accuracy, grads)
 
-        slot = (step - 1) % self.window
-        recent_acc = run.recent_acc.at[slot].set(metrics["accuracy"])
-        recent_loss = run.recent_loss.at[slot].set(metrics["loss"])
-        full_window = step >= self.window
-        converged = active & full_window & (recent_acc.mean() >= self.stop_accuracy)
-        window_loss = recent_loss.mean()
-        improved = window_loss < run.best_loss
-        since_best = jnp.where(improved, 0, run.since_best + 1)
-        plateau = active & full_window & (self.patience > 0) & (since_best >= self.patience)
-        stops = converged | plateau | (active & (step == self.num_steps))
+        stopper, stop = self.stopper.update(run.stopper, metrics["loss"], metrics["accuracy"], run.train_state.params)
+        converged = active & stopper["solved"]
+        stop = active & stop
+        stops = stop | (active & (step == self.num_steps))
         # the metrics were measured before this step's update: a seed that stops here keeps the
         # parameters that earned them (one more update could undo a solved task)
-        apply_update = active & ~(converged | plateau)
+        apply_update = active & ~stop
 
         run = run.replace(
             train_state=where_tree(apply_update, new_state, run.train_state),
@@ -204,10 +191,7 @@ class SequenceTrainer:
             active=active & ~stops,
             converged_step=jnp.where(converged & (run.converged_step < 0), step, run.converged_step),
             stopped_step=jnp.where(stops, step, run.stopped_step),
-            recent_acc=recent_acc,
-            recent_loss=recent_loss,
-            best_loss=jnp.where(improved, window_loss, run.best_loss),
-            since_best=since_best,
+            stopper=stopper,
         )
         return run, {**metrics, "active": apply_update}
 
