@@ -1,6 +1,7 @@
 import os
 import signal
 import sys
+import tempfile
 
 # tests import their NumPy references as plain modules from this directory
 sys.path.insert(0, os.path.dirname(__file__))
@@ -14,6 +15,15 @@ sys.path.insert(0, os.path.dirname(__file__))
 # level 0, the same 52 passes. An XLA_FLAGS that names a level of its own is kept.
 if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_backend_optimization_level=0").strip()
+
+# One persistent XLA compilation cache for the run, shared by every process the suite starts (the
+# scripts the end-to-end tests run inherit it): many tests start the same script on the same quick
+# config, and each of its programs then compiles once. A cache the user names is kept. Four files of
+# end-to-end tests (write_guard, recovery, run_palindrome, study_scripts) on the 2-core CPU,
+# 2026-12-07, -n 2: 237 s without a cache, 203 s starting from an empty one, the same passes.
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = os.path.join(tempfile.gettempdir(), f"jaxseq-test-xla-cache-{os.getuid()}")
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 
 _cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 os.environ["JAXSEQ_CPU_DEVICES"] = str(max(2, min(_cores, 16)))
