@@ -99,7 +99,8 @@ UNIT_OPEN_RIGHT = _real(0.0, 1.0, closed_high=False)  # [0, 1)
 UNIT_OPEN_LEFT = _real(0.0, 1.0, closed_low=False)  # (0, 1]
 UNIT = _real(0.0, 1.0)  # [0, 1]
 
-# field -> (what it must be, test). A key matches a dotted path equal to it or ending in ".<key>"
+# field -> (what it must be, test); a cell's own fields are checked by the cell, when it is built
+# (jaxseq.models.fields). A key matches a dotted path equal to it or ending in ".<key>"
 # (so frontier's ``variants.<name>.model.hidden_size`` is checked as ``model.hidden_size``); a
 # ``*`` matches one name (``compare.lr.*``: every optimiser's learning rate).
 FIELD_RULES: dict[str, tuple[str, Callable[[Any], bool]]] = {
@@ -109,15 +110,9 @@ FIELD_RULES: dict[str, tuple[str, Callable[[Any], bool]]] = {
     "model.num_layers": COUNT_1,
     "model.num_heads": COUNT_1,
     "model.output_heads": COUNT_1,
-    "model.forget_bias": FINITE,
     "model.dropout": UNIT_OPEN_RIGHT,
     "model.attention_dropout": UNIT_OPEN_RIGHT,
     "model.negative_slope": NON_NEGATIVE,
-    "model.lru_state_dim": COUNT_0,  # 0: the same as hidden_size
-    "model.lru_r_min": UNIT_OPEN_RIGHT,
-    "model.lru_r_max": UNIT_OPEN_RIGHT,  # |λ| < 1 keeps the recurrence stable
-    "model.lru_max_phase": POSITIVE,
-    "model.chrono_t_max": NON_NEGATIVE,  # 0: the task's number of input steps
     "optim.lr": POSITIVE,
     "optim.clip_norm": NON_NEGATIVE,  # 0 switches clipping off
     "optim.momentum": UNIT_OPEN_RIGHT,

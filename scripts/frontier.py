@@ -135,7 +135,11 @@ def plan_frontier(config, run_dir: RunDir) -> dict[str, list]:
     for name, cfg in variants.items():
         lengths = sorted(parse_lengths(cfg.sweep.lengths, f"variants.{name}.sweep.lengths"))
         configs = [setting_config(cfg, **{"data.length": length}) for length in lengths]
-        plan[name] = list(zip(lengths, configs, make_trainers(configs)))
+        try:
+            trainers = make_trainers(configs)
+        except ValueError as error:  # a value the variant's cell refuses: name the variant too
+            raise ValueError(f"variant {name}: {error}") from None
+        plan[name] = list(zip(lengths, configs, trainers))
     return plan
 
 

@@ -6,7 +6,8 @@
     python scripts/run_palindrome.py --out=results/demo --plot_only   # redraw from results.csv
     python scripts/run_palindrome.py --cluster=ray [--ray_address=HOST:PORT] ...   # settings as Ray tasks (docs/cluster.md)
 
-Writes ``OUT/config.json``, ``OUT/results.csv`` (one row per model, length, seed),
+Writes ``OUT/config.json``, ``OUT/results.csv`` (one row per model, length, seed; a ``cell.<field>``
+column per field ``model.cell_kwargs`` sets),
 ``OUT/metrics.jsonl`` (per-step curves) and figures ``OUT/accuracy_vs_length.png`` and
 ``OUT/curves_T<length>.png``. Without ``--out`` a run goes to a fresh
 ``runs/run_palindrome/<YYYYmmdd-HHMMSS>/``; results are published under ``results/`` only when
@@ -23,7 +24,7 @@ from jaxseq.analysis import figures
 from jaxseq.files.guard import figure_metadata, figure_owner
 from jaxseq.runner.record import make_trainers, not_redrawn, open_run, train_unless_plot_only
 from jaxseq.files.results import RunDir
-from jaxseq.train.sweep import setting_config, sweep_settings
+from jaxseq.train.sweep import cell_columns, setting_config, sweep_settings
 
 _CONFIG = cli.define_config("configs/palindrome.py", "experiment config")
 cli.define_tracking()  # --tensorboard, --wandb
@@ -78,7 +79,8 @@ def train_sweep(config, run_dir: RunDir, launch: runner.Launch) -> None:
     """Train every (model, length) setting not yet in ``results.csv``, appending as each finishes."""
     plan = plan_sweep(config, run_dir)
     chains = [
-        [runner.Setting(f"{model} T={length}", cfg, dict(model=model, task=cfg.data.task, length=length), trainer)]
+        [runner.Setting(f"{model} T={length}", cfg, dict(model=model, task=cfg.data.task, length=length, **cell_columns(cfg)),
+                        trainer)]
         for (model, length), cfg, trainer in plan
     ]
     runner.run_settings(chains, run_dir, launch, _LOG_EVERY.value, lambda _: run_dir.add_config(config, MAY_DIFFER))

@@ -217,10 +217,10 @@ def test_the_character_model_takes_any_cell():
 # ---------------------------------------------------------------------------------------------------
 
 
-def run_script(script: str, *args) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")])}
+def run_script(script: str, *args, folder: pathlib.Path = ROOT / "tests", returncode: int = 0) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(folder), os.environ.get("PYTHONPATH", "")])}
     result = subprocess.run([sys.executable, str(ROOT / "scripts" / script), *args], cwd=ROOT, env=env, capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.returncode == returncode, result.stderr[-3000:]
     return result
 
 
@@ -241,3 +241,52 @@ def test_sweep_script_runs_flax_cells_and_an_outside_cell(tmp_path):
     assert [r["model"] for r in rows] == [m for m in models.split(",") for _ in range(2)]  # two seeds each
     assert all(0.0 <= float(r["eval_accuracy"]) <= 1.0 for r in rows)
     assert (tmp_path / "accuracy_vs_length.png").stat().st_size > 1000
+
+
+# a cell of the user's own, with a field of its own, in a module of its own: nothing in jaxseq names it
+CELL_WITH_A_FIELD = """
+import jax.numpy as jnp
+from flax import linen as nn
+
+
+class ScaledTanhCell(nn.RNNCellBase):
+    \"\"\"h_t = tanh(scale * (x W + h U + b)).\"\"\"
+
+    hidden_size: int
+    scale: float = 1.0
+
+    def __post_init__(self):
+        if not self.scale > 0:
+            raise ValueError(f"ScaledTanhCell.scale must be > 0, got {self.scale}")
+        super().__post_init__()
+
+    @nn.compact
+    def __call__(self, h, x):
+        pre = nn.Dense(self.hidden_size)(x) + nn.Dense(self.hidden_size, use_bias=False)(h)
+        h = jnp.tanh(self.scale * pre)
+        return h, h
+
+    @nn.nowrap
+    def initialize_carry(self, rng, input_shape):
+        return jnp.zeros(input_shape[:-1] + (self.hidden_size,))
+
+    @property
+    def num_feature_axes(self):
+        return 1
+"""
+
+
+@pytest.mark.slow
+def test_a_new_cell_with_a_field_of_its_own_runs_the_sweep_from_its_own_module(tmp_path):
+    """Adding a cell with a field of its own touches one module, the user's: the field is set from
+    the command line, reaches the cell (which refuses a bad value in one line) and is recorded."""
+    (tmp_path / "my_scaled_cells.py").write_text(CELL_WITH_A_FIELD)
+    sweep = ["--config=configs/palindrome.py:quick", "--config.sweep.models=my_scaled_cells:ScaledTanhCell",
+             "--config.sweep.lengths=4", *QUICK]
+    run_script("run_palindrome.py", *sweep, "--config.model.cell_kwargs=scale=0.5", f"--out={tmp_path / 'run'}", folder=tmp_path)
+    rows = read_csv(tmp_path / "run" / "results.csv")
+    assert [(r["model"], r["cell.scale"]) for r in rows] == [("my_scaled_cells:ScaledTanhCell", "0.5")] * 2  # two seeds
+    refused = run_script("run_palindrome.py", *sweep, "--config.model.cell_kwargs=scale=-1", f"--out={tmp_path / 'bad'}",
+                         folder=tmp_path, returncode=2)
+    assert refused.stderr.strip().splitlines()[-1] == "error: ScaledTanhCell.scale must be > 0, got -1"
+    assert "Traceback" not in refused.stderr and not (tmp_path / "bad").exists()

@@ -1,5 +1,6 @@
 """Cells and sequence models against plain NumPy loops of their equations."""
 
+import dataclasses
 from typing import Optional
 
 import jax
@@ -12,7 +13,8 @@ from flax import linen as nn
 from jaxseq.models.bptt import FusedRecurrence
 from jaxseq.models.cells import LSTMCell
 from jaxseq.models.registry import CELLS as ALL_CELLS
-from jaxseq.models.registry import make_classifier
+from jaxseq.models.fields import config_fields
+from jaxseq.models.registry import make_cell, make_classifier, model_defaults
 from jaxseq.models.sequence import scan_cell
 from numpy_reference import FORWARDS, lstm_forward
 
@@ -172,5 +174,22 @@ def test_unknown_names_are_clear_errors():
         make_classifier(_config("transformer"), 10, 10)
     with pytest.raises(ValueError, match="unknown encoding 'binary'"):
         make_classifier(_config("lstm", encoding="binary"), 10, 10)
-    with pytest.raises(ValueError, match="unknown initializer 'zeros'"):
-        make_classifier(_config("rnn", input_init="zeros"), 10, 10).init(jax.random.key(0), jnp.zeros((1, 3), jnp.int32))
+    with pytest.raises(ValueError, match="config.model.input_init: RNNCell.input_init must be one of kaiming, .*, got 'zeros'"):
+        make_classifier(_config("rnn", input_init="zeros"), 10, 10)  # refused when the cell is built, before anything runs
+
+
+@pytest.mark.parametrize("name", sorted(ALL_CELLS))
+def test_each_cell_checks_the_config_fields_it_reads_and_names_them(name):
+    """A cell owns its fields: it reads the config.model fields its class names, keeps its own
+    defaults for those a config leaves out, and refuses a bad value with the config field's name."""
+    cls = ALL_CELLS[name]
+    reads = config_fields(cls)
+    assert reads, f"{name} reads no config field"
+    defaults = {f.name: f.default for f in dataclasses.fields(cls)}
+    assert all(model_defaults()[key] == defaults[field] for field, key in reads.items())  # one meaning of "absent"
+    base = {"hidden_size": 4, **{key: defaults[field] for field, key in reads.items()}}
+    assert make_cell(cls, ml_collections.ConfigDict(base)) == make_cell(cls, ml_collections.ConfigDict({"hidden_size": 4}))
+    for field, key in reads.items():
+        bad = float("nan") if isinstance(defaults[field], (int, float)) else "nosuch"
+        with pytest.raises(ValueError, match=rf"^config\.model\.{key}: {cls.__name__}\.{field} must be .*, got {bad!r}$"):
+            make_cell(cls, ml_collections.ConfigDict({**base, key: bad}))

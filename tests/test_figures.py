@@ -17,7 +17,7 @@ import subprocess
 
 import numpy as np
 import pytest
-from absl import flags
+from absl import app, flags
 
 from jaxseq import cli, report
 from jaxseq.analysis import figures
@@ -25,6 +25,7 @@ from jaxseq.files.guard import claim_files, png_owner
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 FIGURES_PAGE = ROOT / "docs" / "figures.md"
+app.define_help_flags()  # absl defines --help & co. once per process: they must survive the scripts' flags being removed
 _FLAGS_BEFORE_SCRIPTS = set(flags.FLAGS)
 
 

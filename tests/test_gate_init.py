@@ -57,7 +57,7 @@ def test_chrono_t_max_defaults_to_the_task_length_and_bad_names_are_clear_errors
     assert make_train(setting_config(base, **{"model.chrono_t_max": 7.0})).model.cell.t_max == 7.0
     by_name = setting_config(base, **{"model.gate_init": "constant", "model.cell_kwargs": "gate_init=chrono"})
     assert make_train(by_name).model.cell.t_max == 40
-    with pytest.raises(ValueError, match="unknown model.gate_init 'crono'; choose one of: constant, chrono"):
+    with pytest.raises(ValueError, match="config.model.gate_init: GRUCell.gate_init must be one of constant, chrono, got 'crono'"):
         make_train(setting_config(base, **{"model.gate_init": "crono"}))
     with pytest.raises(ValueError, match="chrono initialisation needs t_max > 2"):
         LSTMCell(hidden_size=4, gate_init="chrono", t_max=2.0).init(jax.random.key(0), (np.zeros((1, 4)),) * 2, np.zeros((1, 3)))

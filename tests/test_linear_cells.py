@@ -178,7 +178,11 @@ def test_bad_model_settings_are_refused():
     for change, words in [
         (dict(scan_mode="fast"), "scan_mode"),
         (dict(name="bilstm", num_layers=2), "bidirectional"),
-        (dict(name="lru", lru_r_min=0.9, lru_r_max=0.5), "lru_r_min"),
+        (dict(name="lru", lru_r_min=0.9, lru_r_max=0.5), r"config.model.lru_r_max: LRUCell.r_max must be a number in \[r_min, 1\)"),
+        (dict(name="lru", lru_r_min=1.0), r"config.model.lru_r_min: LRUCell.r_min must be a number in \[0, 1\), got 1.0"),
+        (dict(name="lru", lru_max_phase=0.0), "config.model.lru_max_phase"),
+        (dict(name="lru", lru_state_dim=-1), "config.model.lru_state_dim"),
+        (dict(name="minlstm", chrono_t_max=-1.0), "config.model.chrono_t_max"),
     ]:
         with pytest.raises(ValueError, match=words):
             make_classifier(ml_collections.ConfigDict({**base, **change}), 10, 10)

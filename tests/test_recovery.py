@@ -28,7 +28,8 @@ from jaxseq.files.checkpoints import (
     restore_checkpoint,
     save_checkpoint,
 )
-from jaxseq.files.results import ADDED_FIELDS, RunDir
+from jaxseq.files.results import RunDir
+from jaxseq.models.registry import model_defaults
 from jaxseq.train.sampling import check_sampling_args, complete
 from jaxseq.files import text_runs
 from jaxseq.files.text_runs import Callbacks, append_samples, fit, load_run
@@ -301,23 +302,25 @@ def test_users_own_book_is_accepted_with_one_note(tmp_path, capfd):
 
 
 def test_results_saved_before_a_field_existed_accept_its_as_before_value(tmp_path):
-    """A run directory written before ``model.num_layers`` & co. existed stays resumable, unless
-    the new field is set to something that changes the model."""
+    """A run directory written before a model field or a task parameter existed stays resumable,
+    unless the new field is set to something other than the code's own default (the model
+    builder's, the cell's that reads it, the task's)."""
     config = load_config("configs/palindrome.py")
     old = config.to_dict()
-    for field in ADDED_FIELDS:
-        *sections, name = field.split(".")
-        parent = old
-        for section in sections:
-            parent = parent[section]
-        del parent[name]
-    for name in ("copy", "selective_copy", "associative_recall"):  # emptied task sections go too
+    for field, default in model_defaults().items():  # what a config written before the field meant
+        if old["model"].get(field) == default:
+            del old["model"][field]
+    for name in ("copy", "selective_copy", "associative_recall"):  # the task sections go too
         del old["data"][name]
+    assert "lru_r_min" not in old["model"] and "num_layers" not in old["model"]
     (tmp_path / "config.json").write_text(json.dumps(old))
     run_dir = RunDir(tmp_path)
     assert run_dir.config_differences(config) == []
     config.model.num_layers = 2
-    assert run_dir.config_differences(config) == ["model.num_layers '(absent)' -> 2"]
+    config.model.lru_r_min = 0.5
+    config.data.copy.num_tokens = 3
+    assert run_dir.config_differences(config) == [
+        "data.copy.num_tokens '(absent)' -> 3", "model.lru_r_min '(absent)' -> 0.5", "model.num_layers '(absent)' -> 2"]
 
 
 def test_a_second_ctrl_c_during_the_save_waits_for_it(capfd):

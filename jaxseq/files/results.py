@@ -33,34 +33,28 @@ from jaxseq.report import note, warn
 # programs and threads, when a stall is declared)
 NEVER_CHANGE_RESULTS = ("train.seed_strategy", "train.batch_shards", "train.stall_timeout_s")
 
-# fields added to the configs after results were saved, with the value that means "as before": a
-# saved config without the field equals a config that has it at this value (a one-layer model; the
-# scan mode and the LRU's settings do not touch the classic cells; constant gate biases; the memory
-# tasks' parameters do not touch the palindrome-family tasks)
-ADDED_FIELDS = {
-    "model.num_layers": 1,
-    "model.cell_kwargs": "",
-    "model.scan_mode": "parallel",
-    "model.lru_state_dim": 0,
-    "model.lru_r_min": 0.9,
-    "model.lru_r_max": 0.999,
-    "model.lru_max_phase": 6.283185307179586,
-    "model.gate_init": "constant",
-    "model.chrono_t_max": 0.0,
-    "data.copy.num_tokens": 10,
-    "data.copy.num_symbols": 8,
-    "data.selective_copy.num_tokens": 10,
-    "data.selective_copy.num_symbols": 8,
-    "data.associative_recall.num_pairs": 8,
-    "data.associative_recall.num_keys": 16,
-    "data.associative_recall.num_values": 16,
-    "data.associative_recall.num_queries": 8,
-}
+_ABSENT = object()
 
 
 def _as_before(key: str, value: Any) -> bool:
-    """Whether ``key`` is an :data:`ADDED_FIELDS` field (or ends in one) holding its "as before" value."""
-    return any((key == field or key.endswith("." + field)) and value == old for field, old in ADDED_FIELDS.items())
+    """Whether a saved config without the field ``key`` means what a config holding ``value`` means.
+
+    It does when ``value`` is the default the code itself uses for an absent field: a ``model.*``
+    field's default in the model builder or in the built-in cell that reads it (the class's own,
+    :func:`jaxseq.models.registry.model_defaults`), a ``data.<task>.*`` field's in the task's builder
+    (:func:`jaxseq.data.sequences.task_params`). So a results directory written before a field
+    existed stays resumable, and a run that sets the field to something else is refused. ``key`` may
+    sit in a section of its own (``variants.<name>.model.gate_init``).
+    """
+    from jaxseq.data.sequences import task_params  # imported here: reading results needs neither jax nor flax
+    from jaxseq.models.registry import model_defaults
+
+    parts = key.split(".")
+    if len(parts) >= 2 and parts[-2] == "model":
+        return model_defaults().get(parts[-1], _ABSENT) == value
+    if len(parts) >= 3 and parts[-3] == "data":
+        return task_params(parts[-2]).get(parts[-1], _ABSENT) == value
+    return False
 
 
 def _plain(value: Any) -> Any:
@@ -234,9 +228,8 @@ class RunDir:
         """Fields (``"optim.lr 0.001 -> 0.5"``) in which ``config`` differs from the saved ``config.json``.
 
         ``may_differ`` are dotted fields or ``fnmatch`` patterns that may change between runs into
-        one directory (the sweep lists); so may :data:`NEVER_CHANGE_RESULTS`, and a field of
-        :data:`ADDED_FIELDS` missing from the saved config while the new one holds its "as before"
-        value. [] when the directory does not exist or is empty.
+        one directory (the sweep lists); so may :data:`NEVER_CHANGE_RESULTS`, and a field missing from the saved config while
+        the new one holds the code's own default for it (:func:`_as_before`). [] when the directory does not exist or is empty.
 
         Raises:
           ValueError: the directory holds files but no ``config.json`` (nothing says whose they are),

@@ -15,14 +15,15 @@ split into static pieces that reuse the equations' elementwise helper, so a sequ
 hoist the input matmul out of the time loop and differentiate with a hand-written backward pass.
 """
 
-from typing import Any
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
 from jaxseq.models.bptt import FusedRecurrence
-from jaxseq.models.initializers import gate_bias_init, stacked
+from jaxseq.models.fields import is_real, require
+from jaxseq.models.initializers import check_gate_fields, check_init_names, gate_bias_init, stacked
 
 Carry = Any
 
@@ -85,6 +86,12 @@ class RecurrentCell(FusedRecurrence, nn.RNNCellBase):
     input_init: str = "xavier"
     recurrent_init: str = "orthogonal"
     num_gates = 1  # k: column blocks of the fused kernels
+    # constructor field -> the config.model field it is read from (jaxseq.models.fields)
+    config_fields: ClassVar[dict[str, str]] = {"input_init": "input_init", "recurrent_init": "recurrent_init"}
+
+    def __post_init__(self):
+        check_init_names(self, "input_init", "recurrent_init")
+        super().__post_init__()
 
     def _input_dense(self, bias_init=nn.initializers.zeros) -> InputProjection:
         return InputProjection(self.num_gates * self.hidden_size, self.num_gates, self.input_init, bias_init, name="input_proj")
@@ -131,6 +138,11 @@ class GatedCell(RecurrentCell):
     gate_init: str = "constant"
     t_max: float = 0.0
     chrono_signs = {}  # gate block -> sign of log u under chrono initialisation
+    config_fields: ClassVar[dict[str, str]] = {**RecurrentCell.config_fields, "gate_init": "gate_init", "t_max": "chrono_t_max"}
+
+    def __post_init__(self):
+        check_gate_fields(self)
+        super().__post_init__()
 
     def _gate_bias(self, constant=None):
         return gate_bias_init(self.gate_init, self.num_gates, self.chrono_signs, self.t_max, constant)
@@ -191,6 +203,11 @@ class LSTMCell(GatedCell):
     num_gates = 4
     input_joins_stage = True
     chrono_signs = {2: 1.0, 1: -1.0}  # b_f = log u, b_i = -log u
+    config_fields: ClassVar[dict[str, str]] = {**GatedCell.config_fields, "forget_bias": "forget_bias"}
+
+    def __post_init__(self):
+        require(is_real(self.forget_bias), self, "forget_bias", "a finite number")
+        super().__post_init__()
 
     def setup(self):
         self.input_proj = self._input_dense(bias_init=self._gate_bias({2: self.forget_bias}))
@@ -324,6 +341,11 @@ class PeepholeLSTMCell(GatedCell):
     forget_bias: float = 1.0
     num_gates = 4
     chrono_signs = LSTMCell.chrono_signs
+    config_fields = LSTMCell.config_fields
+
+    def __post_init__(self):
+        require(is_real(self.forget_bias), self, "forget_bias", "a finite number")
+        super().__post_init__()
 
     def setup(self):
         self.input_proj = self._input_dense(bias_init=self._gate_bias({2: self.forget_bias}))

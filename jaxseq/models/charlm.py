@@ -21,6 +21,7 @@ import ml_collections
 from flax import linen as nn
 
 from jaxseq.models.cells import LSTMCell
+from jaxseq.models.fields import is_real
 from jaxseq.models.sequence import scan_cell
 
 Carries = tuple[Any, ...]  # one cell carry per layer ((c, h) for an LSTM)
@@ -95,13 +96,15 @@ def make_char_lstm(model_cfg: ml_collections.ConfigDict, vocab_size: int) -> Cha
     """The :class:`CharLSTM` a ``model`` config section describes.
 
     Raises:
-      ValueError: a non-positive size or a dropout rate outside [0, 1).
+      ValueError: a non-positive size, a dropout rate outside [0, 1) or a forget bias that is not finite.
     """
     for field in ("hidden_size", "num_layers", "embed_dim"):
         if model_cfg[field] <= 0:
             raise ValueError(f"model.{field} must be positive, got {model_cfg[field]}")
     if not 0.0 <= model_cfg.dropout < 1.0:
         raise ValueError(f"model.dropout must be in [0, 1), got {model_cfg.dropout}")
+    if not is_real(model_cfg.get("forget_bias", 1.0)):
+        raise ValueError(f"model.forget_bias must be a finite number, got {model_cfg.forget_bias!r}")
     return CharLSTM(
         vocab_size=vocab_size,
         hidden_size=model_cfg.hidden_size,

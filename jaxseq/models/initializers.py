@@ -1,12 +1,13 @@
 """Weight initialisers selectable by name from a config."""
 
-from typing import Optional
+from typing import Any, Optional
 
 import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
 from jaxseq.lookup import lookup
+from jaxseq.models.fields import is_real, require
 
 INITIALIZERS = {
     "kaiming": nn.initializers.kaiming_normal(),
@@ -56,6 +57,19 @@ def gate_bias(num_blocks: int, values: dict[int, float]) -> nn.initializers.Init
 
 
 GATE_INITS = ("constant", "chrono")  # how a gated cell's gate biases start (its ``gate_init`` field)
+
+
+def check_init_names(cell: Any, *fields: str) -> None:
+    """Raise :class:`jaxseq.models.fields.FieldError` unless each of ``cell``'s ``fields`` names an initialiser."""
+    for field in fields:
+        require(getattr(cell, field) in INITIALIZERS, cell, field, f"one of {', '.join(INITIALIZERS)}")
+
+
+def check_gate_fields(cell: Any) -> None:
+    """Raise :class:`jaxseq.models.fields.FieldError` unless ``cell.gate_init`` is one of
+    :data:`GATE_INITS` and ``cell.t_max`` a finite number >= 0."""
+    require(cell.gate_init in GATE_INITS, cell, "gate_init", f"one of {', '.join(GATE_INITS)}")
+    require(is_real(cell.t_max) and cell.t_max >= 0, cell, "t_max", "a finite number >= 0 (0: the task's number of input steps)")
 
 
 def chrono_bias(num_blocks: int, signs: dict[int, float], t_max: float) -> nn.initializers.Initializer:

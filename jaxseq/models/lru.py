@@ -20,11 +20,13 @@ read a narrow input).
 """
 
 import math
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
+from jaxseq.models.fields import is_real, require
 from jaxseq.models.parallel_scan import LinearRecurrentCell
 
 
@@ -68,6 +70,18 @@ class LRUCell(LinearRecurrentCell):
     r_min: float = 0.9
     r_max: float = 0.999
     max_phase: float = 2 * math.pi
+    config_fields: ClassVar[dict[str, str]] = {
+        **LinearRecurrentCell.config_fields,
+        "state_dim": "lru_state_dim", "r_min": "lru_r_min", "r_max": "lru_r_max", "max_phase": "lru_max_phase"}
+
+    def __post_init__(self):
+        require(isinstance(self.state_dim, int) and not isinstance(self.state_dim, bool) and self.state_dim >= 0,
+                self, "state_dim", "a whole number >= 0 (0: hidden_size)")
+        require(is_real(self.r_min) and 0 <= self.r_min < 1, self, "r_min", "a number in [0, 1)")
+        # |λ| < 1 keeps the recurrence stable
+        require(is_real(self.r_max) and self.r_min <= self.r_max < 1, self, "r_max", f"a number in [r_min, 1) = [{self.r_min}, 1)")
+        require(is_real(self.max_phase) and self.max_phase > 0, self, "max_phase", "a finite number > 0")
+        super().__post_init__()
 
     @property
     def state_size(self) -> int:

@@ -10,11 +10,13 @@ Parameters: ``input_proj/{kernel,bias}``, one ``[d, k*H]`` dense for the ``k`` b
 each class gives. Inputs are row vectors (``x W``).
 """
 
+from typing import ClassVar
+
 import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
-from jaxseq.models.initializers import gate_bias_init, stacked
+from jaxseq.models.initializers import check_gate_fields, check_init_names, gate_bias_init, stacked
 from jaxseq.models.parallel_scan import LinearRecurrentCell
 
 
@@ -46,6 +48,13 @@ class _MinCell(LinearRecurrentCell):
     log_space = True
     num_blocks = 2
     chrono_signs = {}  # gate block -> sign of log u under chrono initialisation
+    config_fields: ClassVar[dict[str, str]] = {
+        **LinearRecurrentCell.config_fields, "input_init": "input_init", "gate_init": "gate_init", "t_max": "chrono_t_max"}
+
+    def __post_init__(self):
+        check_init_names(self, "input_init")
+        check_gate_fields(self)
+        super().__post_init__()
 
     def setup(self):
         # the constant initialisation is nn.Dense's own (zero biases)

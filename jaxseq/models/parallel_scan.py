@@ -21,11 +21,13 @@ what generation uses and what the parallel forms are tested against. All arrays 
 :class:`LinearRecurrentCell` is the base of the cells built on these scans.
 """
 
-from typing import Any, Optional
+from typing import Any, ClassVar, Optional
 
 import jax
 import jax.numpy as jnp
 from flax import linen as nn
+
+from jaxseq.models.fields import require
 
 SCAN_MODES = ("parallel", "sequential")
 
@@ -106,6 +108,12 @@ class LinearRecurrentCell(nn.RNNCellBase):
     hidden_size: int
     mode: str = "parallel"
     log_space = False  # coefficients come as (log a, log b) of positive values
+    # constructor field -> the config.model field it is read from (jaxseq.models.fields)
+    config_fields: ClassVar[dict[str, str]] = {"mode": "scan_mode"}
+
+    def __post_init__(self):
+        require(self.mode in SCAN_MODES, self, "mode", f"one of {', '.join(SCAN_MODES)}")
+        super().__post_init__()
 
     @property
     def state_size(self) -> int:
@@ -160,8 +168,6 @@ class LinearRecurrentCell(nn.RNNCellBase):
         Returns:
           ``(h_T [batch, state], ys [T, batch, H])``.
         """
-        if self.mode not in SCAN_MODES:
-            raise ValueError(f"unknown scan mode {self.mode!r}; choose one of: {', '.join(SCAN_MODES)}")
         if carry is None:
             carry = self.initialize_carry(jax.random.key(0), x.shape[1:])
         a, b = self.coefficients(x)

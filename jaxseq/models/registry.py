@@ -14,10 +14,9 @@ import ml_collections
 from flax import linen as nn
 
 from jaxseq.models.cells import GRUCell, LSTMCell, PeepholeLSTMCell, RNNCell
-from jaxseq.models.initializers import GATE_INITS
+from jaxseq.models.fields import FieldError, config_fields
 from jaxseq.models.lru import LRUCell
 from jaxseq.models.min_rnn import MinGRUCell, MinLSTMCell
-from jaxseq.models.parallel_scan import SCAN_MODES
 from jaxseq.models.sequence import ENCODINGS, BidirectionalClassifier, SequenceClassifier, StackedClassifier
 
 
@@ -43,19 +42,8 @@ MODELS = {
 # the built-in cells by the name of their one-directional model
 CELLS = {name: spec.cell for name, spec in MODELS.items() if not spec.bidirectional}
 
-# model config field -> cell field, passed to the cells that have that field
-CELL_FIELDS = {
-    "input_init": "input_init",
-    "recurrent_init": "recurrent_init",
-    "forget_bias": "forget_bias",
-    "gate_init": "gate_init",
-    "chrono_t_max": "t_max",
-    "scan_mode": "mode",
-    "lru_state_dim": "state_dim",
-    "lru_r_min": "r_min",
-    "lru_r_max": "r_max",
-    "lru_max_phase": "max_phase",
-}
+# model fields the builders read with a default when a config leaves them out
+MODEL_DEFAULTS = {"num_layers": 1, "cell_kwargs": "", "encoding": "onehot", "embed_dim": 16}
 
 # the field a cell's width goes to: jaxseq's cells call it hidden_size, Flax's features
 WIDTH_FIELDS = ("hidden_size", "features")
@@ -96,6 +84,19 @@ def model_spec(name: str) -> ModelSpec:
     return MODELS[name]
 
 
+def model_defaults() -> dict[str, Any]:
+    """``{model field: the value the code uses when a config leaves it out}``: the builders'
+    :data:`MODEL_DEFAULTS` and, for each field a built-in cell reads (its ``config_fields``), that
+    cell's own default."""
+    defaults = dict(MODEL_DEFAULTS)
+    for cls in CELLS.values():
+        for field in dataclasses.fields(cls):
+            key = config_fields(cls).get(field.name)
+            if key is not None and field.default is not dataclasses.MISSING:
+                defaults.setdefault(key, field.default)
+    return defaults
+
+
 def cell_fields(cls: type) -> list[str]:
     """The constructor fields of a cell class (Flax's ``parent`` and ``name`` left out)."""
     return [f.name for f in dataclasses.fields(cls) if f.init and f.name not in ("parent", "name")]
@@ -127,22 +128,25 @@ def make_cell(cls: type, model_cfg: ml_collections.ConfigDict, name: str | None 
     """A cell of class ``cls`` configured by ``model_cfg``.
 
     The cell gets ``model_cfg.hidden_size`` under its own width field (``hidden_size`` or
-    ``features``), the :data:`CELL_FIELDS` it has (init names, ``forget_bias``, ``gate_init``,
-    ``scan_mode``, the LRU's ring; a field missing from ``model_cfg`` keeps the cell's default), and
-    then ``model_cfg.cell_kwargs`` (``"name=value,..."``) for any other constructor field. A cell
-    with chrono gate initialisation and ``t_max`` left at 0 gets ``t_max = time_steps`` (the
-    task's number of input steps).
+    ``features``), the ``model_cfg`` fields the class reads (its ``config_fields``,
+    :mod:`jaxseq.models.fields`: init names, ``forget_bias``, ``gate_init``, ``scan_mode``, the
+    LRU's ring; a field missing from ``model_cfg`` keeps the cell's default), and then
+    ``model_cfg.cell_kwargs`` (``"name=value,..."``) for any other constructor field. A cell with
+    chrono gate initialisation and ``t_max`` left at 0 gets ``t_max = time_steps`` (the task's
+    number of input steps). The cell checks its own values.
 
     Raises:
-      ValueError: a cell without a width field, or a ``cell_kwargs`` field the cell does not have;
-        the message lists the cell's fields.
+      ValueError: a cell without a width field, a ``cell_kwargs`` field the cell does not have (the
+        message lists the cell's fields), or a value the cell refuses (naming the config field).
     """
     fields = cell_fields(cls)
     width = next((field for field in WIDTH_FIELDS if field in fields), None)
     if width is None:
         raise ValueError(f"cell {cls.__name__} has no width field ({' or '.join(WIDTH_FIELDS)}); its fields: {', '.join(fields)}")
-    kwargs = {field: model_cfg[key] for key, field in CELL_FIELDS.items() if field in fields and key in model_cfg}
-    extra = parse_cell_kwargs(model_cfg.get("cell_kwargs", ""))
+    reads = {field: key for field, key in config_fields(cls).items() if field in fields and key in model_cfg}
+    kwargs = {field: model_cfg[key] for field, key in reads.items()}
+    source = {field: f"config.model.{key}" for field, key in reads.items()}  # where each value came from
+    extra = parse_cell_kwargs(model_cfg.get("cell_kwargs", MODEL_DEFAULTS["cell_kwargs"]))
     unknown = sorted(set(extra) - set(fields))
     if unknown:
         raise ValueError(
@@ -150,11 +154,14 @@ def make_cell(cls: type, model_cfg: ml_collections.ConfigDict, name: str | None 
             f"its fields: {', '.join(fields)}"
         )
     kwargs.update(extra)
+    source.update({field: "config.model.cell_kwargs" for field in extra})
     kwargs[width] = model_cfg.hidden_size
     if kwargs.get("gate_init") == "chrono" and not kwargs.get("t_max"):
         kwargs["t_max"] = time_steps
     try:
         return cls(**kwargs, name=name)
+    except FieldError as error:  # the cell refuses a value: say where the value came from
+        raise ValueError(f"{source.get(error.field, 'cell ' + cls.__name__)}: {cls.__name__}.{error}") from None
     except TypeError as error:  # a required field left out, or a cell that refuses its arguments
         raise ValueError(f"cell {cls.__name__}: {error}; its fields: {', '.join(fields)}") from None
 
@@ -185,7 +192,7 @@ def make_classifier(
       to logits ``[batch, num_classes]`` (``every_step``: ``[batch, time, num_classes]``).
     """
     spec = model_spec(model_cfg.name)
-    encoding = model_cfg.get("encoding", "onehot")
+    encoding = model_cfg.get("encoding", MODEL_DEFAULTS["encoding"])
     if encoding not in ENCODINGS:
         raise ValueError(f"unknown encoding {encoding!r}; choose one of: {', '.join(ENCODINGS)}")
     if model_cfg.hidden_size <= 0:
@@ -194,18 +201,11 @@ def make_classifier(
         num_classes=num_classes,
         vocab_size=input_features or vocab_size,
         encoding="features" if input_features else encoding,
-        embed_dim=model_cfg.get("embed_dim", 16),
+        embed_dim=model_cfg.get("embed_dim", MODEL_DEFAULTS["embed_dim"]),
         every_step=every_step,
     )
-    scan_mode = model_cfg.get("scan_mode", "parallel")
-    if scan_mode not in SCAN_MODES:
-        raise ValueError(f"unknown model.scan_mode {scan_mode!r}; choose one of: {', '.join(SCAN_MODES)}")
-    if model_cfg.get("lru_r_min", 0.0) > model_cfg.get("lru_r_max", 1.0):
-        raise ValueError(f"model.lru_r_min ({model_cfg.lru_r_min}) must not exceed model.lru_r_max ({model_cfg.lru_r_max})")
-    if model_cfg.get("gate_init", "constant") not in GATE_INITS:
-        raise ValueError(f"unknown model.gate_init {model_cfg.gate_init!r}; choose one of: {', '.join(GATE_INITS)}")
     cell = lambda: make_cell(spec.cell, model_cfg, time_steps=time_steps)  # noqa: E731
-    num_layers = model_cfg.get("num_layers", 1)
+    num_layers = model_cfg.get("num_layers", MODEL_DEFAULTS["num_layers"])
     if num_layers < 1:
         raise ValueError(f"model.num_layers must be at least 1, got {num_layers}")
     if num_layers > 1:

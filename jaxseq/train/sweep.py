@@ -4,7 +4,7 @@ from typing import Any
 
 import ml_collections
 
-from jaxseq.models.registry import model_spec
+from jaxseq.models.registry import model_spec, parse_cell_kwargs
 from jaxseq.lookup import lookup
 
 
@@ -80,3 +80,9 @@ def setting_config(config: ml_collections.ConfigDict, **fields: Any) -> ml_colle
         target[name] = value
     copy.lock()
     return copy
+
+
+def cell_columns(config: ml_collections.ConfigDict) -> dict[str, Any]:
+    """``{"cell.<field>": value}``: the cell fields ``config.model.cell_kwargs`` sets (``{}`` for
+    none), the columns a setting's ``results.csv`` rows carry so the file says which cell ran."""
+    return {f"cell.{field}": value for field, value in parse_cell_kwargs(config.model.get("cell_kwargs", "")).items()}
