@@ -8,8 +8,9 @@ Each round runs ``benchmarks/<bench>`` once from the checkout ``--before`` and o
 each importing its own checkout's jaxseq
 (the order alternating between rounds, so a slow spell of the shared machine falls on both), each
 a fresh process with its own ``--out`` in a temporary folder. Every row the two reports share
-(``bench_recurrent.py``: variant, length, seeds, strategy; ``bench_textgen.py``: model) gets the
-median of its rate over the rounds for each side, and the ratio now/before: above 1 is faster.
+(``bench_recurrent.py``: variant, length, seeds, strategy; ``bench_atlas_cost.py``: cell, task,
+length, its steps per second; ``bench_textgen.py``: model) gets the median of its rate over the
+rounds for each side, and the ratio now/before: above 1 is faster.
 The shared machine's speed drifts between runs (±20 %, at times in two modes), so with
 ``--reference=NAME`` each rate is first divided by the rate of the row ``NAME`` (a peer the change
 does not touch, e.g. ``flax-lstm``) with the same other columns, measured in the same run: that

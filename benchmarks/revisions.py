@@ -4,20 +4,25 @@ tests can import it)."""
 
 import re
 
-# report layout -> (list of rows, the columns that name a row, the rate column)
-LAYOUTS = {
-    "rows": (("variant", "length", "seeds", "strategy"), "seed_steps_per_s"),
-    "results": (("model",), "chars_per_s"),
-}
+# report layouts: (list of rows, the columns that name a row, the rate column, whether that column
+# is a time per step, whose inverse is the rate); the first whose list and rate column a report has
+LAYOUTS = (
+    ("rows", ("variant", "length", "seeds", "strategy"), "seed_steps_per_s", False),  # bench_recurrent, bench_scan_length
+    ("rows", ("cell", "task", "length"), "ms_per_step", True),  # bench_atlas_cost: steps per second = 1000 / ms
+    ("results", ("model",), "chars_per_s", False),  # bench_textgen
+)
 
 
 def rates(report: dict) -> dict[tuple, float]:
-    """``{row name: rate}`` of one benchmark report (either layout of :data:`LAYOUTS`; a naming column a
-    report lacks, as ``bench_scan_length.py``'s seeds and strategy, reads ``-``)."""
-    for key, (names, rate) in LAYOUTS.items():
-        if key in report:
-            return {tuple(row.get(n, "-") for n in names): float(row[rate]) for row in report[key]}
-    raise ValueError(f"a report with none of {sorted(LAYOUTS)}: not a benchmark this script knows")
+    """``{row name: rate}`` of one benchmark report (a layout of :data:`LAYOUTS`; a naming column a
+    report lacks, as ``bench_scan_length.py``'s seeds and strategy, reads ``-``). Above 1 is faster."""
+    for key, names, column, per_step in LAYOUTS:
+        rows = report.get(key)
+        if rows and column in rows[0]:
+            return {tuple(row.get(n, "-") for n in names): (1000.0 / float(row[column]) if per_step else float(row[column]))
+                    for row in rows}
+    raise ValueError(f"a report with none of the layouts of {', '.join(sorted({key for key, *_ in LAYOUTS}))}: "
+                     "not a benchmark this script knows")
 
 
 def relative_to(rates_of_run: dict[tuple, float], reference: str) -> dict[tuple, float]:

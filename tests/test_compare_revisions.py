@@ -17,6 +17,8 @@ def test_rates_of_both_report_layouts():
     textgen = {"results": [{"model": "jaxseq CharLSTM", "chars_per_s": 3000.0}]}
     assert rates(recurrent) == {("ours-lstm", 10, 1, "-"): 12.5}
     assert rates(textgen) == {("jaxseq CharLSTM",): 3000.0}
+    atlas = {"rows": [{"cell": "lru", "task": "copy", "length": 64, "ms_per_step": 250.0}]}
+    assert rates(atlas) == {("lru", "copy", 64): 4.0}  # steps per second
     with pytest.raises(ValueError, match="not a benchmark this script knows"):
         rates({"meta": {}})
 
