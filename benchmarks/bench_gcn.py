@@ -35,8 +35,8 @@ from jaxseq.cli import run_main  # one-line errors and exit codes, as in scripts
 from jaxseq.config import load_config
 from jaxseq.data import graphs
 from jaxseq.models.gnn import GCN
-from jaxseq.runner.graphs import train_seeds
-from jaxseq.train.gnn import make_train, masked_cross_entropy
+from jaxseq.runner.graph_seeds import train_seeds
+from jaxseq.train.graph_trainer import make_train, masked_cross_entropy
 
 _MAX_NODES = flags.DEFINE_integer("max_nodes", 1_000_000, "largest synthetic graph", lower_bound=1)
 _DENSE_MAX = flags.DEFINE_integer("dense_max_nodes", 10_000, "largest graph to also run with a dense Â", lower_bound=1)

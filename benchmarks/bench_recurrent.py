@@ -50,7 +50,7 @@ from jaxseq.config import load_config
 from jaxseq.models.registry import model_spec
 from jaxseq.runner.multiseed import MultiSeedRunner, seed_keys
 from jaxseq.runner.seeds import StalledRunError, StallWatch, resolve_seed_strategy
-from jaxseq.train.sequence import make_train
+from jaxseq.train.sequence_trainer import make_train
 from jaxseq.train.sweep import setting_config
 from cli import check_arguments, check_choices, check_out, check_positive_ints, interrupted_path, write_json  # benchmarks/cli.py
 from jaxseq.cli import run_main  # one-line errors and exit codes, as in scripts/

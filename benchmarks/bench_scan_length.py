@@ -30,7 +30,7 @@ from cli import check_arguments, check_choices, check_out, check_positive_ints, 
 from jaxseq.cli import run_main  # one-line errors and exit codes, as in scripts/
 from jaxseq.config import load_config
 from jaxseq.runner.multiseed import MultiSeedRunner
-from jaxseq.train.sequence import make_train
+from jaxseq.train.sequence_trainer import make_train
 from jaxseq.train.sweep import setting_config
 
 VARIANTS = [

@@ -123,7 +123,7 @@ def atlas_timer(cell: str, task: str, length: int, chunk: int) -> tuple[Callable
     number of time steps a sequence of that setting has."""
     from jaxseq.config import load_config
     from jaxseq.runner.multiseed import MultiSeedRunner
-    from jaxseq.train.sequence import make_train
+    from jaxseq.train.sequence_trainer import make_train
     from jaxseq.train.sweep import setting_config
 
     atlas = load_config("configs/atlas.py")

@@ -39,7 +39,7 @@ def program_hashes(models: list[str], lengths: list[int]) -> dict[str, str]:
     import jax
 
     from jaxseq.config import load_config
-    from jaxseq.train.sequence import make_train
+    from jaxseq.train.sequence_trainer import make_train
     from jaxseq.train.sweep import setting_config
 
     hashes = {}

@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-import jaxseq.train.sequence as sequence
+import jaxseq.train.sequence_trainer as sequence
 from jaxseq.analysis.lyapunov import classifier_cell, lyapunov_spectrum
 from jaxseq.config import load_config
 from jaxseq.train.sweep import setting_config

@@ -17,7 +17,7 @@ import jax
 
 from jaxseq.config import load_config
 from jaxseq.runner.seeds import map_over_seeds
-from jaxseq.train.sequence import make_train
+from jaxseq.train.sequence_trainer import make_train
 from jaxseq.train.sweep import setting_config
 
 

@@ -39,7 +39,7 @@ from jaxseq.models.registry import model_spec
 from jaxseq.files.guard import figure_metadata, figure_owner
 from jaxseq.runner.record import make_trainers, open_run, rows_to_plot, train_unless_plot_only
 from jaxseq.files.results import RunDir
-from jaxseq.train.sequence import make_train
+from jaxseq.train.sequence_trainer import make_train
 from jaxseq.train.sweep import parse_list, setting_config
 
 _CONFIG = cli.define_config("configs/atlas.py", "atlas config")

@@ -26,8 +26,8 @@ from absl import flags
 from jaxseq import cli
 from jaxseq.data.graphs import load_planetoid
 from jaxseq.models.gnn import make_gnn
-from jaxseq.runner.graphs import train_seeds
-from jaxseq.train.gnn import make_train
+from jaxseq.runner.graph_seeds import train_seeds
+from jaxseq.train.graph_trainer import make_train
 from jaxseq.train.periodic import is_time
 from jaxseq.runner.record import check_arguments, not_redrawn, saved_run_config
 from jaxseq.files.results import RunDir, output_dir

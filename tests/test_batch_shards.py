@@ -16,7 +16,7 @@ from jaxseq.runner.batch_shards import MIN_SHARD_ROWS, BatchShards, mean_of_shar
 from jaxseq.runner.multiseed import MultiSeedRunner, seed_keys
 from jaxseq.runner.record import make_trainers
 from jaxseq.runner.seeds import StalledRunError, StallWatch
-from jaxseq.train.sequence import make_train
+from jaxseq.train.sequence_trainer import make_train
 from jaxseq.train.state import count_params, shard_rows
 from jaxseq.train.sweep import setting_config
 

@@ -7,7 +7,7 @@ import pytest
 from jaxseq.config import load_config
 from jaxseq.models.cells import GRUCell, LSTMCell, PeepholeLSTMCell
 from jaxseq.models.min_rnn import MinGRUCell, MinLSTMCell
-from jaxseq.train.sequence import make_train
+from jaxseq.train.sequence_trainer import make_train
 from jaxseq.train.sweep import setting_config
 
 H, T_MAX = 512, 40.0

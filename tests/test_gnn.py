@@ -13,8 +13,8 @@ import pytest
 from jaxseq.config import load_config
 from jaxseq.data import graphs
 from jaxseq.models.gnn import make_gnn
-from jaxseq.runner import graphs as graph_seeds
-from jaxseq.train import gnn
+from jaxseq.runner import graph_seeds
+from jaxseq.train import graph_trainer as gnn
 
 from data_paths import needs_planetoid as needs_data
 

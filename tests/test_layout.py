@@ -41,6 +41,27 @@ def test_the_layout_names_every_module():
     assert not missing, f"CONTRIBUTING.md's layout does not name: {', '.join(missing)}"
 
 
+def test_no_two_modules_share_a_name():
+    """A module's name says what it is wherever it is mentioned (``sequence_trainer``, not a second ``sequence``)."""
+    by_name: dict[str, list[str]] = {}
+    for module in sorted(PACKAGE.rglob("*.py")):
+        if module.name != "__init__.py":
+            by_name.setdefault(module.stem, []).append(module.relative_to(ROOT).as_posix())
+    assert {name: paths for name, paths in by_name.items() if len(paths) > 1} == {}
+
+
+def test_no_two_registries_share_a_name():
+    """One name -> object table of each kind, under one name (``MODELS`` and ``GRAPH_MODELS``, not two ``MODELS``)."""
+    by_name: dict[str, list[str]] = {}
+    for module in sorted(PACKAGE.rglob("*.py")):
+        for node in ast.parse(module.read_text()).body:
+            target = node.targets[0] if isinstance(node, ast.Assign) else getattr(node, "target", None)
+            value = getattr(node, "value", None)
+            if isinstance(target, ast.Name) and target.id.isupper() and isinstance(value, (ast.Dict, ast.DictComp)):
+                by_name.setdefault(target.id, []).append(module.relative_to(ROOT).as_posix())
+    assert by_name and {name: paths for name, paths in by_name.items() if len(paths) > 1} == {}
+
+
 def imported_modules(path: pathlib.Path) -> set[str]:
     """Every module ``path`` imports (``import a.b`` and ``from a.b import c`` give ``a.b``, and
     ``from a import b`` also ``a.b``)."""

@@ -23,7 +23,7 @@ PROGRAM = """
 import json, jax, numpy as np
 from jaxseq.config import load_config
 from jaxseq.runner.multiseed import MultiSeedRunner
-from jaxseq.train.sequence import make_train
+from jaxseq.train.sequence_trainer import make_train
 from jaxseq.train.sweep import setting_config
 
 config = setting_config(load_config("configs/palindrome.py:quick"), **{

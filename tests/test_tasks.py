@@ -10,7 +10,7 @@ from jaxseq.data.sequences import Batch, Task
 from jaxseq.models.cells import GRUCell, RNNCell
 from jaxseq.models.sequence import BidirectionalClassifier, SequenceClassifier, StackedClassifier
 from jaxseq.train.losses import example_losses, task_loss
-from jaxseq.train.sequence import make_train
+from jaxseq.train.sequence_trainer import make_train
 from jaxseq.train.sweep import setting_config
 
 KEY = jax.random.key(7)

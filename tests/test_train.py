@@ -30,7 +30,7 @@ from jaxseq.runner.seeds import (
     split_seeds,
 )
 from jaxseq.runner.record import make_trainers
-from jaxseq.train.sequence import make_train
+from jaxseq.train.sequence_trainer import make_train
 from jaxseq.train.state import one_seed_at_a_time
 from jaxseq.train.sweep import setting_config
 

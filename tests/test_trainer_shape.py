@@ -9,7 +9,7 @@ from jaxseq.config import load_config
 from jaxseq.data import graphs
 from jaxseq.data.text import corpus_from_text
 from jaxseq.files.text_runs import fit
-from jaxseq.train import gnn, sequence, textgen
+from jaxseq.train import graph_trainer, sequence_trainer, textgen
 from jaxseq.train import state as state_module
 from jaxseq.train.sweep import setting_config
 
@@ -30,8 +30,8 @@ def trainers():
     problem = graphs.random_graph(0, 30, avg_degree=4, num_features=6, num_classes=3)
     corpus = corpus_from_text(TEXT, val_fraction=0.1, seq_len=12)
     return {
-        "sequence": sequence.make_train(sequence_config),
-        "graph": gnn.make_train(graph_config, problem),
+        "sequence": sequence_trainer.make_train(sequence_config),
+        "graph": graph_trainer.make_train(graph_config, problem),
         "character LM": textgen.make_train(text_config(), corpus),
     }
 

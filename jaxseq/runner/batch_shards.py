@@ -22,7 +22,7 @@ it in one of two ways:
   1.02x.
 
 A trainer is sharded through two pure functions of one seed (see
-:class:`jaxseq.train.sequence.SequenceTrainer`):
+:class:`jaxseq.train.sequence_trainer.SequenceTrainer`):
 
 - ``shard_gradients(run, index, count) -> (loss, accuracy, grads)`` on shard ``index``'s rows
   (:func:`shard_rows`) of the next step's batch;

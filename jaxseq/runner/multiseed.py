@@ -1,7 +1,7 @@
 """Run several seeds of a trainer at once, chunk by chunk, with progress (one compiled program, or
 one per seed group).
 
-The trainer (for example :class:`jaxseq.train.sequence.SequenceTrainer`) provides pure
+The trainer (for example :class:`jaxseq.train.sequence_trainer.SequenceTrainer`) provides pure
 ``init(rng)``, ``run_chunk(run) -> (run, metrics[chunk])`` and ``evaluate(run)``; here they are
 mapped over a leading seed axis by the config's ``train.seed_strategy`` (see
 :mod:`jaxseq.runner.seeds`) and ``jax.jit``-ed once. On accelerators with more than one device and
@@ -36,7 +36,7 @@ __all__ = ["MultiSeedRunner", "SeedResults", "StalledRunError", "seed_keys", "se
 @dataclasses.dataclass
 class SeedResults:
     """What a multi-seed run returns, for every experiment (sequences here, graphs in
-    :func:`jaxseq.runner.graphs.train_seeds`).
+    :func:`jaxseq.runner.graph_seeds.train_seeds`).
 
     Attributes:
       run: the final run state, every leaf stacked ``[seed, ...]``.

@@ -32,7 +32,7 @@ from jaxseq.report import progress
 from jaxseq.runner.multiseed import MultiSeedRunner, SeedResults
 from jaxseq.runner.record import record_results
 from jaxseq.files.results import RunDir
-from jaxseq.train.sequence import make_train
+from jaxseq.train.sequence_trainer import make_train
 
 # how often the wait for finished tasks returns to Python, so Ctrl-C is seen at once
 WAIT_S = 0.5

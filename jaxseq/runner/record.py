@@ -19,7 +19,7 @@ from jaxseq.runner.batch_shards import resolve_batch_shards
 from jaxseq.runner.multiseed import MultiSeedRunner, SeedResults
 from jaxseq.runner.seeds import resolve_seed_strategy
 from jaxseq.files.results import RunDir, output_dir
-from jaxseq.train.sequence import SequenceTrainer, make_train
+from jaxseq.train.sequence_trainer import SequenceTrainer, make_train
 from jaxseq.train.periodic import is_time
 
 

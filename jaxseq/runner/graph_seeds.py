@@ -12,7 +12,7 @@ from jaxseq.data.graphs import NodeClassification
 from jaxseq.runner.multiseed import SeedResults
 from jaxseq.runner.seeds import SeedGroups, StallWatch, map_over_seeds, resolve_seed_strategy
 from jaxseq.train.checks import check_finite
-from jaxseq.train.gnn import make_train
+from jaxseq.train.graph_trainer import make_train
 
 
 def train_seeds(
@@ -22,7 +22,7 @@ def train_seeds(
 
     Returns:
       :class:`SeedResults` (host NumPy arrays): ``run`` the final
-      :class:`jaxseq.train.gnn.GraphRun` stacked ``[seed, ...]``, ``steps`` the per-epoch
+      :class:`jaxseq.train.graph_trainer.GraphRun` stacked ``[seed, ...]``, ``steps`` the per-epoch
       metrics ``[seed, epoch]``, ``final`` the evaluation of the kept parameters ``[seed]``, and
       ``compile_s`` apart from the run (``run_s``).
 
