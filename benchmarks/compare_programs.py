@@ -39,7 +39,10 @@ def program_hashes(models: list[str], lengths: list[int]) -> dict[str, str]:
     import jax
 
     from jaxseq.config import load_config
-    from jaxseq.train.sequence_trainer import make_train
+    try:
+        from jaxseq.train.sequence_trainer import make_train
+    except ImportError:  # a checkout from before the module had this name
+        from jaxseq.train.sequence import make_train
     from jaxseq.train.sweep import setting_config
 
     hashes = {}
