@@ -1,5 +1,6 @@
-"""CONTRIBUTING.md's recipes, done as they are written: a task registered in ``TASKS`` is
-``--config.data.task=<name>`` in a sequence experiment, and every script of ``scripts/`` is an
+"""CONTRIBUTING.md's recipes, done as they are written: a cell with one line in ``MODELS`` is a
+model name in every sequence experiment, its own fields set from ``model.cell_kwargs``; a task
+registered in ``TASKS`` is ``--config.data.task=<name>``; and every script of ``scripts/`` is an
 experiment of ``jaxseq/run.py`` ending in ``cli.run_main(main)``."""
 
 import ast
@@ -9,7 +10,9 @@ import jax.numpy as jnp
 
 from jaxseq.data import sequences
 from jaxseq.files.results import RunDir
+from jaxseq.models import registry
 from jaxseq.run import EXPERIMENTS
+from test_any_cell import CELL_WITH_A_FIELD
 from test_cli_errors import ROOT, call  # noqa: F401  (the in-process script runner fixture)
 
 
@@ -28,6 +31,19 @@ def test_a_task_registered_in_tasks_runs_in_the_sweep(call, tmp_path, monkeypatc
     assert code in (0, None), err
     rows = RunDir(out).read_results()
     assert {(r["model"], r["task"], r["length"]) for r in rows} == {("rnn", "first_token", "4")}
+
+
+def test_a_cell_with_one_line_in_models_runs_in_the_sweep(call, tmp_path, monkeypatch):
+    cell_module = {}
+    exec(CELL_WITH_A_FIELD, cell_module)  # the class, as a built-in cell's module would hold it
+    monkeypatch.setitem(registry.MODELS, "scaled_tanh", registry.ModelSpec(cell_module["ScaledTanhCell"]))
+    out = tmp_path / "sweep"
+    code, err = call("run_palindrome", "--config=configs/palindrome.py:quick", "--config.sweep.models=scaled_tanh",
+                     "--config.model.cell_kwargs=scale=0.5", "--config.sweep.lengths=4", "--config.train.num_steps=20",
+                     "--config.train.chunk_steps=10", f"--out={out}", files_change=True)
+    assert code in (0, None), err
+    rows = RunDir(out).read_results()
+    assert {(r["model"], r["length"], r["cell.scale"]) for r in rows} == {("scaled_tanh", "4", "0.5")}
 
 
 def test_every_script_is_an_experiment_that_ends_in_run_main():
