@@ -22,14 +22,17 @@ def first_token(key, batch_size, length):
     return inputs, inputs[:, 0].astype(jnp.int32)
 
 
+def quick_sweep(call, out, *overrides: str) -> list[dict]:
+    """The rows of a quick sweep at T = 4 into ``out``, with the config ``overrides``."""
+    code, err = call("run_palindrome", "--config=configs/palindrome.py:quick", *overrides, "--config.sweep.lengths=4",
+                     "--config.train.num_steps=20", "--config.train.chunk_steps=10", f"--out={out}", files_change=True)
+    assert code in (0, None), err
+    return RunDir(out).read_results()
+
+
 def test_a_task_registered_in_tasks_runs_in_the_sweep(call, tmp_path, monkeypatch):
     monkeypatch.setitem(sequences.TASKS, "first_token", sequences.Task(first_token, lambda t: 4, lambda t: 4))
-    out = tmp_path / "sweep"
-    code, err = call("run_palindrome", "--config=configs/palindrome.py:quick", "--config.data.task=first_token",
-                     "--config.sweep.models=rnn", "--config.sweep.lengths=4", "--config.train.num_steps=20",
-                     "--config.train.chunk_steps=10", f"--out={out}", files_change=True)
-    assert code in (0, None), err
-    rows = RunDir(out).read_results()
+    rows = quick_sweep(call, tmp_path / "sweep", "--config.data.task=first_token", "--config.sweep.models=rnn")
     assert {(r["model"], r["task"], r["length"]) for r in rows} == {("rnn", "first_token", "4")}
 
 
@@ -37,12 +40,7 @@ def test_a_cell_with_one_line_in_models_runs_in_the_sweep(call, tmp_path, monkey
     cell_module = {}
     exec(CELL_WITH_A_FIELD, cell_module)  # the class, as a built-in cell's module would hold it
     monkeypatch.setitem(registry.MODELS, "scaled_tanh", registry.ModelSpec(cell_module["ScaledTanhCell"]))
-    out = tmp_path / "sweep"
-    code, err = call("run_palindrome", "--config=configs/palindrome.py:quick", "--config.sweep.models=scaled_tanh",
-                     "--config.model.cell_kwargs=scale=0.5", "--config.sweep.lengths=4", "--config.train.num_steps=20",
-                     "--config.train.chunk_steps=10", f"--out={out}", files_change=True)
-    assert code in (0, None), err
-    rows = RunDir(out).read_results()
+    rows = quick_sweep(call, tmp_path / "sweep", "--config.sweep.models=scaled_tanh", "--config.model.cell_kwargs=scale=0.5")
     assert {(r["model"], r["length"], r["cell.scale"]) for r in rows} == {("scaled_tanh", "4", "0.5")}
 
 
