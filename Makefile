@@ -15,8 +15,8 @@ PY     := $(VENV)/bin/python
 OUT    ?= results/demo
 # test processes: most of the suite's time is single-threaded compilation, so two processes use a
 # 2-core machine better than one. Three were not clearly faster: at e74ae45 on the 2-core CPU,
-# 2026-12-07, one run each, 928.6 s at -n 3 (the CPU 181 % busy) and 1006.9 s at -n 2, while -n 2
-# ran in 903-1007 s over the day's commits. TEST_WORKERS=0 runs the suite in one process
+# 2026-12-07, one run each, both beside an atlas run at nice 19: 928.6 s at -n 3 (the suite kept the
+# CPU 181 % busy) and 1006.9 s at -n 2, while -n 2 ran in 903-1007 s over the day's commits. TEST_WORKERS=0 runs the suite in one process
 TEST_WORKERS ?= 2
 TEXTGEN ?= results/textgen/grimm_long
 GENERATE := $(PY) scripts/generate.py --run=$(TEXTGEN)
