@@ -12,7 +12,8 @@ and the last one solved (:mod:`jaxseq.analysis.atlas`). Every setting is the uni
 writes: its per-step curves (``metrics.jsonl``) and per-seed rows (``results.csv``, with the
 setting's parameter count and compiled step time) together, as soon as it finishes, so an
 interrupted atlas resumes where it stopped (same ``--out``; the cell and task lists and
-``atlas.max_length`` may grow, nothing else may change). Ctrl-C keeps what finished (exit code 130).
+``atlas.max_length`` may grow, nothing else may change), a setting under way from its last save
+(every 5 minutes and at Ctrl-C: :mod:`jaxseq.files.unfinished`). Ctrl-C keeps what finished (exit code 130).
 
 Writes in ``OUT``, after every setting: ``atlas.csv`` (one row per setting and seed, with ``solved``
 and ``steps_to_solve``) and ``atlas_summary.csv`` (one row per cell and task: longest length solved

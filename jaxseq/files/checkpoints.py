@@ -92,19 +92,25 @@ def save_checkpoint(run_path: os.PathLike, state: Any, keep: int = 2,
     saved = serialization.to_state_dict(state)
     if meta:
         saved = {**saved, META_KEY: {str(k): str(v) for k, v in meta.items()}}
-    data = serialization.msgpack_serialize(saved)
+    write_verified(path, serialization.msgpack_serialize(saved))
+    for old in list_checkpoints(run_path)[:-keep] if keep > 0 else []:
+        old.unlink()
+        checksum_path(old).unlink(missing_ok=True)
+    return path
+
+
+def write_verified(path: pathlib.Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` with its SHA-256 sidecar, so that a kill at any moment leaves the
+    previous file (or none) or the new one with its checksum, never a torn one (see the module
+    docstring). :func:`read_checkpoint` reads it back, verified."""
     tmp = path.with_suffix(".tmp")
     _write_synced(tmp, data)
     sidecar = checksum_path(path)
     sidecar_tmp = sidecar.with_name(sidecar.name + ".tmp")
     _write_synced(sidecar_tmp, f"{hashlib.sha256(data).hexdigest()}  {path.name}\n".encode())
-    os.replace(sidecar_tmp, sidecar)  # the checksum is in place before the checkpoint appears
+    os.replace(sidecar_tmp, sidecar)  # the checksum is in place before the file appears
     os.replace(tmp, path)
     _sync_directory(path.parent)
-    for old in list_checkpoints(run_path)[:-keep] if keep > 0 else []:
-        old.unlink()
-        checksum_path(old).unlink(missing_ok=True)
-    return path
 
 
 @contextlib.contextmanager

@@ -19,6 +19,8 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from jaxseq.files.checkpoints import interrupts_deferred
+from jaxseq.files.unfinished import UnfinishedSetting
 from jaxseq.runner.batch_shards import BatchShards, resolve_batch_shards
 from jaxseq.train.checks import check_finite
 from jaxseq.runner.seeds import (
@@ -126,7 +128,8 @@ class MultiSeedRunner:
         self.evaluate = jax.jit(map_over_seeds(trainer.evaluate, self.strategy))
         self.stall_timeout_s = options.get("stall_timeout_s", None)
 
-    def run(self, key: jax.Array, num_seeds: int, progress=None, description: str = "") -> SeedResults:
+    def run(self, key: jax.Array, num_seeds: int, progress=None, description: str = "",
+            unfinished: Optional[UnfinishedSetting] = None) -> SeedResults:
         """Train ``num_seeds`` seeds from ``key`` until every seed stops or the budget ends.
 
         Args:
@@ -134,6 +137,10 @@ class MultiSeedRunner:
           num_seeds: how many seeds to train side by side.
           progress: an optional tqdm-like bar (``update``, ``set_postfix_str``), advanced by steps.
           description: prefix for the progress text.
+          unfinished: where this setting is saved while under way (None: nowhere). The run goes on
+            from its save when there is a usable one, saves every ``unfinished.every_s`` seconds and
+            when Ctrl-C stops it, and leaves deleting the save to the caller, once the results are
+            recorded (see :mod:`jaxseq.files.unfinished`).
         Returns:
           :class:`SeedResults`.
         Raises:
@@ -142,7 +149,7 @@ class MultiSeedRunner:
         """
         groups, shards = self.executors(num_seeds)
         try:
-            return self._run(key, num_seeds, groups, shards, progress, description)
+            return self._run(key, num_seeds, groups, shards, progress, description, unfinished)
         finally:
             groups.close()
             if shards is not None:
@@ -168,7 +175,8 @@ class MultiSeedRunner:
         count = resolve_batch_shards(self.batch_shards, num_seeds, trainer.batch_size, length, num_params)
         return BatchShards(count, self.trainer, mode=self.shard_mode) if count > 1 else None
 
-    def _run(self, key, num_seeds, groups: SeedGroups, shards: Optional[BatchShards], progress, description) -> SeedResults:
+    def _run(self, key, num_seeds, groups: SeedGroups, shards: Optional[BatchShards], progress, description,
+             unfinished: Optional[UnfinishedSetting]) -> SeedResults:
         start = time.perf_counter()
         trainer = self.trainer
         if shards is None:
@@ -176,27 +184,52 @@ class MultiSeedRunner:
         else:
             watch = StallWatch(self.stall_timeout_s, f"{shards.count} batch shards on {shards.mode}", SHARD_WORKAROUND)
         runs = groups(self.init, groups.split(seed_keys(key, num_seeds)), watch, "initialisation")
-        chunks, chunk_seconds = [], []
-        for index in range(trainer.num_chunks):
-            chunk_start = time.perf_counter()
-            outputs = self.chunk(runs, groups, shards, watch, f"chunk {index + 1} of {trainer.num_chunks}")
-            runs = [run for run, _ in outputs]
-            running = np.concatenate([np.asarray(run.active) for run in runs])
-            metrics = groups.join(jax.device_get([metrics for _, metrics in outputs]))
-            chunk_seconds.append(time.perf_counter() - chunk_start)
-            active = metrics["active"]
-            check_finite(np.where(active, metrics["loss"], 0.0), first_step=index * trainer.chunk_steps + 1)
-            chunks.append(metrics)
+        chunks, chunk_seconds, first, before_s = [], [], 0, 0.0
+        resumed = unfinished.load(groups.join(runs)) if unfinished is not None else None
+        if resumed is not None and resumed.next_chunk < trainer.num_chunks:
+            unfinished.say_resumed(resumed, trainer.chunk_steps)
+            runs, chunks, first = groups.split(resumed.run), [resumed.steps], resumed.next_chunk
+            chunk_seconds, before_s = list(resumed.chunk_seconds), resumed.elapsed_s
             if progress is not None:
-                last = np.where(active.any(axis=0))[0]
-                # a chunk with no update (every seed had stopped) has no accuracy to show
-                acc = f"{metrics['accuracy'][:, last[-1]].mean():.3f}" if last.size else "-"
-                progress.update(trainer.chunk_steps)
-                progress.set_postfix_str(
-                    f"{description} acc {acc} running {int(running.sum())}/{num_seeds}"
-                )
-            if not running.any():
-                break
+                progress.update(first * trainer.chunk_steps)
+
+        done = saved = first  # chunks finished; the chunk count of the newest save
+
+        def save() -> None:
+            nonlocal saved
+            steps = {k: np.concatenate([c[k] for c in chunks], axis=1) for k in chunks[0]}
+            unfinished.save(groups.join(runs), steps, done, chunk_seconds, before_s + time.perf_counter() - start)
+            saved = done
+
+        try:
+            for index in range(first, trainer.num_chunks):
+                chunk_start = time.perf_counter()
+                outputs = self.chunk(runs, groups, shards, watch, f"chunk {index + 1} of {trainer.num_chunks}")
+                running = np.concatenate([np.asarray(run.active) for run, _ in outputs])
+                metrics = groups.join(jax.device_get([metrics for _, metrics in outputs]))
+                active = metrics["active"]
+                check_finite(np.where(active, metrics["loss"], 0.0), first_step=index * trainer.chunk_steps + 1)
+                # one statement, so a Ctrl-C leaves all four at the same chunk for save()
+                runs, chunks, chunk_seconds, done = ([run for run, _ in outputs], chunks + [metrics],
+                                                     chunk_seconds + [time.perf_counter() - chunk_start], index + 1)
+                if unfinished is not None and running.any() and done < trainer.num_chunks and unfinished.due():
+                    save()
+                if progress is not None:
+                    last = np.where(active.any(axis=0))[0]
+                    # a chunk with no update (every seed had stopped) has no accuracy to show
+                    acc = f"{metrics['accuracy'][:, last[-1]].mean():.3f}" if last.size else "-"
+                    progress.update(trainer.chunk_steps)
+                    progress.set_postfix_str(
+                        f"{description} acc {acc} running {int(running.sum())}/{num_seeds}"
+                    )
+                if not running.any():
+                    break
+        except KeyboardInterrupt:
+            # ``runs`` and ``chunks`` hold the last finished chunk: keep them for the next sitting
+            if unfinished is not None and saved < done < trainer.num_chunks:
+                with interrupts_deferred(f"saving {unfinished.path}"):
+                    save()
+            raise
         run = groups.join(runs)
         steps = {k: np.concatenate([c[k] for c in chunks], axis=1) for k in chunks[0]}
         evaluated = groups.join(jax.device_get(groups(self.evaluate, runs, watch, "evaluation")))
@@ -205,5 +238,5 @@ class MultiSeedRunner:
         final["converged_step"] = np.asarray(run.converged_step)
         final["stopped_step"] = np.asarray(run.stopped_step)
         jax.block_until_ready(run)
-        return SeedResults(run=run, steps=steps, final=final, wall_time=time.perf_counter() - start,
+        return SeedResults(run=run, steps=steps, final=final, wall_time=before_s + time.perf_counter() - start,
                            batch_shards=1 if shards is None else shards.count, chunk_seconds=tuple(chunk_seconds))

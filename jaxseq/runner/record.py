@@ -3,7 +3,8 @@
 A study script plans its settings (building every trainer first, so a bad name or value in any
 setting fails before anything trains), checks that ``--out`` holds results of the same config,
 then trains the settings not yet recorded (all their seeds' rows present), saving each one's curves
-and rows together (after ``config.json``) as soon as it finishes. Ctrl-C keeps what finished and exits with code 130 (:mod:`jaxseq.cli`).
+and rows together (after ``config.json``) as soon as it finishes. Ctrl-C keeps what finished, saves
+the setting under way (:mod:`jaxseq.files.unfinished`) and exits with code 130 (:mod:`jaxseq.cli`).
 """
 
 import json
@@ -19,6 +20,7 @@ from jaxseq.runner.batch_shards import resolve_batch_shards
 from jaxseq.runner.multiseed import MultiSeedRunner, SeedResults
 from jaxseq.runner.seeds import resolve_seed_strategy
 from jaxseq.files.results import RunDir, output_dir
+from jaxseq.files.unfinished import SAVE_EVERY_S, UnfinishedSetting
 from jaxseq.train.sequence_trainer import SequenceTrainer, make_train
 from jaxseq.train.periodic import is_time
 
@@ -41,6 +43,7 @@ def train_setting(
     label: str | None = None,
     trainer: Optional[SequenceTrainer] = None,
     extra: Optional[Callable[[SeedResults], dict]] = None,
+    save_every_s: float = SAVE_EVERY_S,
     **columns,
 ) -> SeedResults:
     """Train ``cfg.train.num_seeds`` seeds of ``cfg`` in one compiled program and append their rows.
@@ -56,6 +59,9 @@ def train_setting(
       trainer: ``make_train(cfg)`` if it was built already (see :func:`make_trainers`).
       extra: ``results -> {column: value}``, columns appended to every per-seed row (the same for
         all seeds: e.g. a timing taken from the results).
+      save_every_s: while the setting trains, its state is saved in ``run_dir/unfinished/`` every
+        this many seconds and on Ctrl-C, so the same command later goes on from there instead of
+        from step 0 (:mod:`jaxseq.files.unfinished`); the save is deleted once the rows are written.
       **columns: the columns naming the setting (model, length, optimizer, ...), first in every row.
     Returns:
       The :class:`SeedResults` (its ``run`` holds the trained parameters, stacked over seeds).
@@ -63,12 +69,15 @@ def train_setting(
     trainer = trainer or make_train(cfg)
     label = label or " ".join(f"{v}" for v in columns.values())
     start = progress.n if progress is not None else 0
+    unfinished = UnfinishedSetting(run_dir.path, columns, cfg, save_every_s)
     results = MultiSeedRunner(trainer, cfg.train).run(
-        jax.random.key(cfg.train.seed), cfg.train.num_seeds, progress=progress, description=label
+        jax.random.key(cfg.train.seed), cfg.train.num_seeds, progress=progress, description=label,
+        unfinished=unfinished,
     )
     if progress is not None:
         progress.update(start + cfg.train.num_steps - progress.n)  # seeds that stop early skip the rest
     record_results(results, run_dir, log_every, label, extra, **columns)
+    unfinished.discard()
     return results
 
 
@@ -171,8 +180,8 @@ def train_unless_plot_only(train: Callable[[], None], run_dir: RunDir, plot_only
         train()
     except KeyboardInterrupt:
         raise KeyboardInterrupt(
-            f"finished settings are in {run_dir.path}; run the same command again to continue "
-            "(add --plot_only to draw them now)"
+            f"finished settings are in {run_dir.path}; run the same command again to continue, from "
+            "the last save of the setting under way (add --plot_only to draw the finished ones now)"
         ) from None
 
 
