@@ -12,13 +12,17 @@ from typing import Any
 import jax
 from flax import linen as nn
 
+from jaxseq.models.fast_path import FAST_PATHS
 from jaxseq.models.registry import cell_fields
 
 
 def hoisted_input(cell: nn.RNNCellBase) -> nn.RNNCellBase:
-    """A copy of a built-in cell whose input projection is never joined to its recurrent matmul."""
+    """A copy of a built-in cell whose input projection is never joined to its recurrent matmul
+    (its own class, with the cell's fast path but ``input_joins_stage`` off)."""
     cls = type(cell)
-    hoisted = type(f"Hoisted{cls.__name__}", (cls,), {"input_joins_stage": False, "__module__": __name__})
+    hoisted = type(f"Hoisted{cls.__name__}", (cls,), {"__module__": __name__})
+    steps = FAST_PATHS[cls]
+    FAST_PATHS[hoisted] = type(f"Hoisted{steps.__name__}", (steps,), {"input_joins_stage": False, "__module__": __name__})
     return hoisted(**{field: getattr(cell, field) for field in cell_fields(cls)})
 
 

@@ -14,7 +14,7 @@ import pytest
 from flax import linen as nn
 
 from jaxseq.analysis.grad_norms import hidden_grad_norms, hidden_size_of
-from jaxseq.models.bptt import FusedRecurrence
+from jaxseq.models.fast_path import FAST_PATHS, staged_step
 from jaxseq.models.cells import LSTMCell
 from jaxseq.models.charlm import CharLSTM
 from jaxseq.models.registry import CELLS, make_classifier
@@ -116,7 +116,7 @@ class PlainCell(nn.RNNCellBase):
         return 1
 
 
-CLASSIC = sorted(name for name, cell in CELLS.items() if issubclass(cell, FusedRecurrence))
+CLASSIC = sorted(name for name, cell in CELLS.items() if cell in FAST_PATHS)
 
 
 @pytest.mark.parametrize("name", CLASSIC)
@@ -143,6 +143,37 @@ def test_fast_path_equals_the_cells_equations_under_nn_scan_and_autodiff(name):
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6), grads[0]["cell"], plain_grads[0]["cell"]["cell"])
     np.testing.assert_allclose(grads[1], plain_grads[1], rtol=1e-4, atol=1e-6)
     assert np.abs(grads[1]).min(axis=(0, 2)).max() > 0
+
+
+def test_a_subclass_of_a_built_in_cell_runs_its_own_equations_not_the_parents_fast_path():
+    """The fast path is attached by exact class: a subclass that changes ``__call__`` (here the RNN
+    with ReLU) is run through ``nn.scan`` over that ``__call__``."""
+    from jaxseq.models.cells import RNNCell
+    from jaxseq.models.sequence import scan_cell
+
+    class ReluRNNCell(RNNCell):
+        def __call__(self, carry, x):
+            h = nn.relu(self.gate_inputs(x) + carry @ self.hidden_proj(self.hidden_size))
+            return h, h
+
+    class Run(nn.Module):
+        cell: nn.Module
+
+        @nn.compact
+        def __call__(self, xs):
+            return scan_cell(self.cell, xs)[1]
+
+    assert staged_step(RNNCell) is not None and staged_step(ReluRNNCell) is None
+    xs = jax.random.normal(jax.random.key(0), (B, T, 3))
+    model = Run(ReluRNNCell(H))
+    params = model.init(jax.random.key(1), xs)["params"]["cell"]
+    w_x, b, w_h = (np.asarray(a) for a in (params["input_proj"]["kernel"], params["input_proj"]["bias"],
+                                           params["hidden_proj"]["kernel"]))
+    h, expected = np.zeros((B, H)), []
+    for t in range(T):
+        h = np.maximum(np.asarray(xs[:, t]) @ w_x + b + h @ w_h, 0.0)
+        expected.append(h)
+    np.testing.assert_allclose(model.apply({"params": {"cell": params}}, xs), np.stack(expected, 1), rtol=1e-5, atol=1e-6)
 
 
 def test_grad_norms_of_a_cell_with_a_two_part_carry_cover_the_whole_carry():

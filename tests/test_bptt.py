@@ -10,13 +10,13 @@ import pytest
 from flax import linen as nn
 
 from jaxseq.models import bptt
-from jaxseq.models.bptt import FusedRecurrence
+from jaxseq.models.fast_path import FAST_PATHS, staged_step
 from jaxseq.models.registry import CELLS as ALL_CELLS
 from jaxseq.models.sequence import scan_cell
 from test_cells import random_params
 
-# the classic cells (gates read h_{t-1}): every one implements the fused fast path
-CELLS = {name: cell for name, cell in ALL_CELLS.items() if issubclass(cell, FusedRecurrence)}
+# the classic cells (gates read h_{t-1}): every one has the fused fast path
+CELLS = {name: cell for name, cell in ALL_CELLS.items() if cell in FAST_PATHS}
 
 B, T, D, H = 3, 6, 4, 5
 
@@ -115,7 +115,7 @@ def test_forward_keeps_only_carries_and_stage_outputs(name, per_step):
     widths = [s[-1] for s in per_step[len(jax.tree.leaves(carry)):]]  # one kernel [H, width] per stage
     kernels = tuple(0.3 * jax.random.normal(jax.random.key(4 + j), (H, w)) for j, w in enumerate(widths))
     (final, hs), (_, first, carries, saved_xs, perturbations, pres) = _bptt_forward(
-        type(cell), kernels, carry, xs, None, 1
+        staged_step(cell), kernels, carry, xs, None, 1
     )
     assert hs.shape == (T, B, H) and saved_xs is xs and perturbations is None and first is carry
     assert [a.shape for a in jax.tree.leaves((carries, pres))] == [(T,) + s for s in per_step]

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from flax import linen as nn
 
-from jaxseq.models.bptt import FusedRecurrence
+from jaxseq.models.fast_path import FAST_PATHS
 from jaxseq.models.cells import LSTMCell
 from jaxseq.models.registry import CELLS as ALL_CELLS
 from jaxseq.models.fields import config_fields
@@ -19,7 +19,7 @@ from jaxseq.models.sequence import scan_cell
 from numpy_reference import FORWARDS, lstm_forward
 
 # the classic cells (gates read h_{t-1}): every one implements the fused fast path
-CELLS = {name: cell for name, cell in ALL_CELLS.items() if issubclass(cell, FusedRecurrence)}
+CELLS = {name: cell for name, cell in ALL_CELLS.items() if cell in FAST_PATHS}
 
 B, T, D, H = 3, 7, 5, 6
 
@@ -42,7 +42,7 @@ def random_params(params, key, scale=0.5):
     return jax.tree.unflatten(treedef, [scale * jax.random.normal(k, x.shape) for k, x in zip(keys, leaves)])
 
 
-JOINABLE = sorted(name for name, cell in CELLS.items() if cell.input_joins_stage)
+JOINABLE = sorted(name for name, cell in CELLS.items() if FAST_PATHS[cell].input_joins_stage)
 
 
 @pytest.mark.parametrize(
@@ -87,7 +87,7 @@ def test_joined_input_is_the_default_only_for_narrow_inputs():
     assert joined("lstm", H) and joined("rnn", 2)
     assert not joined("lstm", H + 1) and not joined("gru", 2)
     with pytest.raises(ValueError, match="cannot join"):
-        bptt.input_joined(CELLS["gru"])
+        bptt.input_joined(FAST_PATHS[CELLS["gru"]])
 
 
 def test_lstm_with_forget_bias_zero_equals_flax_lstm_cell():

@@ -1,6 +1,6 @@
 """Running a cell over time, with backpropagation through time written by hand.
 
-A cell that implements :class:`FusedRecurrence` splits its step into *stages*. Stage ``j``
+A cell with a fast path (:mod:`jaxseq.models.fast_path`) has its step split into *stages*. Stage ``j``
 multiplies a stage input ``a_j`` (``h_{t-1}``, ``c_{t-1}`` or ``r ⊙ h_{t-1}``) by a recurrent
 kernel ``W_j``; everything else in the step is elementwise::
 
@@ -45,56 +45,12 @@ Weights = tuple[jax.Array, ...]
 UNROLL = 1  # time steps per iteration of the compiled loop (benchmarks/README.md: more did not help on CPU)
 
 
-class FusedRecurrence:
-    """The optional fast-path protocol: a cell that implements it is run by :func:`run_recurrence`.
-
-    Any Flax ``RNNCellBase`` runs in jaxseq through ``nn.scan`` and jax's autodiff
-    (:func:`jaxseq.models.sequence.scan_cell`); nothing here is needed to write, read or study a
-    cell. A cell that also derives from this class describes its step a second time, split into
-    pure static pieces, so the sequence scan can hoist or join the input matmul and differentiate
-    with the hand-written backward pass above (tests/test_bptt.py holds both ways equal for every
-    built-in cell). What a cell provides:
-
-    - ``input_weights(fan_in) -> (W_x [fan_in, k*H], b [k*H])`` and ``recurrent_weights() ->
-      (W_0, ...)``, the kernels in stage order (methods of the bound cell);
-    - static ``stage_input(j, carry, x_proj, pres)``: the matrix stage ``j``'s kernel multiplies;
-    - static ``combine(carry, x_proj, pres) -> (carry_t, h_t)``: the elementwise rest of the step,
-      with ``h_t == hidden(carry_t)``;
-    - static ``hidden(carry)`` and ``with_hidden(carry, h)``: where ``h`` sits in the carry;
-    - ``input_joins_stage``: True when one stage's kernel spans every gate column, so the input
-      projection can join that matmul (:func:`input_joined`).
-    """
-
-    input_joins_stage = False
-
-    def input_weights(self, fan_in: int) -> tuple[jax.Array, jax.Array]:
-        raise NotImplementedError
-
-    def recurrent_weights(self) -> Weights:
-        raise NotImplementedError
-
-    @staticmethod
-    def stage_input(stage: int, carry: Carry, x_proj: jax.Array, pres: tuple) -> jax.Array:
-        raise NotImplementedError
-
-    @staticmethod
-    def combine(carry: Carry, x_proj: jax.Array, pres: tuple) -> tuple[Carry, jax.Array]:
-        raise NotImplementedError
-
-    @staticmethod
-    def hidden(carry: Carry) -> jax.Array:
-        return carry
-
-    @staticmethod
-    def with_hidden(carry: Carry, h: jax.Array) -> Carry:
-        return h
-
-
 def step_with_weights(equations, weights: Weights, carry: Carry, x_proj: jax.Array, perturbation=None):
     """One time step of a cell from its pure equations.
 
     Args:
-      equations: the cell class (its static ``stage_input``, ``combine``, ``with_hidden``, ``hidden``).
+      equations: the cell's :class:`jaxseq.models.fast_path.StagedStep` (static ``stage_input``,
+        ``combine``, ``with_hidden``, ``hidden``).
       weights: the recurrent kernels ``(W_0, W_1, ...)``, one per stage.
       carry: the state before the step (``h`` or ``(c, h)``, each ``[batch, H]``).
       x_proj: ``[batch, k*H]``, the input part of every gate.
@@ -131,7 +87,7 @@ def input_joined(equations):
     matmul after the loop). Requires ``equations.input_joins_stage``.
 
     Args:
-      equations: a cell class (see :class:`jaxseq.models.cells.RecurrentCell`).
+      equations: a :class:`jaxseq.models.fast_path.StagedStep`.
     Returns:
       A class with the same static ``stage_input``/``combine``/``hidden``/``with_hidden`` contract,
       for weights ``([W_x; b; W_0],)`` and inputs ``[x_t, 1]``.

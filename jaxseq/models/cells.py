@@ -9,10 +9,8 @@ Gate matmuls are fused: one ``[d, k*H]`` input kernel and one ``[H, k*H]`` recur
 ``input_proj/{kernel,bias}`` = ``W_x`` (all gates, stacked along columns) and ``b``;
 ``hidden_proj/kernel`` = ``W_h``. Inputs are row vectors: ``x W`` with ``W`` of shape ``[in, out]``.
 
-Beside its ``__call__`` each cell implements the optional fast path of
-:class:`jaxseq.models.bptt.FusedRecurrence` (the section "fast path" of each class): the same step,
-split into static pieces that reuse the equations' elementwise helper, so a sequence model can
-hoist the input matmul out of the time loop and differentiate with a hand-written backward pass.
+A cell is its equations only. The optional fast path (the input matmul hoisted out of the time
+loop, a hand-written backward pass) is attached from outside, by class: :mod:`jaxseq.models.fast_path`.
 """
 
 from typing import Any, ClassVar
@@ -21,7 +19,6 @@ import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
-from jaxseq.models.bptt import FusedRecurrence
 from jaxseq.models.fields import is_real, require
 from jaxseq.models.initializers import check_gate_fields, check_init_names, gate_bias_init, stacked
 
@@ -73,8 +70,8 @@ class InputProjection(nn.Module):
         return kernel, self.param("bias", self.bias_init, (self.features,), jnp.float32)
 
 
-class RecurrentCell(FusedRecurrence, nn.RNNCellBase):
-    """Base class: shared fields, the zero state, and the weights the fast path reads.
+class RecurrentCell(nn.RNNCellBase):
+    """Base class: shared fields, the zero state, and the cell's weights (what the fast path reads too).
 
     Attributes:
       hidden_size: ``H``, the width of the hidden state.
@@ -122,6 +119,16 @@ class RecurrentCell(FusedRecurrence, nn.RNNCellBase):
         """Inputs have one feature axis (the last): ``[..., d]``."""
         return 1
 
+    @staticmethod
+    def hidden(carry: Carry) -> jax.Array:
+        """``h: [batch, H]`` of the carry: the carry itself (a cell with a cell state says otherwise)."""
+        return carry
+
+    @staticmethod
+    def with_hidden(carry: Carry, h: jax.Array) -> Carry:
+        """The carry with ``h`` replaced: ``h`` itself."""
+        return h
+
 
 class GatedCell(RecurrentCell):
     """Base class of the gated cells: how their gate biases start.
@@ -155,7 +162,6 @@ class RNNCell(RecurrentCell):
     """
 
     num_gates = 1
-    input_joins_stage = True
 
     def setup(self):
         self.input_proj = self._input_dense()
@@ -165,18 +171,6 @@ class RNNCell(RecurrentCell):
         """``carry = h_{t-1}: [batch, H]``, ``x: [batch, d]`` -> ``(h_t, h_t)``."""
         W_hh = self.hidden_proj(self.hidden_size)
         h = jnp.tanh(self.gate_inputs(x) + carry @ W_hh)
-        return h, h
-
-    # -- fast path (FusedRecurrence) -----------------------------------------------------
-    @staticmethod
-    def stage_input(stage, carry, x_proj, pres):
-        """``h_{t-1}``."""
-        return carry
-
-    @staticmethod
-    def combine(carry, x_proj, pres):
-        """``x_proj = x W_hx + b_h``, ``pres = (h W_hh,)`` -> ``(h_t, h_t)``."""
-        h = jnp.tanh(x_proj + pres[0])
         return h, h
 
 
@@ -201,7 +195,6 @@ class LSTMCell(GatedCell):
 
     forget_bias: float = 1.0
     num_gates = 4
-    input_joins_stage = True
     chrono_signs = {2: 1.0, 1: -1.0}  # b_f = log u, b_i = -log u
     config_fields: ClassVar[dict[str, str]] = {**GatedCell.config_fields, "forget_bias": "forget_bias"}
 
@@ -237,17 +230,6 @@ class LSTMCell(GatedCell):
         """Zero state ``(c, h)``, each ``[batch, H]``."""
         zeros = jnp.zeros(input_shape[:-1] + (self.hidden_size,))
         return (zeros, zeros)
-
-    # -- fast path (FusedRecurrence) -----------------------------------------------------
-    @staticmethod
-    def stage_input(stage, carry, x_proj, pres):
-        """``h_{t-1}``: the gates see the previous hidden state."""
-        return carry[1]
-
-    @staticmethod
-    def combine(carry, x_proj, pres):
-        """``carry = (c, h)``, ``x_proj: [batch, 4H]``, ``pres = (h W_h,)`` -> ``((c_t, h_t), h_t)``."""
-        return LSTMCell.gates(carry[0], x_proj + pres[0])
 
     @staticmethod
     def hidden(carry):
@@ -308,18 +290,6 @@ class GRUCell(GatedCell):
         """``(W_zr: [H, 2H], W_nh: [H, H])``: stage 0 reads ``h``, stage 1 reads ``r ⊙ h``."""
         return (self.hidden_proj(self.hidden_size), self.candidate_proj(self.hidden_size))
 
-    # -- fast path (FusedRecurrence) -----------------------------------------------------
-    @staticmethod
-    def stage_input(stage, carry, x_proj, pres):
-        """Stage 0: ``h``; stage 1: ``r ⊙ h`` (``r`` from stage 0's ``h W_rh``)."""
-        return carry if stage == 0 else GRUCell.update_and_reset_gates(x_proj, pres[0])[1] * carry
-
-    @staticmethod
-    def combine(carry, x_proj, pres):
-        """``carry = h: [batch, H]``, ``x_proj: [batch, 3H]``, ``pres = (h W_zr, (r ⊙ h) W_nh)`` -> ``(h_t, h_t)``."""
-        z, _ = GRUCell.update_and_reset_gates(x_proj, pres[0])
-        return GRUCell.new_state(carry, z, x_proj, pres[1])
-
 
 class PeepholeLSTMCell(GatedCell):
     """LSTM whose gates look at the cell state instead of ``h``. Column order ``c, i, f, o``::
@@ -365,17 +335,5 @@ class PeepholeLSTMCell(GatedCell):
         return LSTMCell.update_memory(c, candidate, i, f, o)
 
     initialize_carry = LSTMCell.initialize_carry
-
-    # -- fast path (FusedRecurrence) -----------------------------------------------------
-    @staticmethod
-    def stage_input(stage, carry, x_proj, pres):
-        """``c_{t-1}``: the gates peek at the previous cell state."""
-        return carry[0]
-
-    @staticmethod
-    def combine(carry, x_proj, pres):
-        """``carry = (c, h)``, ``x_proj: [batch, 4H]``, ``pres = (c W_h,)`` -> ``((c_t, h_t), h_t)``."""
-        return PeepholeLSTMCell.gates(carry[0], x_proj, pres[0])
-
     hidden = staticmethod(LSTMCell.hidden)
     with_hidden = staticmethod(LSTMCell.with_hidden)

@@ -3,7 +3,7 @@
 :func:`scan_cell` is the one place a cell is run over time. Any cell runs as ``nn.scan`` over its
 ``__call__``, differentiated by jax. Two optional protocols let a cell run faster without changing
 what it computes: a linear recurrence (:class:`jaxseq.models.parallel_scan.LinearRecurrentCell`)
-runs as a parallel scan, and a cell that implements :class:`jaxseq.models.bptt.FusedRecurrence`
+runs as a parallel scan, and a cell with an entry in :data:`jaxseq.models.fast_path.FAST_PATHS`
 (every built-in classic cell) runs with its input matmul hoisted out of the time loop (or joined to
 the recurrent matmul) and the hand-written backpropagation through time of :mod:`jaxseq.models.bptt`.
 """
@@ -14,7 +14,8 @@ import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
-from jaxseq.models.bptt import UNROLL, FusedRecurrence, input_joined, run_recurrence
+from jaxseq.models.bptt import UNROLL, input_joined, run_recurrence
+from jaxseq.models.fast_path import staged_step
 from jaxseq.models.parallel_scan import LinearRecurrentCell
 
 ENCODINGS = ("raw", "onehot", "embed")  # how a model reads tokens; real input vectors are read as they are
@@ -43,8 +44,8 @@ def scan_cell(
         forward), ``P = probe_size(cell, d)``: the part of the carry that :func:`probe_size`
         describes. Zeros leave the function unchanged; differentiating with respect to them gives
         ``dL/dstate_t`` for every ``t`` in one backward pass.
-      manual_bptt, unroll, join_input: fast-path settings, read only for a
-        :class:`~jaxseq.models.bptt.FusedRecurrence` cell; the function is the same for every
+      manual_bptt, unroll, join_input: fast-path settings, read only for a cell with a fast path
+        (:mod:`jaxseq.models.fast_path`); the function is the same for every
         value up to float rounding. ``manual_bptt``: the hand-written backward pass (False: jax's
         transpose of the scan). ``unroll``: time steps per loop iteration. ``join_input``: False
         computes ``x_t W_x + b`` for all time steps before the loop; True joins it to the recurrent
@@ -57,11 +58,12 @@ def scan_cell(
         return _time_major(lambda xs, ps: cell.run(xs, carry, ps), x, reverse, perturbations)
     if carry is None:
         carry = cell.initialize_carry(jax.random.key(0), x[:, 0].shape)
-    if not isinstance(cell, FusedRecurrence):
+    equations = staged_step(cell)
+    if equations is None:
         return _time_major(lambda xs, ps: _scan_any_cell(cell, carry, xs, ps), x, reverse, perturbations)
     if join_input is None:
-        join_input = cell.input_joins_stage and x.shape[-1] <= cell.hidden_size
-    equations, weights = type(cell), cell.recurrent_weights()
+        join_input = equations.input_joins_stage and x.shape[-1] <= cell.hidden_size
+    weights = cell.recurrent_weights()
     kernel, bias = cell.input_weights(x.shape[-1])
     if join_input:
         equations = input_joined(equations)
@@ -79,8 +81,8 @@ def scan_cell(
 
 def names_hidden(cell: nn.RNNCellBase) -> bool:
     """Whether ``cell`` names the part of its carry that is its hidden state ``h``: static
-    ``hidden(carry)`` and ``with_hidden(carry, h)`` (every built-in classic cell; see
-    :class:`jaxseq.models.bptt.FusedRecurrence`)."""
+    ``hidden(carry)`` and ``with_hidden(carry, h)`` (every built-in classic cell: see
+    :class:`jaxseq.models.cells.RecurrentCell`)."""
     return callable(getattr(cell, "hidden", None)) and callable(getattr(cell, "with_hidden", None))
 
 
