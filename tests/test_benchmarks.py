@@ -1,29 +1,64 @@
 """Benchmarks end to end on tiny settings (what they write, not how fast anything is)."""
 
+import contextlib
 import importlib.util
+import io
 import json
+import os
 import pathlib
 import signal
 import statistics
 import subprocess
 import sys
 import time
+from unittest import mock
 
 import pytest
+from absl import app, flags
+
+from jaxseq import cli
 from test_train import lapack_batch_dims  # tests/test_train.py
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
+BENCHMARKS_DIR = ROOT / "benchmarks"
+
+
+app.define_help_flags()
+_ABSL_FLAGS = set(flags.FLAGS)
+
+
+def run_in_process(script: str, args: list) -> tuple[int, str]:
+    """``benchmarks/<script> <args>`` run in this process, as :func:`jaxseq.cli.run_main` runs it from
+    the command line (a fresh import of the benchmark and its helpers, so absl's flags start clean):
+    ``(exit code, stderr)``. Only for command lines that fail before measuring anything."""
+    for flag in set(flags.FLAGS) - _ABSL_FLAGS:
+        delattr(flags.FLAGS, flag)
+    for name, module in list(sys.modules.items()):  # benchmarks/cli.py and the like define flags too
+        if str(getattr(module, "__file__", "") or "").startswith(str(BENCHMARKS_DIR)):
+            del sys.modules[name]
+    spec = importlib.util.spec_from_file_location(f"_benchmark_{pathlib.Path(script).stem}", BENCHMARKS_DIR / script)
+    module = importlib.util.module_from_spec(spec)
+    err, cwd, path = io.StringIO(), os.getcwd(), list(sys.path)
+    try:
+        os.chdir(ROOT)
+        sys.path.insert(0, str(BENCHMARKS_DIR))
+        with mock.patch.object(cli, "exit_now", sys.exit), contextlib.redirect_stderr(err), \
+                contextlib.redirect_stdout(io.StringIO()), pytest.raises(SystemExit) as exited:
+            spec.loader.exec_module(module)
+            cli.run_main(module.main, [script, *args])
+    finally:
+        os.chdir(cwd)
+        sys.path[:] = path
+    return exited.value.code, err.getvalue()
 
 
 def assert_refused(tmp_path, script: str, flag: str, bad: str, out: str = "x.json") -> None:
     """``benchmarks/<script> <flag> --out=<tmp_path>/<out>`` fails as a usage error (exit code 2) with a
     one-line error naming ``bad`` and writes nothing (``out=""``: no ``--out`` added, ``flag`` gives its own)."""
     before = sorted(tmp_path.rglob("*"))
-    args = [flag, f"--out={tmp_path / out}"] if out else [flag]
-    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), *args],
-                            cwd=ROOT, capture_output=True, text=True)
-    assert result.returncode == 2 and bad in result.stderr, result.stderr[-2000:]
-    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    code, err = run_in_process(script, [flag, f"--out={tmp_path / out}"] if out else [flag])
+    assert code == 2 and bad in err, err[-2000:]
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
     assert sorted(tmp_path.rglob("*")) == before
 
 
@@ -40,6 +75,21 @@ def benchmark_report(tmp_path, script: str, args: list, out_flag: str = "--out")
     out = tmp_path / "report.json"
     result = run_benchmark(script, [*args, f"{out_flag}={out}"])
     return json.loads(out.read_text()), result
+
+
+def test_bench_startup_measures_every_interpreter_and_module(tmp_path):
+    report, result = benchmark_report(tmp_path, "bench_startup.py", [f"--pythons={sys.executable}", "--modules=json,numpy",
+                                                                     "--repeats=2"])
+    assert set(report["samples"]) == {"json", "numpy"}
+    for module in ("json", "numpy"):
+        [samples] = report["samples"][module].values()
+        assert len(samples) == 2 and all(s > 0 for s in samples)
+    assert {"numpy", "jax"} <= set(report["pythons"][sys.executable])
+    assert "ratio to first" not in result.stdout  # one interpreter: nothing to compare
+
+
+def test_bench_startup_refuses_a_missing_interpreter(tmp_path):
+    assert_refused(tmp_path, "bench_startup.py", f"--pythons={sys.executable},{tmp_path / 'nosuch'}", "no interpreter")
 
 
 @pytest.mark.slow
@@ -198,7 +248,7 @@ def test_benchmarks_refuse_a_count_below_one(tmp_path, script, flag):
 
 
 BENCHMARKS = ["bench_atlas_cost.py", "bench_gcn.py", "bench_input_grad.py", "bench_matmul.py", "bench_processes.py", "bench_recurrent.py",
-              "bench_scan_length.py", "bench_textgen.py", "stress_hangs.py"]
+              "bench_scan_length.py", "bench_startup.py", "bench_textgen.py", "stress_hangs.py"]
 
 
 @pytest.mark.parametrize("script", BENCHMARKS)

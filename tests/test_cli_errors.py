@@ -239,6 +239,12 @@ def test_torn_last_row_is_skipped_reported_and_replaced(tmp_path, capsys):
     assert [r["step"] for r in run_dir.read_metrics()] == [1, 3]
 
 
+def test_plot_only_over_a_directory_without_results_says_so(call, tmp_path):
+    code, err = call("run_palindrome", f"--out={tmp_path / 'empty'}", "--plot_only")
+    assert code == 2
+    assert_one_line(err, "--plot_only: no results in", "run without --plot_only first")
+
+
 def test_plot_only_over_a_torn_results_file_still_works(call, tmp_path):
     out = tmp_path / "sweep"
     write_finished_sweep(out, load_config("configs/palindrome.py:quick"))
