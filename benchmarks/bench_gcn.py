@@ -163,8 +163,8 @@ def seeds_side_by_side(num_seeds: int) -> dict:
     result["lax_map_test_acc"] = float(np.mean(metrics["final"]["test_acc"]))
 
     # The CPU default: one lax.map program per core over a contiguous group of seeds, called at the
-    # same time from host threads (train.seed_strategy = "threads", jaxseq/runner/seeds.py).
-    config.train.seed_strategy = "threads"
+    # same time from host threads (runner.seed_strategy = "threads", jaxseq/runner/seeds.py).
+    config.runner.seed_strategy = "threads"
     runs = train_seeds(config, graphs.load_planetoid("cora"), num_seeds)
     result["threads_compile_s"], result["threads_run_s"] = runs.compile_s, runs.run_s
     result["threads_test_acc"] = float(np.mean(runs.final["test_acc"]))

@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/bench_processes.py                      # T = 10 and 30, every exchange
     .venv/bin/python benchmarks/bench_processes.py --lengths=30 --exchanges=shm
 
-jaxseq's batch shards (``train.batch_shards``) split a step's batch over host *threads*, and every
+jaxseq's batch shards (``runner.batch_shards``) split a step's batch over host *threads*, and every
 shard's program shares XLA's intra-op pool. This script measures the alternative: ``--processes``
 processes started with ``NPROC=1`` (one XLA thread each), each computing the gradient of its part
 of the batch, the parts' gradients averaged, every process applying the same update. The model is

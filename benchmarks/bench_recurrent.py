@@ -7,7 +7,7 @@ Every variant trains on decimal palindromes (one-hot input, B = 128, H = 128, Ad
 norm clipping at 10, a fresh batch per step) for chunks of ``--chunk`` steps. jax variants run
 ``SequenceTrainer.run_chunk`` (data generated on device) compiled once per seed strategy (one seed
 runs under ``lax.map``, i.e. with no seed axis; ``shards:n`` rows split each batch into ``n``
-shards on ``n`` CPU devices in one program per chunk, ``train.batch_shards = n``, which is what
+shards on ``n`` CPU devices in one program per chunk, ``runner.batch_shards = n``, which is what
 ``auto`` gives one seed on an n-core CPU; ``shards:n:threads`` rows run the shards from host threads,
 one program per shard and step, as when jax has a single CPU device); PyTorch
 runs the same step in eager mode (``nn.LSTM`` / ``nn.RNN``, ``torch.optim.Adam``,
@@ -58,7 +58,7 @@ from jaxseq.cli import run_main  # one-line errors and exit codes, as in scripts
 _LENGTHS = flags.DEFINE_list("lengths", ["10", "30"], "palindrome lengths T")
 _SEEDS = flags.DEFINE_list("seeds", ["1", "8"], "seed counts")
 _STRATEGIES = flags.DEFINE_list("strategies", ["vmap", "map", "map:4", "threads"], "seed strategies for more than one seed")
-_SHARDS = flags.DEFINE_list("shards", ["2"], "train.batch_shards counts (> 1) also timed for one seed")
+_SHARDS = flags.DEFINE_list("shards", ["2"], "runner.batch_shards counts (> 1) also timed for one seed")
 _SHARD_MODES = flags.DEFINE_list("shard_modes", ["devices", "threads"], "where the shards of one seed run (BatchShards mode)")
 VARIANTS = [
     "ours-lstm", "ours-lstm-hoisted", "ours-lstm-autodiff", "flax-lstm", "torch-lstm",

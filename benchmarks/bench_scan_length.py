@@ -63,7 +63,7 @@ def make_timer(variant: str, length: int, chunk: int):
             "train.stop_accuracy": 2.0,  # never stop: every step does real work
         },
     )
-    return chunk_timer(MultiSeedRunner(make_train(config), config.train, strategy="map"), 1)
+    return chunk_timer(MultiSeedRunner(make_train(config), config.runner, strategy="map"), 1)
 
 
 def measure(lengths: list[int], variants: list[str]) -> list[dict]:

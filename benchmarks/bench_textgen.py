@@ -6,7 +6,7 @@ in Grimms' Fairy Tales), each as one jitted ``lax.scan`` over ``--steps_per_call
 batches cut on device. PyTorch's peer (``pip install -e '.[bench]'``) is the same stack,
 ``nn.Embedding -> nn.LSTM(num_layers=2) -> nn.Linear``, with the same optimiser and clipping, run
 eagerly on random windows. The text trainer's own step (``textgen.train_chunk``) is timed too, and
-with each ``--shards`` count (``train.batch_shards``). Compilation and one warm-up call are excluded; the models are timed
+with each ``--shards`` count (``runner.batch_shards``). Compilation and one warm-up call are excluded; the models are timed
 round-robin and the table reports the median over ``--repeats`` timed calls, in training
 characters (B * T per step) per second.
 
@@ -45,7 +45,7 @@ _VOCAB = flags.DEFINE_integer("vocab_size", 80, "V (Grimms' Fairy Tales without 
                                lower_bound=1)
 _STEPS = flags.DEFINE_integer("steps_per_call", 20, "training steps per compiled call", lower_bound=1)
 _REPEATS = flags.DEFINE_integer("repeats", 5, "timed calls per model (median reported)", lower_bound=1)
-_SHARDS = flags.DEFINE_list("shards", ["2"], "train.batch_shards counts (> 1) timed through the text trainer")
+_SHARDS = flags.DEFINE_list("shards", ["2"], "runner.batch_shards counts (> 1) timed through the text trainer")
 _OUT = flags.DEFINE_string("out", None, "JSON output (default: a fresh runs/bench_textgen/<YYYYmmdd-HHMMSS>/bench_textgen.json)")
 
 EMBED_DIM = 64
@@ -115,7 +115,7 @@ def jax_timer(model: nn.Module):
 
 def library_timer(model: nn.Module, shards: int):
     """Like :func:`jax_timer`, but through the text trainer's own step (``jaxseq.train.textgen``):
-    :func:`train_chunk` (one scan) with ``shards = 1``, else ``BatchShards`` (``train.batch_shards``:
+    :func:`train_chunk` (one scan) with ``shards = 1``, else ``BatchShards`` (``runner.batch_shards``:
     each step's batch split over ``shards`` host threads, gradients averaged). Its step also computes
     the accuracy and the gradient and parameter norms it logs."""
     batch_size, seq_len, steps = _BATCH.value, _SEQ_LEN.value, _STEPS.value

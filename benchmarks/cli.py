@@ -131,4 +131,4 @@ def atlas_timer(cell: str, task: str, length: int, chunk: int) -> tuple[Callable
     config = setting_config(atlas, **fields, **{"data.task": task, "data.length": length, "train.num_steps": 10**6,
                                                 "train.chunk_steps": chunk, "train.stop_accuracy": 2.0})
     trainer = make_train(config)
-    return chunk_timer(MultiSeedRunner(trainer, config.train), config.train.num_seeds), trainer.time_steps
+    return chunk_timer(MultiSeedRunner(trainer, config.runner), config.train.num_seeds), trainer.time_steps

@@ -37,7 +37,7 @@ from jaxseq.runner.seeds import resolve_seed_strategy
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 REPRODUCER_STRATEGIES = ("vmap", "map")  # what benchmarks/hang_reproducer.py --strategy takes
 
-_STRATEGIES = flags.DEFINE_list("strategies", ["auto", "vmap", "map"], "train.seed_strategy values to stress")
+_STRATEGIES = flags.DEFINE_list("strategies", ["auto", "vmap", "map"], "runner.seed_strategy values to stress")
 _SEEDS = flags.DEFINE_list("seeds", ["8", "16"], "seed counts")
 _RUNS = flags.DEFINE_integer("runs", 20, "runs per (strategy, seeds, flags)", lower_bound=1)
 _IDLE_S = flags.DEFINE_float("idle_s", 20.0, "a run whose process group used no CPU for this long is a hang",
@@ -123,7 +123,7 @@ def command(strategy: str, seeds: int, out: str) -> list[str]:
                 *[f"--set={o}" for o in _EXTRA.value]]
     overrides = [
         "sweep.models=lstm", "sweep.lengths=10", "train.num_steps=100",
-        f"train.num_seeds={seeds}", f"train.seed_strategy={strategy}", *_EXTRA.value,
+        f"train.num_seeds={seeds}", f"runner.seed_strategy={strategy}", *_EXTRA.value,
     ]
     return [sys.executable, "scripts/run_palindrome.py", "--config=configs/palindrome.py",
             *[f"--config.{o}" for o in overrides], f"--out={out}"]

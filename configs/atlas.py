@@ -83,9 +83,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     # stops; a margin above atlas.threshold, so a seed that stops is solved on the fresh batch too
     config.train.window = 20
     config.train.stop_accuracy = 0.995
-    config.train.seed_strategy = "vmap"  # the 3 seeds in one program
+    config.runner.seed_strategy = "vmap"  # the 3 seeds in one program
     # a chunk at T = 1,024 takes minutes on a busy 2-core CPU: only an hour without progress is a stall
-    config.train.stall_timeout_s = 3600.0
+    config.runner.stall_timeout_s = 3600.0
 
     if arg == "quick":
         config.cells = "rnn,lstm"

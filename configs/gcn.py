@@ -43,10 +43,13 @@ def get_config(arg=None):
     config.train.num_seeds = 10
     config.train.seed = 0
     config.train.log_every = 1  # epochs between metrics.jsonl rows (the last epoch is always logged)
+
+    # how the seeds run on this machine (jaxseq/runner/); results do not depend on it
+    config.runner = ml_collections.ConfigDict()
     # auto | vmap | map | map:K | threads | threads:G; auto = threads on CPU (2.1x lax.map's speed and
     # faster than vmap there, benchmarks/README.md), vmap on GPU/TPU
-    config.train.seed_strategy = "auto"
-    config.train.stall_timeout_s = 300.0  # the whole run is one compiled call: stop if it takes longer than this
+    config.runner.seed_strategy = "auto"
+    config.runner.stall_timeout_s = 300.0  # the whole run is one compiled call: stop if it takes longer than this
 
     unknown = variants - {"cora", "citeseer", "quick"}
     if unknown:

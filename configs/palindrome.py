@@ -77,17 +77,20 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.train.stop_accuracy = 0.999  # stop a seed once its windowed accuracy reaches this
     config.train.window = 50
     config.train.patience = 0  # stop a seed after this many steps without loss improvement (0: off)
+
+    # how the seeds run on this machine (jaxseq/runner/); results depend on none of it beyond float rounding
+    config.runner = ml_collections.ConfigDict()
     # how seeds share compiled programs: auto | vmap | map | map:K (K vmapped seeds at a time) |
     # threads | threads:G (G lax.map programs at once, one per host thread; threads: one per core);
     # auto = threads on CPU (about 2x one vmapped program on 2 cores), vmap on GPU/TPU. Results do
     # not depend on it. See jaxseq/runner/seeds.py and benchmarks/README.md.
-    config.train.seed_strategy = "auto"
+    config.runner.seed_strategy = "auto"
     # one seed's batch rows split over host threads that average their gradients every step: auto |
     # n (n divides data.batch_size); auto = one shard per core for a run of one seed on CPU whose
     # step is big enough and model small enough to gain (else 1). Changes results by float rounding
     # only. See jaxseq/runner/batch_shards.py.
-    config.train.batch_shards = "auto"
-    config.train.stall_timeout_s = 300.0  # a chunk slower than max(this, 10x the slowest so far) stops the run
+    config.runner.batch_shards = "auto"
+    config.runner.stall_timeout_s = 300.0  # a chunk slower than max(this, 10x the slowest so far) stops the run
 
     config.sweep = ml_collections.ConfigDict()
     config.sweep.models = "rnn,lstm"  # names from jaxseq.models.registry.MODELS, or cells as package.module:Class

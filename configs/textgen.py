@@ -52,6 +52,11 @@ def get_config(arg=None) -> ml_collections.ConfigDict:
             keep_checkpoints=2,
             num_samples=5,  # greedy samples at 1/3, 2/3 and 3/3 of the run
             sample_length=30,
+        )
+    )
+    # how the run executes on this machine (jaxseq/runner/)
+    config.runner = ml_collections.ConfigDict(
+        dict(
             # the batch split into shards (one per CPU device) that average their gradients: auto |
             # n (n divides batch_size); auto = one shard per core on CPU for a model of at most 1e6
             # parameters, the default 2 x 256 stack included (jaxseq/runner/batch_shards.py). With dropout every shard draws its own masks.

@@ -36,7 +36,7 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from jaxseq import report, tracking
-from jaxseq.config import REPO_ROOT, find_config, flat_fields, load_config, packaged_dir, validate_config
+from jaxseq.config import REPO_ROOT, find_config, flat_fields, load_config, packaged_dir, runner_field_now, validate_config
 from jaxseq.config_docs import describe_config
 from jaxseq.runner.cpu_devices import request_cpu_devices
 from jaxseq.runner.seeds import StalledRunError
@@ -220,7 +220,8 @@ def _flag_error_message(error: flags.Error) -> str:
 
 
 def _unknown_keys_message(argv: Sequence[str]) -> str:
-    """Name each ``--config.<key>`` override that the config lacks, with the closest valid keys."""
+    """Name each ``--config.<key>`` override that the config lacks, with the closest valid keys (or,
+    for a runner field given in the train section, where it is: :func:`jaxseq.config.runner_field_now`)."""
     problems = []
     for name in _config_flags():
         if _given(argv, name) is None:
@@ -232,6 +233,11 @@ def _unknown_keys_message(argv: Sequence[str]) -> str:
             match = re.match(rf"^--?(?:no)?{re.escape(name)}\.([^=]+)", arg)
             if match and match.group(1) not in fields and match.group(1) not in sections:
                 key = match.group(1)
+                now = runner_field_now(key)
+                if now is not None:
+                    given = arg.replace(f"{name}.{key}", f"{name}.{now}", 1)
+                    problems.append(f"--{name}.{key}: {name}.{key} is now {name}.{now} ({given})")
+                    continue
                 close = difflib.get_close_matches(key, fields, n=3, cutoff=0.5)
                 hint = f"; did you mean {' or '.join(close)}?" if close else f"; valid keys: {', '.join(fields)}"
                 problems.append(f"--{name}.{key}: the config has no key {key!r}{hint}")
@@ -260,8 +266,9 @@ def parse_flags(argv: Sequence[str]) -> list[str]:
         flags.FLAGS.verbosity = -1  # warnings and errors only (absl.app would switch on INFO lines from jax)
     for name in _config_flags():
         if flags.FLAGS[name].value is not None:
-            _check_config_kind(name, pathlib.Path(argv[0]).stem + ".py")
+            # before the kind check, so a config that sets a runner field in its train section is told where it goes
             validate_config(flags.FLAGS[name].value)
+            _check_config_kind(name, pathlib.Path(argv[0]).stem + ".py")
     check_backend()
     return rest
 

@@ -57,6 +57,13 @@ def load_config(spec: str) -> ml_collections.ConfigDict:
     return config
 
 
+# the fields of the ``runner`` section: how a run executes on a machine (jaxseq.runner), never what it computes
+RUNNER_FIELDS = ("seed_strategy", "batch_shards", "stall_timeout_s")
+# the runner's fields as the train section held them (the config.json of older results, older
+# commands) -> where each is
+TRAIN_SECTION_NAMES = {f"train.{name}": f"runner.{name}" for name in RUNNER_FIELDS}
+
+
 # ---------------------------------------------------------------------------------------------------
 # Validation: every numeric field of every config in configs/, checked before anything is built.
 # ---------------------------------------------------------------------------------------------------
@@ -140,15 +147,15 @@ FIELD_RULES: dict[str, tuple[str, Callable[[Any], bool]]] = {
     "train.window": COUNT_1,
     "train.patience": COUNT_0,  # 0 switches the loss-patience rule off (palindrome)
     "train.stop_accuracy": POSITIVE,  # above 1 never stops
-    # below a second, ordinary compile and scheduling pauses read as stalls; past a week a stall goes unnoticed
-    "train.stall_timeout_s": _real(1.0, 604800.0, what="seconds in [1, 604800] (one second to one week)"),
-    "train.batch_shards": ("auto or a positive integer", lambda v: v == "auto" or COUNT_1[1](int(v) if str(v).isdigit() else v)),
     "train.log_every": COUNT_1,
     "train.eval_every": COUNT_1,
     "train.checkpoint_every": COUNT_1,
     "train.keep_checkpoints": COUNT_1,
     "train.num_samples": COUNT_1,
     "train.sample_length": COUNT_1,
+    # below a second, ordinary compile and scheduling pauses read as stalls; past a week a stall goes unnoticed
+    "runner.stall_timeout_s": _real(1.0, 604800.0, what="seconds in [1, 604800] (one second to one week)"),
+    "runner.batch_shards": ("auto or a positive integer", lambda v: v == "auto" or COUNT_1[1](int(v) if str(v).isdigit() else v)),
     "frontier.threshold": UNIT_OPEN_LEFT,
     "frontier.min_seeds": COUNT_1,
     "atlas.min_length": COUNT_2,
@@ -189,6 +196,17 @@ def field_rule(path: str) -> Optional[tuple[str, Callable[[Any], bool]]]:
     return None
 
 
+def runner_field_now(path: str) -> Optional[str]:
+    """Where the runner field that the dotted ``path`` names in the train section is
+    (:data:`TRAIN_SECTION_NAMES`): ``"runner.seed_strategy"`` for ``"train.seed_strategy"``, in the same
+    enclosing section (``variants.<name>.train.seed_strategy`` -> ``variants.<name>.runner.seed_strategy``);
+    None for any other path."""
+    for before, now in TRAIN_SECTION_NAMES.items():
+        if path == before or path.endswith("." + before):
+            return path[: len(path) - len(before)] + now
+    return None
+
+
 def validate_config(config: ml_collections.ConfigDict) -> None:
     """Check every numeric field of ``config`` against :data:`FIELD_RULES`, before anything runs.
 
@@ -197,9 +215,12 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
     left to the registries that look them up, which list the valid ones.
 
     Raises:
-      ValueError: naming the first bad field, what it must be and the value it has.
+      ValueError: naming the first bad field, what it must be and the value it has, or a runner field
+        set in the train section and where it belongs (:func:`runner_field_now`).
     """
     for path, value in flat_fields(config).items():
+        if runner_field_now(path) is not None:
+            raise ValueError(f"config.{path} is now config.{runner_field_now(path)}; set it there")
         rule = field_rule(path)
         if rule is not None and not rule[1](value):
             raise ValueError(f"config.{path} must be {rule[0]}, got {value!r}")

@@ -5,7 +5,7 @@ comment lines just above it::
 
     config.train.num_steps = 1500  # budget per seed
     # how seeds share compiled programs: auto | vmap | map ...
-    config.train.seed_strategy = "auto"
+    config.runner.seed_strategy = "auto"
     config.train = ml_collections.ConfigDict(dict(steps_per_call=50,  # training steps per compiled call
 
 These comments are the one place a field's meaning is written; :data:`COMMON_MEANINGS` covers the
@@ -55,7 +55,7 @@ COMMON_MEANINGS = {
     "train.checkpoint_every": "steps between checkpoints",
     "train.keep_checkpoints": "checkpoints kept on disk (the newest)",
     "train.sample_length": "characters of each greedy sample",
-    "train.stall_timeout_s": "a compiled call slower than this many seconds stops the run",
+    "runner.stall_timeout_s": "a compiled call slower than this many seconds stops the run",
     "model.lru_r_max": "largest initial magnitude of the LRU's eigenvalues (< 1)",
     "model.attention_dropout": "dropout rate of the attention coefficients",
     "model.negative_slope": "slope of the leaky ReLU inside the attention scores",

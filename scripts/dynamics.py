@@ -108,7 +108,7 @@ def spectrum_fn(cfg, trainer):
                                     reortho_every=dyn.reortho_every)
         return spectra.mean(axis=0)
 
-    return jax.jit(map_over_seeds(one_seed, resolve_seed_strategy(cfg.train.seed_strategy)))
+    return jax.jit(map_over_seeds(one_seed, resolve_seed_strategy(cfg.runner.seed_strategy)))
 
 
 def spectrum_rows(spectra: np.ndarray, **columns) -> list[dict]:
@@ -122,7 +122,7 @@ def spectrum_rows(spectra: np.ndarray, **columns) -> list[dict]:
 
 def measure_cell(label, cfg, trainer, run_dir: RunDir, bar) -> None:
     """Train one cell's seeds, measuring the spectrum before and after; append the rows."""
-    runner = MultiSeedRunner(trainer, cfg.train)
+    runner = MultiSeedRunner(trainer, cfg.runner)
     key, num_seeds = jax.random.key(cfg.train.seed), cfg.train.num_seeds
     probe = spectrum_fn(cfg, trainer)
     columns = dict(cell=label, model=cfg.model.name, forget_bias=forget_bias_of(cfg))

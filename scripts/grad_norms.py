@@ -57,7 +57,7 @@ def norm_rows(norms: np.ndarray, **columns) -> list[dict]:
 def probe_model(cfg, trainer, run_dir: RunDir, bar) -> None:
     """Train one model's seeds, probing the gradient norms before and after; append the rows."""
     model = cfg.model.name
-    runner = MultiSeedRunner(trainer, cfg.train)
+    runner = MultiSeedRunner(trainer, cfg.runner)
     key, num_seeds = jax.random.key(cfg.train.seed), cfg.train.num_seeds
     probe = seed_grad_norms_fn(trainer.model, strategy=runner.strategy, regression=trainer.task.regression)
     batch = trainer.get_batch(jax.random.key(cfg.probe.seed), cfg.probe.batch_size)

@@ -49,7 +49,7 @@ def test_an_explicit_shard_count_must_divide_the_batch():
     assert resolve_batch_shards("2", 1, 128) == 2  # the config field is a string: "auto" or digits
     assert resolve_batch_shards(1, 1, 7) == 1
     with pytest.raises(ValueError, match="does not divide data.batch_size=64"):
-        make_trainers([quick(**{"train.batch_shards": "3"})])  # a study script's plan: before anything trains
+        make_trainers([quick(**{"runner.batch_shards": "3"})])  # a study script's plan: before anything trains
     for bad in [0, -2, "two", "0", True, 1.5]:
         with pytest.raises(ValueError, match="batch_shards"):
             resolve_batch_shards(bad, 1, 64)
@@ -107,14 +107,14 @@ def test_auto_shards_a_single_seed_and_not_several(monkeypatch):
     a step, enough to pay for the handoff, so on two cores one seed's batch goes in two shards of 32 rows;
     on one core, for several seeds, or for a tiny RNN step (1.2e6 FLOPs) there are no shards."""
     monkeypatch.setattr(batch_shards, "available_cores", lambda: 2)
-    config = quick(**{"train.batch_shards": "auto", "model.hidden_size": 128, "data.length": 30})
-    runner = MultiSeedRunner(make_train(config), config.train)
+    config = quick(**{"runner.batch_shards": "auto", "model.hidden_size": 128, "data.length": 30})
+    runner = MultiSeedRunner(make_train(config), config.runner)
     assert runner.trainer.num_params() == 72_458
     assert runner.shards(2) is None
     with runner.shards(1) as single:
         assert single.count == 2
-    tiny_config = quick(**{"train.batch_shards": "auto", "model.name": "rnn", "model.hidden_size": 16, "data.length": 5})
-    tiny = MultiSeedRunner(make_train(tiny_config), tiny_config.train)
+    tiny_config = quick(**{"runner.batch_shards": "auto", "model.name": "rnn", "model.hidden_size": 16, "data.length": 5})
+    tiny = MultiSeedRunner(make_train(tiny_config), tiny_config.runner)
     assert tiny.shards(1) is None
     monkeypatch.setattr(batch_shards, "available_cores", lambda: 1)
     assert runner.shards(1) is None

@@ -139,9 +139,15 @@ USAGE = [  # (script, arguments, words the one line must hold)
     ("textgen_data_size", ["--order=0"], ["--order"]),
     ("textgen_data_size", ["--runs=a,a"], ["--runs", "a given more than once"]),
     ("ngram_baseline", ["--config=configs/textgen.py:quick", "--orders=1,1"], ["--orders", "1 given more than once"]),
-    ("run_palindrome", ["--config.train.stall_timeout_s=0.001"], ["train.stall_timeout_s", "[1, 604800]", "0.001"]),
-    ("run_palindrome", ["--config.train.stall_timeout_s=1e300"], ["train.stall_timeout_s", "[1, 604800]", "1e+300"]),
+    ("run_palindrome", ["--config.runner.stall_timeout_s=0.001"], ["runner.stall_timeout_s", "[1, 604800]", "0.001"]),
+    ("run_palindrome", ["--config.runner.stall_timeout_s=1e300"], ["runner.stall_timeout_s", "[1, 604800]", "1e+300"]),
     ("run_palindrome", ["--out=/proc/jaxseq_out"], ["--out=/proc/jaxseq_out", "kernel file system"]),
+    ("run_palindrome", ["--config.train.seed_strategy=vmap"],
+     ["config.train.seed_strategy is now config.runner.seed_strategy", "--config.runner.seed_strategy=vmap"]),
+    ("train_textgen", ["--config=configs/textgen.py:quick", "--config.train.batch_shards=2"],
+     ["config.train.batch_shards is now config.runner.batch_shards", "--config.runner.batch_shards=2"]),
+    ("train_gnn", ["--config=configs/gcn.py:quick", "--config.train.stall_timeout_s=60"],
+     ["config.train.stall_timeout_s is now config.runner.stall_timeout_s"]),
     ("frontier", ["--config=configs/frontier.py:quick", "--config.frontier.min_seeds=9"], ["min_seeds=9", "could ever pass"]),
     ("grad_norms", ["--config=configs/grad_norms.py:quick", "--config.sweep.models=anything"], ["sweep.models"]),
 ]
@@ -210,6 +216,37 @@ def test_every_resuming_script_refuses_another_config(call, tmp_path, script, co
     code, err = call(script, f"--config={config}", "--config.train.seed=7", f"--out={out}")
     assert code == 2
     assert_one_line(err, "error:", "another config", "train.seed 0 -> 7")
+
+
+def in_train_section(config) -> dict:
+    """``config`` as a config.json that keeps the runner's fields in its train section (older results)."""
+    saved = config.to_dict()
+    saved["train"].update(saved.pop("runner"))
+    return saved
+
+
+def test_a_run_saved_with_the_runner_fields_in_train_resumes_and_redraws(call, tmp_path):
+    out = tmp_path / "sweep"
+    config = load_config("configs/palindrome.py:quick")
+    write_finished_sweep(out, config)
+    (out / "config.json").write_text(json.dumps(in_train_section(config)))
+    code, err = call("run_palindrome", f"--out={out}", "--plot_only", files_change=True)
+    assert code in (0, None), err
+    assert (out / "accuracy_vs_length.png").is_file()
+    code, err = call("run_palindrome", *QUICK, f"--out={out}", files_change=True)
+    assert code in (0, None), err
+    assert len(RunDir(out).read_results()) == 2 * config.train.num_seeds  # nothing trained again
+    code, err = call("run_palindrome", *QUICK, "--config.optim.lr=0.5", f"--out={out}")
+    assert code == 2
+    assert_one_line(err, "error:", "another config", "optim.lr")
+
+
+def test_a_config_that_sets_a_runner_field_in_train_is_told_where_it_goes():
+    config = load_config("configs/palindrome.py:quick")
+    with config.unlocked():
+        config.train.seed_strategy = "vmap"
+    with pytest.raises(ValueError, match=r"config\.train\.seed_strategy is now config\.runner\.seed_strategy"):
+        validate_config(config)
 
 
 def test_sweep_lists_may_grow_and_config_json_describes_all_rows(tmp_path):

@@ -114,13 +114,13 @@ def test_short_gcn_run_on_cora_is_well_above_chance():
 
 
 def test_train_seeds_gives_the_same_seeds_under_every_strategy(tiny_problem):
-    """``train.seed_strategy`` (vmap, lax.map, lax.map in groups, groups in threads) changes how, not
+    """``runner.seed_strategy`` (vmap, lax.map, lax.map in groups, groups in threads) changes how, not
     what, the seeds train."""
     runs = {}
     for strategy in ("vmap", "map", "map:2", "threads:2"):
         config = tiny_config("gcn")
         config.train.num_seeds = 3
-        config.train.seed_strategy = strategy
+        config.runner.seed_strategy = strategy
         runs[strategy] = graph_seeds.train_seeds(config, tiny_problem)
     reference = runs["vmap"]
     for strategy, run in runs.items():

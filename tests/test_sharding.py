@@ -28,7 +28,7 @@ from jaxseq.train.sweep import setting_config
 
 config = setting_config(load_config("configs/palindrome.py:quick"), **{
     "model.name": "lstm", "data.length": 5, "train.num_steps": 20, "train.chunk_steps": 10})
-results = MultiSeedRunner(make_train(config), config.train).run(jax.random.key(0), 4)
+results = MultiSeedRunner(make_train(config), config.runner).run(jax.random.key(0), 4)
 leaves = jax.tree.leaves(results.run)
 print(json.dumps(dict(
     devices=jax.device_count(),

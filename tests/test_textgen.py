@@ -449,11 +449,11 @@ def test_checkpoint_that_does_not_match_the_config(trained):
 
 
 def test_a_sharded_run_follows_the_unsharded_one_and_repeats_exactly(corpus):
-    """train.batch_shards = 2: each step's batch split in two (on two CPU devices), gradients averaged. Without
+    """runner.batch_shards = 2: each step's batch split in two (on two CPU devices), gradients averaged. Without
     dropout it is the unsharded step up to float rounding; run twice it gives the same bits."""
     plain, plain_rows = fit(quick_config(num_steps=20), corpus)
     config = quick_config(num_steps=20)
-    config.train.batch_shards = "2"
+    config.runner.batch_shards = "2"
     sharded, rows = fit(config, corpus)
     again, _ = fit(config, corpus)
     assert [r["step"] for r in rows] == [r["step"] for r in plain_rows] == [10, 20]

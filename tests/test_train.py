@@ -91,7 +91,7 @@ def test_chunked_runner_equals_the_pure_whole_run():
     config = quick(**{"model.name": "rnn", "data.length": 5, "train.num_steps": 30, "train.chunk_steps": 10})
     trainer = make_train(config)
     key = jax.random.key(0)
-    results = MultiSeedRunner(trainer, config.train).run(key, 2)
+    results = MultiSeedRunner(trainer, config.runner).run(key, 2)
     whole, metrics = jax.jit(jax.vmap(trainer.train))(jax.random.split(key, 2))
     chex.assert_trees_all_close(results.run.train_state.params, whole.train_state.params, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(results.final["eval_accuracy"], metrics["eval_accuracy"])
@@ -100,7 +100,7 @@ def test_chunked_runner_equals_the_pure_whole_run():
 @pytest.mark.parametrize("model", ["rnn", "lstm"])
 def test_short_run_learns_length_5_palindromes(model):
     config = quick(**{"model.name": model, "data.length": 5, "train.num_steps": 600})
-    results = MultiSeedRunner(make_train(config), config.train).run(jax.random.key(0), 2)
+    results = MultiSeedRunner(make_train(config), config.runner).run(jax.random.key(0), 2)
     assert np.all(results.final["eval_accuracy"] >= 0.99), results.final
     # each seed stopped by itself once converged, and kept the parameters that converged
     assert np.all(results.final["converged_step"] > 0)
@@ -110,7 +110,7 @@ def test_short_run_learns_length_5_palindromes(model):
 
 def test_without_a_stopping_rule_every_seed_uses_the_whole_budget():
     config = quick(**{"train.num_steps": 25, "train.chunk_steps": 10, "train.stop_accuracy": 2.0})
-    results = MultiSeedRunner(make_train(config), config.train).run(jax.random.key(0), 2)
+    results = MultiSeedRunner(make_train(config), config.runner).run(jax.random.key(0), 2)
     np.testing.assert_array_equal(results.final["steps"], [25, 25])
     np.testing.assert_array_equal(results.final["converged_step"], [-1, -1])
     assert results.steps["loss"].shape == (2, 30)  # 3 chunks of 10, the last 5 steps masked
@@ -120,7 +120,7 @@ def test_without_a_stopping_rule_every_seed_uses_the_whole_budget():
 def test_patience_stops_a_seed_whose_loss_stopped_improving():
     # learning rate zero: the loss cannot improve, so the seed stops after window + patience steps
     config = quick(**{"optim.name": "sgd", "optim.lr": 1e-30, "train.num_steps": 200, "train.window": 5, "train.patience": 10})
-    results = MultiSeedRunner(make_train(config), config.train).run(jax.random.key(0), 1)
+    results = MultiSeedRunner(make_train(config), config.runner).run(jax.random.key(0), 1)
     assert results.final["stopped_step"][0] < 60
     assert results.final["converged_step"][0] == -1
 
@@ -147,7 +147,7 @@ def test_compiled_chunk_is_traced_once():
 def test_non_finite_loss_names_step_and_seed():
     config = quick(**{"optim.name": "sgd", "optim.lr": float("inf"), "optim.clip_norm": 0.0, "train.num_steps": 100})
     with pytest.raises(FloatingPointError, match=r"non-finite loss .* at step \d+ in seed \d"):
-        MultiSeedRunner(make_train(config), config.train).run(jax.random.key(0), 2)
+        MultiSeedRunner(make_train(config), config.runner).run(jax.random.key(0), 2)
 
 
 def test_check_finite_points_at_the_first_bad_entry():
@@ -246,7 +246,7 @@ def test_every_seed_strategy_gives_the_same_per_seed_results():
     config = quick(**{"model.name": "lstm", "data.length": 5, "train.num_steps": 80, "train.chunk_steps": 20,
                       "train.window": 10, "train.stop_accuracy": 0.3})
     trainer = make_train(config)
-    results = {s: MultiSeedRunner(trainer, config.train, strategy=s).run(jax.random.key(5), 3) for s in ["vmap", "map", "map:2", "threads:2"]}
+    results = {s: MultiSeedRunner(trainer, config.runner, strategy=s).run(jax.random.key(5), 3) for s in ["vmap", "map", "map:2", "threads:2"]}
     reference = results["vmap"]
     assert len(set(reference.final["steps"].tolist())) > 1  # seeds stop on their own, at different steps
     for strategy, other in results.items():
@@ -265,11 +265,11 @@ def test_seed_strategy_names(monkeypatch):
     assert resolve_seed_strategy("threads:3") == "threads:3"
     assert resolve_seed_strategy("threads") == "threads:3"
     assert seed_groups("threads:3") == 3 and seed_groups("map:4") == 1 and seed_groups("vmap") == 1
-    config = quick(**{"train.seed_strategy": "vmap"})
-    assert MultiSeedRunner(make_train(config), config.train).strategy == "vmap"
+    config = quick(**{"runner.seed_strategy": "vmap"})
+    assert MultiSeedRunner(make_train(config), config.runner).strategy == "vmap"
     for bad in ["pmap", "map:0", "map:x", "", "threads:0", "threads:x"]:
-        with pytest.raises(ValueError, match="unknown train.seed_strategy"):  # a study script's plan refuses it
-            make_trainers([quick(**{"train.seed_strategy": bad})])
+        with pytest.raises(ValueError, match="unknown runner.seed_strategy"):  # a study script's plan refuses it
+            make_trainers([quick(**{"runner.seed_strategy": bad})])
 
 
 def test_a_chunk_that_never_finishes_stops_the_run_with_a_clear_error():
@@ -318,9 +318,9 @@ def test_seed_groups_split_join_and_stop_on_a_stalled_group():
 
 
 def test_the_runner_stops_on_a_stalled_chunk(monkeypatch):
-    config = quick(**{"train.num_steps": 20, "train.chunk_steps": 10, "train.stall_timeout_s": 2.0})
+    config = quick(**{"train.num_steps": 20, "train.chunk_steps": 10, "runner.stall_timeout_s": 2.0})
     trainer = make_train(config)
-    runner = MultiSeedRunner(trainer, config.train, strategy="map")  # threads: test_seed_groups_split_join_and_stop_...
+    runner = MultiSeedRunner(trainer, config.runner, strategy="map")  # threads: test_seed_groups_split_join_and_stop_...
     stalled = {"now": True}  # from the start: the initialisation stalls
     array_type = type(jnp.zeros(1))  # jax's ArrayImpl
     block = array_type.block_until_ready

@@ -23,6 +23,7 @@ from jaxseq.data.text import corpus_for_config
 from jaxseq.models.charlm import make_char_lstm
 from jaxseq.runner.batch_shards import resolve_batch_shards
 from jaxseq.train.state import count_params
+from jaxseq.files.guard import claim_file, make_owner, record_owner
 from jaxseq.files.results import RunDir
 from jaxseq.files.text_runs import fit
 from jaxseq.train.textgen import init_params
@@ -273,6 +274,23 @@ def test_run_dir_saved_config_check_in_process(tmp_path):
         RunDir(tmp_path / "full").check_config(config)
 
 
+def test_a_sidecar_naming_the_runner_fields_in_train_still_names_its_config(tmp_path):
+    """How seeds run never changes results, so it is no part of a file's owner; a sidecar that
+    holds the runner's fields under their train-section names (older ones do) names the same config."""
+    config = load_config("configs/palindrome.py:quick")
+    owner = make_owner("frontier", config)
+    assert not [k for k in owner["config"] if k.startswith("runner.")]
+    table = tmp_path / "table.csv"
+    table.write_text("length,accuracy\n5,1.0\n")
+    older = {"train.seed_strategy": "auto", "train.batch_shards": "auto", "train.stall_timeout_s": 300.0}
+    record_owner(table, {**owner, "config": {**owner["config"], **older}})
+    assert claim_file(table, "--table", owner, overwrite=False) == table
+    with config.unlocked():
+        config.optim.lr = 0.5
+    with pytest.raises(ValueError, match="another config"):
+        claim_file(table, "--table", make_owner("frontier", config), overwrite=False)
+
+
 def test_two_ctrl_c_in_a_row_end_a_text_run_with_one_line_and_verified_checkpoints(tmp_path, book):
     """The second Ctrl-C, 20 ms after the first, lands while the interrupted run saves or exits: no
     traceback, exit 130, one ``interrupted`` line, and every checkpoint on disk verifies.
@@ -281,7 +299,7 @@ def test_two_ctrl_c_in_a_row_end_a_text_run_with_one_line_and_verified_checkpoin
     cores), so the Ctrl-C lands while a helper thread waits for a chunk running on the CPU devices;
     chunks of 2,000 steps keep that chunk running while the process exits."""
     default = load_config("configs/textgen.py")
-    assert default.train.batch_shards == "auto"
+    assert default.runner.batch_shards == "auto"
     vocab = json.loads((ROOT / "results" / "textgen" / "grimm" / "vocab.json").read_text())["chars"]
     model = make_char_lstm(default.model, len(vocab))
     params = jax.eval_shape(lambda key: init_params(model, key, default.data.seq_len), jax.random.key(0))
@@ -291,7 +309,7 @@ def test_two_ctrl_c_in_a_row_end_a_text_run_with_one_line_and_verified_checkpoin
     script = subprocess.Popen(
         [sys.executable, str(ROOT / "scripts" / "train_textgen.py"), "--config=configs/textgen.py:quick",
          f"--data={book}", "--config.train.num_steps=100000", "--config.train.checkpoint_every=100000",
-         "--config.train.batch_shards=2", "--config.train.steps_per_call=2000", f"--out={out}"],
+         "--config.runner.batch_shards=2", "--config.train.steps_per_call=2000", f"--out={out}"],
         cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:

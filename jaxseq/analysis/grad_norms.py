@@ -90,7 +90,7 @@ def hidden_grad_norms(
 def seed_grad_norms_fn(model: nn.Module, per_example: bool = False, strategy: str = "auto", regression: bool = False):
     """:func:`hidden_grad_norms` mapped over a leading seed axis of the parameters, and jitted.
 
-    ``strategy`` is a ``train.seed_strategy`` value (:func:`jaxseq.runner.seeds.map_over_seeds`;
+    ``strategy`` is a ``runner.seed_strategy`` value (:func:`jaxseq.runner.seeds.map_over_seeds`;
     ``threads`` probes the seeds under one ``lax.map``): the same numbers whatever it is.
     Returns ``probe(stacked_params, tokens, labels, mask=None) -> [seed, time]`` (``[seed, batch,
     time]`` with ``per_example``; ``mask`` and ``regression`` as in :func:`hidden_grad_norms`); every

@@ -30,7 +30,7 @@ from typing import Any, Iterable, Optional, Sequence
 from absl import flags
 
 from jaxseq.config import flat_fields
-from jaxseq.files.results import _plain, check_writable_file, write_json_atomic
+from jaxseq.files.results import NEVER_CHANGE_RESULTS, _plain, check_writable_file, write_json_atomic
 
 OWNER_SUFFIX = ".config.json"
 OVERWRITE_FLAG = "--overwrite"
@@ -63,11 +63,25 @@ def make_owner(tool: str, config: Any, may_differ: Sequence[str] = ()) -> dict:
     """The owner record of a file: the tool's name and its config (a ConfigDict, dict or flag values).
 
     ``may_differ``: dotted fields or ``fnmatch`` patterns of a ConfigDict left out (the sweep lists a
-    rerun into the same run directory may extend, as in :meth:`jaxseq.files.results.RunDir.check_config`).
+    rerun into the same run directory may extend, as in :meth:`jaxseq.files.results.RunDir.check_config`);
+    so are the fields that never change results (:data:`jaxseq.files.results.NEVER_CHANGE_RESULTS`).
     """
     if hasattr(config, "to_dict"):
-        config = {k: v for k, v in flat_fields(config).items() if not any(fnmatch.fnmatchcase(k, p) for p in may_differ)}
+        config = _left_out(flat_fields(config), (*may_differ, *NEVER_CHANGE_RESULTS))
     return _normal({"tool": tool, "config": config})
+
+
+def _left_out(fields: dict, patterns: Sequence[str]) -> dict:
+    """``fields`` (dotted) without those that match one of the ``fnmatch`` ``patterns``."""
+    return {k: v for k, v in fields.items() if not any(fnmatch.fnmatchcase(k, p) for p in patterns)}
+
+
+def _names(saved: Optional[Any], owner: dict) -> bool:
+    """Whether a sidecar's ``saved`` owner record names ``owner``. Fields that never change results,
+    which a sidecar may hold (``train.seed_strategy`` in an older one), are not compared."""
+    if isinstance(saved, dict) and isinstance(saved.get("config"), dict):
+        saved = {**saved, "config": _left_out(saved["config"], NEVER_CHANGE_RESULTS)}
+    return saved == _normal(owner)
 
 
 def _saved_owner(path: pathlib.Path) -> Optional[Any]:
@@ -96,7 +110,7 @@ def claim_file(path: os.PathLike, flag: str, owner: dict, overwrite: bool, given
         another config's), unless ``overwrite``.
     """
     path = check_writable_file(expand(os.fspath(path)), flag)
-    if path.exists() and not overwrite and _saved_owner(path) != _normal(owner):
+    if path.exists() and not overwrite and not _names(_saved_owner(path), owner):
         whose = "another config" if _saved_owner(path) is not None else "something other than this tool"
         raise _refusal(flag, given, path, whose)
     return path

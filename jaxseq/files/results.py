@@ -26,12 +26,13 @@ import ml_collections
 import numpy as np
 
 from jaxseq import tracking
-from jaxseq.config import flat_fields
+from jaxseq.config import TRAIN_SECTION_NAMES, flat_fields
 from jaxseq.report import note, warn
 
-# settings that never change a run's results beyond float rounding (how seeds and batch rows share
-# programs and threads, when a stall is declared)
-NEVER_CHANGE_RESULTS = ("train.seed_strategy", "train.batch_shards", "train.stall_timeout_s")
+# settings that never change a run's results beyond float rounding: the runner section (how seeds
+# and batch rows share programs and threads, when a stall is declared), and its fields under the
+# names the train section of an older config.json gives them
+NEVER_CHANGE_RESULTS = ("runner.*", *TRAIN_SECTION_NAMES)
 
 _ABSENT = object()
 
@@ -233,13 +234,14 @@ class RunDir:
 
         Raises:
           ValueError: the directory holds files but no ``config.json`` (nothing says whose they are),
-            its ``config.json`` cannot be read, or it holds another tool's results (other config sections).
+            its ``config.json`` cannot be read, or it holds another tool's results (other config
+            sections; the runner section, present or not, says nothing of whose they are).
         """
         saved = self.saved_config()
         if saved is None:
             return []
         now = _json_compatible(config)
-        sections = {k.split(".")[0] for k in saved}, {k.split(".")[0] for k in now}
+        sections = [{k.split(".")[0] for k in fields} - {"runner"} for fields in (saved, now)]
         if sections[0] != sections[1]:
             raise ValueError(f"{self.path} holds another tool's results (its config.json has sections "
                              f"{', '.join(sorted(sections[0]))}; this config has {', '.join(sorted(sections[1]))}); "

@@ -9,6 +9,7 @@ text and the vocabulary. :func:`load_run` reads a finished run back for evaluati
 """
 
 import dataclasses
+import fnmatch
 import hashlib
 import json
 import math
@@ -38,7 +39,7 @@ from jaxseq.files.checkpoints import (
 from jaxseq.train.checks import check_bounded, check_finite
 from jaxseq.train.optim import make_schedule
 from jaxseq.train.periodic import is_time
-from jaxseq.files.results import RunDir, write_json_atomic
+from jaxseq.files.results import NEVER_CHANGE_RESULTS, RunDir, write_json_atomic
 from jaxseq.runner.seeds import SHARD_WORKAROUND, StallWatch
 from jaxseq.train.state import TrainState, count_params
 from jaxseq.train.textgen import DIVERGED_FACTOR, ShardedTextSteps, create_train_state, make_train
@@ -132,10 +133,11 @@ def load_vocab(run_path: os.PathLike) -> CharVocab:
     return CharVocab(tuple(_read_vocab_file(path)["chars"]))
 
 
-# settings a resumed run may change: bookkeeping, the stall bound, and how a step's batch is spread
-# over threads (the same step up to float rounding; with dropout, other masks of the same rate)
-_BOOKKEEPING = {"train.eval_every", "train.checkpoint_every", "train.keep_checkpoints", "train.num_samples",
-                "train.sample_length", "train.stall_timeout_s", "train.batch_shards"}
+# settings a resumed run may change (fnmatch patterns): bookkeeping, and the runner section: the stall
+# bound and how a step's batch is spread over threads (the same step up to float rounding; with
+# dropout, other masks of the same rate)
+_BOOKKEEPING = ("train.eval_every", "train.checkpoint_every", "train.keep_checkpoints", "train.num_samples",
+                "train.sample_length", *NEVER_CHANGE_RESULTS)
 # settings added after runs were saved, with the value that reproduces those runs
 _ADDED_LATER = {"data.train_fraction": 1.0}
 
@@ -149,7 +151,8 @@ def _check_same_training(run: RunDir, config: ml_collections.ConfigDict) -> None
         return
     saved = traverse_util.flatten_dict(load_run_config(run.path).to_dict(), sep=".")
     now = traverse_util.flatten_dict(config.to_dict(), sep=".")
-    changed = sorted(k for k in saved.keys() | now.keys() if saved.get(k) != now.get(k) and k not in _BOOKKEEPING)
+    changed = sorted(k for k in saved.keys() | now.keys()
+                     if saved.get(k) != now.get(k) and not any(fnmatch.fnmatchcase(k, p) for p in _BOOKKEEPING))
     if changed:
         shown = ", ".join(f"{k} {saved.get(k)!r} -> {now.get(k)!r}" for k in changed)
         raise ValueError(f"{run.path} holds a run of a config that trains differently ({shown}); "
@@ -255,11 +258,12 @@ for it), then re-raises; before any chunk finished it saves nothing and says so.
         # the summary of the run's end, which is trained again (a fallback past a corrupt last checkpoint)
         run.file(SUMMARY_FILE).unlink(missing_ok=True)
 
-    shards = resolve_batch_shards(cfg.get("batch_shards", 1), 1, batch_size, seq_len, count_params(state.params))
+    options = config.get("runner", {})  # how the run executes here (jaxseq.runner)
+    shards = resolve_batch_shards(options.get("batch_shards", 1), 1, batch_size, seq_len, count_params(state.params))
     sharded, watch = None, None
     if shards > 1:
         sharded = BatchShards(shards, ShardedTextSteps(trainer.model, batch_size, seq_len), per_seed=False)
-        watch = StallWatch(cfg.get("stall_timeout_s", None), f"{shards} batch shards on {sharded.mode}", f"{SHARD_WORKAROUND} --resume")
+        watch = StallWatch(options.get("stall_timeout_s", None), f"{shards} batch shards on {sharded.mode}", f"{SHARD_WORKAROUND} --resume")
     restored_step = int(state.step)
     meta = {"vocab_sha256": vocab_sha256(corpus.vocab)}
     schedule = make_schedule(config.optim, total)

@@ -2,7 +2,7 @@
 
 XLA's CPU runtime runs a compiled program mostly one op at a time: the elementwise kernels of one
 seed's recurrent step run on one core (only its matmuls use more), and they cost as much as the
-matmuls (benchmarks/README.md, "Where the time goes"). With ``train.batch_shards = n`` every training step
+matmuls (benchmarks/README.md, "Where the time goes"). With ``runner.batch_shards = n`` every training step
 cuts its batch of ``B`` rows into ``n`` shards of ``B / n`` rows, computes each shard's loss and
 gradients on its own core, and averages them (summed in shard order) before one update. That is
 the full batch's gradient up to float rounding, so a run with ``n`` shards follows the unsharded
@@ -28,11 +28,11 @@ A trainer is sharded through two pure functions of one seed (see
   (:func:`shard_rows`) of the next step's batch;
 - ``finish_step(run, loss, accuracy, grads) -> (run, metrics)``: the update and its bookkeeping.
 
-``train.batch_shards = "auto"`` (:func:`resolve_batch_shards`) shards only a run of one seed on
+``runner.batch_shards = "auto"`` (:func:`resolve_batch_shards`) shards only a run of one seed on
 CPU, one shard per core, and only where that measured faster: a step large enough to pay for the
 handoff (:data:`MIN_SHARD_FLOPS`) of a model whose matmuls do not already fill the cores
 (:data:`MAX_SHARD_PARAMS`). Several seeds already fill the cores through
-``train.seed_strategy = threads``. Measured on a 2-core machine only (benchmarks/README.md).
+``runner.seed_strategy = threads``. Measured on a 2-core machine only (benchmarks/README.md).
 """
 
 import concurrent.futures
@@ -73,7 +73,7 @@ def resolve_batch_shards(
     """The number of batch shards a run uses.
 
     Args:
-      value: a ``train.batch_shards`` value: ``"auto"`` or a positive integer (or its digits).
+      value: a ``runner.batch_shards`` value: ``"auto"`` or a positive integer (or its digits).
       num_seeds: seeds in the run; ``"auto"`` shards only a single seed.
       batch_size: ``B``, the rows of one training batch; the shard count must divide it.
       length: ``T``, the sequence length (``data.length``, or a text window); num_params: the model's parameter count. With both,
@@ -103,9 +103,9 @@ def resolve_batch_shards(
         return count
     if isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 1:
         if batch_size % value:
-            raise ValueError(f"train.batch_shards={value} does not divide data.batch_size={batch_size}")
+            raise ValueError(f"runner.batch_shards={value} does not divide data.batch_size={batch_size}")
         return int(value)
-    raise ValueError(f"train.batch_shards must be auto or a positive integer, got {value!r}")
+    raise ValueError(f"runner.batch_shards must be auto or a positive integer, got {value!r}")
 
 
 def mean_of_shards(parts: tuple) -> Any:

@@ -1,5 +1,5 @@
 """Several seeds of a graph experiment in one compiled program, mapped over the seed axis the way
-the config's ``train.seed_strategy`` asks (:mod:`jaxseq.runner.seeds`), watched for stalls."""
+the config's ``runner.seed_strategy`` asks (:mod:`jaxseq.runner.seeds`), watched for stalls."""
 
 import time
 from typing import Any
@@ -27,15 +27,16 @@ def train_seeds(
       ``compile_s`` apart from the run (``run_s``).
 
     Seed ``i`` uses ``jax.random.split(jax.random.key(config.train.seed), num_seeds)[i]``; the seeds
-    are mapped by ``config.train.seed_strategy`` (:mod:`jaxseq.runner.seeds`).
+    are mapped by ``config.runner.seed_strategy`` (:mod:`jaxseq.runner.seeds`).
 
     Raises:
       FloatingPointError: naming the first epoch and seed with a non-finite training loss.
-      StalledRunError: the run did not finish within ``train.stall_timeout_s``.
+      StalledRunError: the run did not finish within ``runner.stall_timeout_s``.
     """
     num_seeds = config.train.num_seeds if num_seeds is None else num_seeds
     keys = jax.random.split(jax.random.key(config.train.seed), num_seeds)
-    strategy = resolve_seed_strategy(config.train.get("seed_strategy", "auto"))
+    options = config.get("runner", {})
+    strategy = resolve_seed_strategy(options.get("seed_strategy", "auto"))
     groups = SeedGroups(strategy)
     parts = groups.split(keys)  # one part unless the strategy is threads:G
     start = time.perf_counter()
@@ -45,7 +46,7 @@ def train_seeds(
         if part.shape[0] not in compiled:
             compiled[part.shape[0]] = train.lower(part).compile()
     compiled_at = time.perf_counter()
-    watch = StallWatch(config.train.get("stall_timeout_s", None), f"seed strategy {strategy}")
+    watch = StallWatch(options.get("stall_timeout_s", None), f"seed strategy {strategy}")
     try:
         outputs = groups(lambda part: compiled[part.shape[0]](part), parts, watch, f"training {num_seeds} seeds")
     finally:

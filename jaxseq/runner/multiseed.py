@@ -3,7 +3,7 @@ one per seed group).
 
 The trainer (for example :class:`jaxseq.train.sequence_trainer.SequenceTrainer`) provides pure
 ``init(rng)``, ``run_chunk(run) -> (run, metrics[chunk])`` and ``evaluate(run)``; here they are
-mapped over a leading seed axis by the config's ``train.seed_strategy`` (see
+mapped over a leading seed axis by the config's ``runner.seed_strategy`` (see
 :mod:`jaxseq.runner.seeds`) and ``jax.jit``-ed once. On accelerators with more than one device and
 a seed count that divides evenly, the seed axis is sharded across devices with ``jax.sharding``.
 
@@ -47,7 +47,7 @@ class SeedResults:
         (updates applied), ``converged_step`` and ``stopped_step`` (-1 when it never happened), for
         graphs ``epochs``.
       wall_time: seconds for the whole run, compilation included.
-      batch_shards: how many shards each step's batch was split into (``train.batch_shards``).
+      batch_shards: how many shards each step's batch was split into (``runner.batch_shards``).
       chunk_seconds: wall seconds of each chunk (all seeds together; the first one includes compilation).
       compile_s: seconds to trace and compile, where that was timed apart (graph runs); else None.
     """
@@ -96,7 +96,7 @@ class MultiSeedRunner:
     Args:
       trainer: an object with pure ``init``, ``run_chunk``, ``evaluate``, ``num_chunks`` and
         ``chunk_steps`` (and ``batch_size``; ``length`` and ``num_params`` let ``"auto"`` size shards).
-      options: how the seeds run, the ``train`` section of the setting's config: its
+      options: how the seeds run, the ``runner`` section of the setting's config: its
         ``seed_strategy``, ``batch_shards`` and ``stall_timeout_s`` (each optional; None: the defaults
         ``"auto"``, ``1`` and :data:`jaxseq.runner.seeds.DEFAULT_STALL_TIMEOUT_S`). Trainers know nothing of them.
       strategy: overrides ``options.seed_strategy`` (``"auto"``, ``"vmap"``, ``"map"``,

@@ -42,7 +42,7 @@ def train_seeds(config: ml_collections.ConfigDict) -> SeedResults:
     """One setting's seeds trained together (the body of a Ray task); ``run`` is dropped (not sent back)."""
     request_cpu_devices()  # the worker's own jax backend: one CPU device per CPU of the task
     trainer = make_train(config)
-    results = MultiSeedRunner(trainer, config.train).run(jax.random.key(config.train.seed), config.train.num_seeds)
+    results = MultiSeedRunner(trainer, config.get("runner")).run(jax.random.key(config.train.seed), config.train.num_seeds)
     return dataclasses.replace(results, run=None)
 
 

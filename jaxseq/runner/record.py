@@ -26,12 +26,13 @@ from jaxseq.train.periodic import is_time
 
 
 def make_trainers(configs: Sequence[ml_collections.ConfigDict]) -> list[SequenceTrainer]:
-    """Every setting's trainer, built before any trains, with how its seeds will run (the ``train``
+    """Every setting's trainer, built before any trains, with how its seeds will run (the ``runner``
     section's ``seed_strategy`` and ``batch_shards``): unknown names and bad values fail at once."""
     trainers = [make_train(cfg) for cfg in configs]
     for cfg in configs:
-        resolve_seed_strategy(cfg.train.get("seed_strategy", "auto"))
-        resolve_batch_shards(cfg.train.get("batch_shards", 1), 2, cfg.data.batch_size)
+        options = cfg.get("runner", {})
+        resolve_seed_strategy(options.get("seed_strategy", "auto"))
+        resolve_batch_shards(options.get("batch_shards", 1), 2, cfg.data.batch_size)
     return trainers
 
 
@@ -70,7 +71,7 @@ def train_setting(
     label = label or " ".join(f"{v}" for v in columns.values())
     start = progress.n if progress is not None else 0
     unfinished = UnfinishedSetting(run_dir.path, columns, cfg, save_every_s)
-    results = MultiSeedRunner(trainer, cfg.train).run(
+    results = MultiSeedRunner(trainer, cfg.get("runner")).run(
         jax.random.key(cfg.train.seed), cfg.train.num_seeds, progress=progress, description=label,
         unfinished=unfinished,
     )
@@ -146,7 +147,8 @@ def saved_run_config(run_dir: RunDir, like: ml_collections.ConfigDict) -> ml_col
 
     Args:
       run_dir: the run to redraw.
-      like: a config of the script's own experiment: the saved one must have each of its sections.
+      like: a config of the script's own experiment: the saved one must have each of its sections
+        but the runner section (how seeds ran is no part of a figure).
     Raises:
       ValueError: there is no run there (nothing to redraw), its ``config.json`` cannot be read, or
         it is another tool's run.
@@ -155,7 +157,7 @@ def saved_run_config(run_dir: RunDir, like: ml_collections.ConfigDict) -> ml_col
         raise ValueError(f"--plot_only: no results in {run_dir.path} (no config.json) to redraw; "
                          "run without --plot_only first")
     saved = json.loads(run_dir.file("config.json").read_text())
-    if not set(like.keys()) <= set(saved):  # (a saved config may keep a section the script no longer uses)
+    if not set(like.keys()) - {"runner"} <= set(saved):  # (a saved config may keep a section the script no longer uses)
         raise ValueError(f"--plot_only: {run_dir.path} holds another tool's results (its config.json has sections "
                          f"{', '.join(sorted(saved))}; this script's have {', '.join(sorted(like.keys()))}); "
                          "give the --out of a run of this script")

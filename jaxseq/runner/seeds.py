@@ -1,6 +1,6 @@
 """How the seed axis of a multi-seed run is mapped, and a guard against runs that freeze.
 
-``train.seed_strategy`` names the mapping; every multi-seed trainer reads it through
+``runner.seed_strategy`` names the mapping; every multi-seed trainer reads it through
 :func:`map_over_seeds`, the one place the choice is made:
 
 - ``"vmap"``: ``jax.vmap`` over all seeds, one batched program (``[seed, batch, ...]`` matmuls);
@@ -39,8 +39,8 @@ SEED_STRATEGIES = ("auto", "vmap", "map", "map:K", "threads", "threads:G")
 AUTO_STRATEGY = {"cpu": "threads", "gpu": "vmap", "cuda": "vmap", "rocm": "vmap", "tpu": "vmap"}
 
 DEFAULT_STALL_TIMEOUT_S = 300.0  # the least a chunk may take before the run is called stalled
-SEED_WORKAROUND = "--config.train.seed_strategy=map (finished settings are kept)"
-SHARD_WORKAROUND = "--config.train.batch_shards=1"
+SEED_WORKAROUND = "--config.runner.seed_strategy=map (finished settings are kept)"
+SHARD_WORKAROUND = "--config.runner.batch_shards=1"
 STALL_FACTOR = 10.0  # ... or this many times the slowest chunk so far, whichever is longer
 
 
@@ -52,7 +52,7 @@ def resolve_seed_strategy(name: str, backend: Optional[str] = None) -> str:
     """The concrete strategy (``"vmap"``, ``"map"``, ``"map:K"`` or ``"threads:G"``) that ``name`` stands for.
 
     Args:
-      name: a ``train.seed_strategy`` value: ``"auto"``, ``"vmap"``, ``"map"``, ``"map:K"``,
+      name: a ``runner.seed_strategy`` value: ``"auto"``, ``"vmap"``, ``"map"``, ``"map:K"``,
         ``"threads"`` (one group per CPU core) or ``"threads:G"``.
       backend: the platform ``"auto"`` is resolved for (default: ``jax.default_backend()``).
     Raises:
@@ -69,7 +69,7 @@ def resolve_seed_strategy(name: str, backend: Optional[str] = None) -> str:
     if kind in ("map", "threads") and size.isdigit() and int(size) >= 1:
         return f"{kind}:{int(size)}"
     raise ValueError(
-        f"unknown train.seed_strategy {name!r}; choose one of: auto, vmap, map, map:K, threads, threads:G "
+        f"unknown runner.seed_strategy {name!r}; choose one of: auto, vmap, map, map:K, threads, threads:G "
         "(K, G positive integers)"
     )
 
@@ -85,7 +85,7 @@ def map_over_seeds(fn: Callable[[Any], Any], strategy: str) -> Callable[[Any], A
 
     Args:
       fn: a pure function of one argument (a key, or one seed's run state).
-      strategy: a ``train.seed_strategy`` value (resolved with :func:`resolve_seed_strategy`).
+      strategy: a ``runner.seed_strategy`` value (resolved with :func:`resolve_seed_strategy`).
     Returns:
       A function of the stacked argument whose outputs are stacked ``[seed, ...]``; not jitted.
     """
@@ -125,7 +125,7 @@ class SeedGroups:
     With one group it calls the function directly (no thread), as ``"map"`` and ``"vmap"`` do.
 
     Args:
-      strategy: a ``train.seed_strategy`` value; ``"threads:G"`` gives ``G`` groups, any other one.
+      strategy: a ``runner.seed_strategy`` value; ``"threads:G"`` gives ``G`` groups, any other one.
     """
 
     def __init__(self, strategy: str):
@@ -234,5 +234,5 @@ class StallWatch:
         return StalledRunError(
             f"{what} made no progress for {time.monotonic() - start:.0f} s ({self.strategy or '?'}): "
             f"XLA's CPU runtime looks deadlocked; rerun with {self.workaround}, or raise "
-            "train.stall_timeout_s if chunks are really this slow"
+            "runner.stall_timeout_s if chunks are really this slow"
         )

@@ -4,7 +4,7 @@
 sequence trainer: the whole run — initialisation, a ``lax.scan`` over epochs, early stopping, the
 final evaluation — is one compiled program, so ten seeds are
 ``jax.jit(jax.vmap(trainer.train))(jax.random.split(key, 10))`` (:func:`jaxseq.runner.graph_seeds.train_seeds`
-maps the seed axis by backend or ``train.seed_strategy``). Early stopping is per seed and
+maps the seed axis by backend or ``runner.seed_strategy``). Early stopping is per seed and
 lives inside the program: once a seed has stopped, its updates are masked out (its parameters and
 optimiser state are carried unchanged) while the other seeds keep training.
 

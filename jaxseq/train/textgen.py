@@ -97,7 +97,7 @@ def make_train_step(model: CharLSTM) -> Callable:
 
 class ShardedTextSteps:
     """The training step of :func:`train_chunk`, split for :class:`jaxseq.runner.batch_shards.BatchShards`
-    (``train.batch_shards``; one run, no seed axis).
+    (``runner.batch_shards``; one run, no seed axis).
 
     Shard ``i`` of step ``s`` trains on its rows of the batch :func:`train_chunk` draws at step
     ``s``, with dropout key ``fold_in(fold_in(dropout_rng, s), i)``: every shard draws its own
