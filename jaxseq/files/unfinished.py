@@ -67,17 +67,6 @@ def fingerprint(cfg: ml_collections.ConfigDict) -> str:
     return _sha256(plain)
 
 
-def train_section_fingerprint(cfg: ml_collections.ConfigDict) -> str:
-    """The fingerprint of a save made while the config kept the runner's fields in its ``train``
-    section (:data:`jaxseq.config.TRAIN_SECTION_NAMES`): that section with ``seed_strategy`` and
-    ``batch_shards`` in it, ``stall_timeout_s`` left out. Such a save of the same setting goes on too."""
-    plain = json.loads(cfg.to_json_best_effort(sort_keys=True))
-    runner = plain.pop("runner", {})
-    runner.pop("stall_timeout_s", None)
-    plain.setdefault("train", {}).update(runner)
-    return _sha256(plain)
-
-
 def _sha256(plain: Any) -> str:
     return hashlib.sha256(json.dumps(plain, sort_keys=True).encode()).hexdigest()
 
@@ -93,8 +82,7 @@ class UnfinishedSetting:
       run_path: the run directory (the save goes under ``unfinished/``).
       columns: the columns naming the setting (e.g. ``{"cell": "lru", "task": "copy", "length": 512}``);
         they name the file.
-      cfg: the setting's config; a save is used only by the same config (:func:`fingerprint`, or
-        :func:`train_section_fingerprint` for a save whose config kept the runner's fields in ``train``).
+      cfg: the setting's config; a save is used only by the same config (:func:`fingerprint`).
       every_s: seconds of training between saves (0: after every chunk).
     """
 
@@ -103,7 +91,6 @@ class UnfinishedSetting:
         name = ",".join(f"{k}={v}" for k, v in columns.items()) or "setting"
         self.path = pathlib.Path(run_path) / UNFINISHED_DIR / (re.sub(r"[^A-Za-z0-9_.,=+-]", "_", name) + ".msgpack")
         self.fingerprint = fingerprint(cfg)
-        self._accepted = {self.fingerprint, train_section_fingerprint(cfg)}  # what a usable save may carry
         self.every_s = every_s
         self._last_save = time.monotonic()
 
@@ -137,7 +124,7 @@ class UnfinishedSetting:
         except (OSError, ValueError) as err:
             warn(f"{err}; the setting starts again from step 0")
             return None
-        if raw.get("fingerprint") not in self._accepted:
+        if raw.get("fingerprint") != self.fingerprint:
             warn(f"{self.path} was saved with another config of this setting; it starts again from step 0")
             return None
         leaves, treedef = jax.tree.flatten(template)
