@@ -61,12 +61,16 @@ def uninterrupted(tmp_path_factory):
 def test_an_interrupted_setting_goes_on_from_its_save_and_ends_as_if_never_stopped(
         tmp_path, uninterrupted, error, save_every_s, capsys):
     run_dir = RunDir(tmp_path)
+    run_dir.check_config(setting())  # as a study script does before training
     with pytest.raises(type(error)):
         trained(run_dir, setting(), progress=StopAfter(2, error), save_every_s=save_every_s)
-    save = UnfinishedSetting(tmp_path, COLUMNS, setting()).path
+    save = UnfinishedSetting(run_dir, COLUMNS, setting()).path
     assert save.is_file() and save.with_name(save.name + ".sha256").is_file()
     assert run_dir.read_results() == []  # nothing recorded for an unfinished setting
 
+    # the next run of the same command: its directory holds the config the save belongs to
+    run_dir = RunDir(tmp_path)
+    run_dir.check_config(setting())
     bar = StopAfter(0, KeyboardInterrupt())
     resumed = trained(run_dir, setting(), progress=bar)
     assert "continuing from step 20" in capsys.readouterr().err
@@ -87,7 +91,7 @@ def test_a_save_of_another_config_or_a_damaged_save_is_not_used(tmp_path, uninte
 
     with pytest.raises(KeyboardInterrupt):
         trained(run_dir, setting(), progress=StopAfter(2, KeyboardInterrupt()))
-    save = UnfinishedSetting(tmp_path, COLUMNS, setting()).path
+    save = UnfinishedSetting(run_dir, COLUMNS, setting()).path
     save.write_bytes(save.read_bytes()[:-10])
     again = trained(run_dir, setting())
     assert "fails its SHA-256 check" in capsys.readouterr().err
@@ -98,7 +102,7 @@ def interrupted_save(run_dir: RunDir, cfg) -> UnfinishedSetting:
     """The save a Ctrl-C after chunk 2 of ``cfg`` leaves in ``run_dir``."""
     with pytest.raises(KeyboardInterrupt):
         trained(run_dir, cfg, progress=StopAfter(2, KeyboardInterrupt()))
-    return UnfinishedSetting(run_dir.path, COLUMNS, cfg)
+    return UnfinishedSetting(run_dir, COLUMNS, cfg)
 
 
 def test_a_save_goes_on_under_another_runner_section(tmp_path, uninterrupted, capsys):

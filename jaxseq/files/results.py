@@ -320,6 +320,13 @@ class RunDir:
             target[name] = value
         write_json_atomic(self._writable_file("config.json"), nested)
 
+    def keep_claimed_config(self) -> None:
+        """Save the config :meth:`check_config` accepted (merged as :meth:`add_config` does), before
+        anything of it is written here: the first rows, or the save of a setting under way
+        (:mod:`jaxseq.files.unfinished`), which a later run must find owned. Nothing when none was checked."""
+        if self._claimed is not None:
+            self.add_config(*self._claimed)
+
     def append_metrics(self, rows: Iterable[Mapping[str, Any]]) -> None:
         """Append one JSON line per row to ``metrics.jsonl`` (after a newline if a crash tore the last line)."""
         path = self._writable_file("metrics.jsonl")
@@ -397,8 +404,7 @@ class RunDir:
         The curves are written first and the rows last: a setting counts as finished only once its rows
         are in place, and a crash between the two is undone by the rerun this triggers.
         """
-        if self._claimed is not None:
-            self.add_config(*self._claimed)
+        self.keep_claimed_config()
         same = {k: str(_plain(v)) for k, v in columns.items()}
 
         def of_setting(row: Mapping[str, Any]) -> bool:

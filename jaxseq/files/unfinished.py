@@ -35,6 +35,7 @@ import numpy as np
 from flax import serialization
 
 from jaxseq.files.checkpoints import checksum_path, read_checkpoint, write_verified
+from jaxseq.files.results import RunDir
 from jaxseq.report import note, warn
 
 UNFINISHED_DIR = "unfinished"
@@ -79,17 +80,20 @@ class UnfinishedSetting:
     """The save of one setting under way in a run directory.
 
     Args:
-      run_path: the run directory (the save goes under ``unfinished/``).
+      run_dir: the run directory (the save goes under ``unfinished/``); the config it accepted is
+        saved as its ``config.json`` before the first save (:meth:`~jaxseq.files.results.RunDir.keep_claimed_config`),
+        so the same command finds the directory its own.
       columns: the columns naming the setting (e.g. ``{"cell": "lru", "task": "copy", "length": 512}``);
         they name the file.
       cfg: the setting's config; a save is used only by the same config (:func:`fingerprint`).
       every_s: seconds of training between saves (0: after every chunk).
     """
 
-    def __init__(self, run_path: Any, columns: Mapping[str, Any], cfg: ml_collections.ConfigDict,
+    def __init__(self, run_dir: RunDir, columns: Mapping[str, Any], cfg: ml_collections.ConfigDict,
                  every_s: float = SAVE_EVERY_S):
         name = ",".join(f"{k}={v}" for k, v in columns.items()) or "setting"
-        self.path = pathlib.Path(run_path) / UNFINISHED_DIR / (re.sub(r"[^A-Za-z0-9_.,=+-]", "_", name) + ".msgpack")
+        self.run_dir = run_dir
+        self.path = run_dir.path / UNFINISHED_DIR / (re.sub(r"[^A-Za-z0-9_.,=+-]", "_", name) + ".msgpack")
         self.fingerprint = fingerprint(cfg)
         self.every_s = every_s
         self._last_save = time.monotonic()
@@ -110,6 +114,7 @@ class UnfinishedSetting:
             "leaves": {str(i): np.asarray(leaf) for i, leaf in enumerate(leaves)},
             "steps": {k: np.asarray(v) for k, v in steps.items()},
         }
+        self.run_dir.keep_claimed_config()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         write_verified(self.path, serialization.msgpack_serialize(saved))
         self._last_save = time.monotonic()

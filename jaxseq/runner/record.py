@@ -70,7 +70,7 @@ def train_setting(
     trainer = trainer or make_train(cfg)
     label = label or " ".join(f"{v}" for v in columns.values())
     start = progress.n if progress is not None else 0
-    unfinished = UnfinishedSetting(run_dir.path, columns, cfg, save_every_s)
+    unfinished = UnfinishedSetting(run_dir, columns, cfg, save_every_s)
     results = MultiSeedRunner(trainer, cfg.get("runner")).run(
         jax.random.key(cfg.train.seed), cfg.train.num_seeds, progress=progress, description=label,
         unfinished=unfinished,
