@@ -33,7 +33,8 @@ class StagedStep:
       (``pres``: the outputs ``a_i @ W_i`` of the stages before it);
     - ``combine(carry, x_proj, pres) -> (carry_t, h_t)``: the elementwise rest of the step, with
       ``h_t == hidden(carry_t)``;
-    - ``hidden(carry)`` and ``with_hidden(carry, h)``: where ``h`` sits in the carry (the cell's own);
+    - ``hidden(carry)`` and ``with_hidden(carry, h)``: where ``h`` sits in the carry (each step class
+      binds its cell's own);
     - ``input_joins_stage``: True when one stage's kernel spans every gate column, so the input
       projection can join that matmul (:func:`jaxseq.models.bptt.input_joined`).
     """
@@ -46,14 +47,6 @@ class StagedStep:
 
     @staticmethod
     def combine(carry: Carry, x_proj: jax.Array, pres: tuple) -> tuple[Carry, jax.Array]:
-        raise NotImplementedError
-
-    @staticmethod
-    def hidden(carry: Carry) -> jax.Array:
-        raise NotImplementedError
-
-    @staticmethod
-    def with_hidden(carry: Carry, h: jax.Array) -> Carry:
         raise NotImplementedError
 
 
