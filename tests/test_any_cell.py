@@ -41,14 +41,14 @@ def test_flax_cells_train_through_the_classifier(name):
     """The snippet that used to fail: a Flax cell in SequenceClassifier, initialised and differentiated."""
     model = SequenceClassifier(cell=getattr(nn, name)(features=H), num_classes=V, vocab_size=V, encoding="onehot")
     tokens, labels = tokens_and_labels()
-    params = model.init(jax.random.key(0), tokens)["params"]
+    params = jax.jit(model.init)(jax.random.key(0), tokens)["params"]  # compiled: one program, not one per op
 
     def loss(params):
         logits = model.apply({"params": params}, tokens)
         return -jnp.mean(jax.nn.log_softmax(logits)[jnp.arange(B), labels])
 
-    grads = jax.grad(loss)(params)
-    assert model.apply({"params": params}, tokens).shape == (B, V)
+    grads = jax.jit(jax.grad(loss))(params)
+    assert jax.eval_shape(model.apply, {"params": params}, tokens).shape == (B, V)
     assert all(np.abs(g).max() > 0 for g in jax.tree.leaves(grads["cell"]))
 
 

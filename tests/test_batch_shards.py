@@ -67,8 +67,10 @@ def test_shards_cover_the_batch_and_their_mean_is_the_mean():
 def test_the_mean_of_shard_gradients_is_the_batch_gradient():
     trainer = make_train(quick(**{"model.name": "lstm", "data.length": 6}))
     run = trainer.init(jax.random.key(3))
-    full = trainer.gradients(run.train_state, trainer._step_batch(run))
-    parts = tuple(trainer.shard_gradients(run, jnp.int32(i), 4) for i in range(4))
+    # compiled, as the trainer runs them (op by op, the two would dispatch hundreds of small programs)
+    full = jax.jit(trainer.gradients)(run.train_state, jax.jit(trainer._step_batch)(run))
+    shard_gradients = jax.jit(trainer.shard_gradients, static_argnums=2)
+    parts = tuple(shard_gradients(run, jnp.int32(i), 4) for i in range(4))
     chex.assert_trees_all_close(mean_of_shards(parts), full, rtol=1e-5, atol=1e-7)
 
 
