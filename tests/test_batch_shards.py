@@ -66,7 +66,7 @@ def test_shards_cover_the_batch_and_their_mean_is_the_mean():
 @pytest.mark.slow
 def test_the_mean_of_shard_gradients_is_the_batch_gradient():
     trainer = make_train(quick(**{"model.name": "lstm", "data.length": 6}))
-    run = trainer.init(jax.random.key(3))
+    run = jax.jit(trainer.init)(jax.random.key(3))
     # compiled, as the trainer runs them (op by op, the two would dispatch hundreds of small programs)
     full = jax.jit(trainer.gradients)(run.train_state, jax.jit(trainer._step_batch)(run))
     shard_gradients = jax.jit(trainer.shard_gradients, static_argnums=2)
